@@ -1,0 +1,163 @@
+"""The command line, run as a real subprocess: exit codes, one-line errors, stable JSON."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from idx_writer import patch, write_mmidx
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "data"
+SHARED = ROOT.parent / "shared"
+
+
+def run(*args, cwd=ROOT):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "tokcount", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def assert_clean_error(proc, code):
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("tokcount: error")]
+    assert errors, proc.stderr
+
+
+def index_sizes(prefix):
+    """sizes read straight from the bytes, independently of tokcount."""
+    raw = Path(str(prefix) + ".idx").read_bytes()
+    n = int.from_bytes(raw[18:26], "little")
+    return np.frombuffer(raw, dtype="<i4", count=n, offset=34)
+
+
+def test_example_scan_json_keys_and_counts():
+    proc = run("scan", *sorted(glob.glob(str(EXAMPLE / "*.bin"))), "--seq-len", 2048, "--gbs", 1024, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    f = doc["files"][0]
+    for key in ("path", "format", "documents", "sequences", "empty_documents", "tokens", "dtype"):
+        assert key in f
+    for key in ("files", "documents", "sequences", "tokens"):
+        assert key in doc["total"]
+    sizes = index_sizes(EXAMPLE / "corpus_text_document")
+    assert f["tokens"] == int(sizes.sum(dtype=np.int64)) == doc["total"]["tokens"]
+    assert f["sequences"] == len(sizes)
+    lines = (EXAMPLE / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    assert f["documents"] == len(lines)
+    assert f["empty_documents"] == sum(1 for line in lines if json.loads(line)["text"] == "")
+    plan = doc["plan"]
+    for key in ("framework", "seq_len", "global_batch_size", "tokens", "samples_per_epoch", "estimated_tokens",
+                "iterations_per_epoch", "remainder_samples"):
+        assert key in plan
+    T = f["tokens"]
+    assert plan["samples_per_epoch"] == (T - 1) // 2048
+    assert plan["estimated_tokens"] == plan["samples_per_epoch"] * 2048
+    assert plan["iterations_per_epoch"] == plan["samples_per_epoch"] // 1024
+
+
+@pytest.mark.skipif(not (SHARED / "tokenizers" / "gpt2.json").exists(), reason="needs ../shared/tokenizers/gpt2.json")
+def test_example_index_is_the_tokenized_jsonl():
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(SHARED / "tokenizers" / "gpt2.json"))
+    lengths = []
+    for line in (EXAMPLE / "corpus.jsonl").read_text(encoding="utf-8").splitlines():
+        n = len(tok.encode(json.loads(line)["text"]).ids)
+        if n:
+            lengths.append(n + 1)  # Megatron preprocessing: EOD on non-empty documents only
+    assert index_sizes(EXAMPLE / "corpus_text_document").tolist() == lengths
+
+
+def test_split_and_train_iters_in_json(tmp_path):
+    sizes = [5, 0, 7, 3, 9, 11, 2, 4, 6, 8]
+    write_mmidx(tmp_path / "d", [[[1] * s] for s in sizes])
+    proc = run("scan", tmp_path / "d", "--seq-len", 4, "--gbs", 2, "--split", "8,1,1", "--train-iters", 3,
+               "--eval-interval", 2, "--eval-iters", 1, "--json")
+    assert proc.returncode == 0, proc.stderr
+    splits = json.loads(proc.stdout)["plan"]["splits"]
+    for name in ("train", "valid", "test"):
+        for key in ("sequences", "tokens", "samples_per_epoch", "requested_samples", "epochs", "samples_built",
+                    "dataset_length"):
+            assert key in splits[name]
+    # Megatron: round the cumulative fraction (spec §4.2): [0,8) [8,9) [9,10)
+    assert splits["train"]["sequences"] == [0, 8]
+    assert splits["train"]["tokens"] == sum(sizes[:8])
+    assert splits["valid"]["tokens"] == sizes[8]
+    assert splits["train"]["requested_samples"] == 3 * 2
+    assert splits["valid"]["requested_samples"] == (3 // 2 + 1) * 1 * 2
+
+
+def test_corrupt_file_exit_2_and_healthy_files_still_reported(tmp_path):
+    write_mmidx(tmp_path / "good", [[[1, 2, 3]]])
+    write_mmidx(tmp_path / "bad", [[[1, 2, 3]]])
+    patch(tmp_path / "bad.idx", 17, "<B", 6)
+    proc = run("scan", tmp_path / "good.bin", tmp_path / "bad.bin", "--json")
+    assert_clean_error(proc, 2)
+    doc = json.loads(proc.stdout)
+    assert [f["tokens"] for f in doc["files"]] == [3]
+    assert doc["failures"][0]["check"] == "dtype code"
+    assert "bad.idx" in proc.stderr and "byte 17" in proc.stderr
+
+
+def test_table_output_without_json(tmp_path):
+    write_mmidx(tmp_path / "d", [[[1] * 100], []])
+    proc = run("scan", tmp_path / "d.bin", "--seq-len", 8, "--gbs", 4)
+    assert proc.returncode == 0, proc.stderr
+    assert "100" in proc.stdout and "samples per epoch" in proc.stdout
+
+
+def test_verify_tokens_cli(tmp_path):
+    write_mmidx(tmp_path / "d", [[[1, 2, 0]], [[70000, 0]]], dtype=np.int32)
+    proc = run("scan", tmp_path / "d", "--verify-tokens", "--vocab-size", 65536, "--eod", 0)
+    assert_clean_error(proc, 2)
+    assert "token 3" in proc.stderr
+    proc = run("scan", tmp_path / "d", "--verify-tokens", "--vocab-size", 70001, "--eod", 0, "--json")
+    assert proc.returncode == 0, proc.stderr
+    check = json.loads(proc.stdout)["files"][0]["token_check"]
+    assert check["max_token_id"] == 70000 and check["documents_missing_eod"] == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["scan"],
+    ["scan", "x.bin", "--seq-len", "0", "--gbs", "4"],
+    ["scan", "x.bin", "--seq-len", "8"],
+    ["scan", "x.bin", "--verify-tokens"],
+    ["plan", "--seq-len", "8", "--gbs", "2"],
+    ["bogus"],
+])
+def test_usage_errors_exit_1(args):
+    proc = run(*args)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_file_exit_2():
+    proc = run("scan", "/nonexistent/data_text_document.bin")
+    assert_clean_error(proc, 2)
+
+
+def test_plan_seed_example():
+    proc = run("plan", "--samples", 31267487, "--seq-len", 2048, "--gbs", 1024, "--json")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "30534" in text.replace(",", "")
+    proc = run("plan", "--samples", 31267487, "--seq-len", 2048, "--gbs", 1024)
+    assert proc.returncode == 0 and "30,534" in proc.stdout
+
+
+def test_python_api_mirrors_cli(tmp_path):
+    import tokcount
+
+    write_mmidx(tmp_path / "d", [[[1] * 50]])
+    report = tokcount.scan(str(tmp_path / "d"), tokcount.TrainingOptions(seq_len=7, global_batch_size=2))
+    assert report.total["tokens"] == 50
+    assert report.plan.samples_per_epoch == (50 - 1) // 7

@@ -1,0 +1,165 @@
+"""Command line: parse arguments, call the library, render the result. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import EXIT_INTERRUPTED, EXIT_INVALID_FILE, EXIT_OK, EXIT_USAGE, TokcountError, UsageError
+from .scan import Progress, TokenCheckOptions, TrainingOptions, scan
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would exit 2, which we reserve for bad files
+        self.print_usage(sys.stderr)
+        print(f"tokcount: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _positive_int(text) if text.strip() not in ("0",) else 0
+    return value
+
+
+def _add_training_arguments(p: argparse.ArgumentParser, required: bool) -> None:
+    g = p.add_argument_group("training plan (GPT-NeoX / Megatron-LM math)")
+    g.add_argument("--seq-len", type=_positive_int, required=required, help="sequence length S")
+    g.add_argument("--gbs", "--global-batch-size", dest="gbs", type=_positive_int, required=required,
+                   help="global batch size G (micro batch x data parallel x gradient accumulation)")
+    g.add_argument("--framework", choices=["megatron", "neox"], default="megatron", help="whose rules (default megatron)")
+    g.add_argument("--no-extra-token", action="store_true",
+                   help="Megatron's add_extra_token_to_sequence=False (x = 0); NeoX always uses x = 1")
+    g.add_argument("--split", help='train/valid/test split string, e.g. "969, 30, 1" (over sequences)')
+    g.add_argument("--train-iters", type=_positive_int, help="planned training iterations")
+    g.add_argument("--eval-interval", type=_positive_int, default=1000, help="default 1000")
+    g.add_argument("--eval-iters", type=_non_negative_int, default=100, help="default 100")
+
+
+def _training_options(args) -> TrainingOptions | None:
+    if args.seq_len is None and args.gbs is None:
+        for name in ("split", "train_iters", "weights"):
+            if getattr(args, name, None) is not None:
+                raise UsageError(f"--{name.replace('_', '-')} needs --seq-len and --gbs")
+        return None
+    if args.seq_len is None or args.gbs is None:
+        raise UsageError("--seq-len and --gbs go together")
+    return TrainingOptions(
+        seq_len=args.seq_len,
+        global_batch_size=args.gbs,
+        framework=args.framework,
+        extra_token=not args.no_extra_token,
+        split=args.split,
+        train_iters=args.train_iters,
+        eval_interval=args.eval_interval,
+        eval_iters=args.eval_iters,
+        weights=tuple(args.weights) if getattr(args, "weights", None) else None,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tokcount", description="Exact token counts for LLM training data, and the training plan they imply.")
+    parser.add_argument("--version", action="version", version=f"tokcount {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("scan", help="count tokens in .bin/.idx shards")
+    s.add_argument("paths", nargs="+", help=".bin, .idx, a prefix, or a glob")
+    s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    s.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    s.add_argument("--weights", type=float, nargs="+", help="blend weights, one per file, in order")
+    v = s.add_argument_group("token verification (reads the .bin)")
+    v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin files")
+    v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
+    v.add_argument("--eod", type=_non_negative_int, help="every non-empty document must end with this id")
+    _add_training_arguments(s, required=False)
+
+    p = sub.add_parser("plan", help="the training math from numbers alone")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tokens", type=_positive_int, help="tokens T in the dataset")
+    src.add_argument("--samples", type=_positive_int, help="samples per epoch (or a log's 'total number of samples')")
+    p.add_argument("--from-log", choices=["neox", "megatron"],
+                   help="--samples is the 'total number of samples:' value of this framework's log")
+    p.add_argument("--json", action="store_true")
+    _add_training_arguments(p, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "scan":
+            return _run_scan(args)
+        return _run_plan(args)
+    except TokcountError as e:
+        print(f"tokcount: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("tokcount: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _run_scan(args) -> int:
+    training = _training_options(args)
+    verify = None
+    if args.verify_tokens:
+        if args.vocab_size is None:
+            raise UsageError("--verify-tokens needs --vocab-size")
+        verify = TokenCheckOptions(args.vocab_size, args.eod)
+    elif args.vocab_size is not None or args.eod is not None:
+        raise UsageError("--vocab-size and --eod only apply with --verify-tokens")
+    from . import render
+
+    progress = render.progress_bar() if (not args.no_progress and sys.stderr.isatty()) else Progress()
+    with progress if hasattr(progress, "__enter__") else _nullcontext():
+        report = scan(args.paths, training, verify, progress)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        render.print_report(report)
+    for failure in report.failures:
+        print(f"tokcount: error: {failure}", file=sys.stderr)
+    if not report.complete:
+        print("tokcount: interrupted: the report above is INCOMPLETE", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_INVALID_FILE
+
+
+def _run_plan(args) -> int:
+    from . import plan as planning
+    from . import render
+
+    training = _training_options(args)
+    if args.tokens is not None:
+        if args.from_log:
+            raise UsageError("--from-log applies to --samples")
+        result = planning.make_plan(tokens=args.tokens, **training.plan_kwargs())
+    else:
+        kw = {k: v for k, v in training.plan_kwargs().items()
+              if k in ("seq_len", "global_batch_size", "framework", "extra_token")}
+        result = planning.plan_from_samples(args.samples, from_log=args.from_log, **kw)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render.print_plan(result)
+    return EXIT_OK
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,44 @@
+"""Errors a user can act on.
+
+Every problem caused by the user's input is raised as a subclass of ``TokcountError``; the CLI
+prints ``str(error)`` as one line and exits with ``error.exit_code``. Anything else escaping is
+a tokcount bug.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 1
+EXIT_INVALID_FILE = 2
+EXIT_MISMATCH = 3
+EXIT_INTERRUPTED = 130
+
+
+class TokcountError(Exception):
+    """Base class: a one-line, actionable message."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(TokcountError):
+    """Bad arguments or impossible parameters (exit 1)."""
+
+    exit_code = EXIT_USAGE
+
+
+class PlanError(UsageError):
+    """Parameters for which the real trainer would hang or abort."""
+
+
+class FileCheckError(TokcountError):
+    """A file failed a check: names the file, the check and the first bad position (exit 2)."""
+
+    exit_code = EXIT_INVALID_FILE
+
+    def __init__(self, path: str, check: str, detail: str, position: str | None = None):
+        self.path = str(path)
+        self.check = check
+        self.detail = detail
+        self.position = position
+        where = f" at {position}" if position else ""
+        super().__init__(f"{self.path}: {check} failed{where}: {detail}")

@@ -1,0 +1,80 @@
+"""The result of a scan: per-file counts, failures, totals and the plan. JSON keys are stable
+(documented in the README)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import FileCheckError
+
+
+@dataclass
+class FileReport:
+    path: str
+    format: str
+    documents: int
+    sequences: int
+    empty_documents: int
+    tokens: int
+    dtype: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # format-specific fields, flattened into JSON
+    warnings: list[str] = field(default_factory=list)
+    sizes: np.ndarray | None = field(default=None, repr=False)  # tokens per sequence, for the plan
+
+    def to_dict(self) -> dict:
+        out = {
+            "path": self.path,
+            "format": self.format,
+            "documents": self.documents,
+            "sequences": self.sequences,
+            "empty_documents": self.empty_documents,
+            "tokens": self.tokens,
+            "dtype": self.dtype,
+        }
+        out.update(self.extra)
+        out["warnings"] = list(self.warnings)
+        return out
+
+
+def failure_to_dict(error: FileCheckError) -> dict:
+    return {"path": error.path, "check": error.check, "position": error.position, "message": str(error)}
+
+
+@dataclass
+class Report:
+    files: list[FileReport] = field(default_factory=list)
+    failures: list[FileCheckError] = field(default_factory=list)
+    plan: Any = None  # tokcount.plan.Plan for all files as one dataset
+    blend: Any = None  # tokcount.plan.BlendPlan when several files
+    complete: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> dict:
+        return {
+            "files": len(self.files),
+            "documents": sum(f.documents for f in self.files),
+            "sequences": sum(f.sequences for f in self.files),
+            "empty_documents": sum(f.empty_documents for f in self.files),
+            "tokens": sum(f.tokens for f in self.files),
+        }
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict:
+        return {
+            "tokcount_version": __version__,
+            "complete": self.complete,
+            "options": self.options,
+            "files": [f.to_dict() for f in self.files],
+            "failures": [failure_to_dict(e) for e in self.failures],
+            "total": self.total,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
+            "blend": self.blend.to_dict() if self.blend is not None else None,
+        }
