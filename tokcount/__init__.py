@@ -7,8 +7,8 @@ from .scan import TokenCheckOptions, TrainingOptions, scan  # noqa: E402
 
 
 def plan(*args, **kwargs):
-    """Trainer math from a per-sequence sizes array or a token total: see tokcount.plan.make_plan."""
-    from .plan import make_plan
+    """Trainer math from a per-sequence sizes array or a token total: see tokcount.planning.make_plan."""
+    from .planning import make_plan
 
     return make_plan(*args, **kwargs)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -123,7 +124,7 @@ def _run_scan(args) -> int:
     from . import render
 
     progress = render.progress_bar() if (not args.no_progress and sys.stderr.isatty()) else Progress()
-    with progress if hasattr(progress, "__enter__") else _nullcontext():
+    with progress if hasattr(progress, "__enter__") else contextlib.nullcontext():
         report = scan(args.paths, training, verify, progress)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -138,7 +139,7 @@ def _run_scan(args) -> int:
 
 
 def _run_plan(args) -> int:
-    from . import plan as planning
+    from . import planning
     from . import render
 
     training = _training_options(args)
@@ -149,17 +150,11 @@ def _run_plan(args) -> int:
     else:
         kw = {k: v for k, v in training.plan_kwargs().items()
               if k in ("seq_len", "global_batch_size", "framework", "extra_token")}
+        if args.from_log:
+            kw["framework"] = args.from_log  # the log says whose semantics the number has
         result = planning.plan_from_samples(args.samples, from_log=args.from_log, **kw)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         render.print_plan(result)
     return EXIT_OK
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -11,7 +11,8 @@ from rich.table import Table
 from .report import Report
 from .scan import Progress as ScanProgress
 
-_out = Console(highlight=False, soft_wrap=True)
+# Piped output gets a wide console so tables are not cut to 80 columns.
+_out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _n(value) -> str:
@@ -59,7 +60,7 @@ def print_report(report: Report) -> None:
     table = Table(title=None if report.complete else "[red]INCOMPLETE (interrupted)")
     for name, justify in (("file", "left"), ("format", "left"), ("dtype", "left"), ("documents", "right"),
                           ("empty", "right"), ("sequences", "right"), ("tokens", "right")):
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, overflow="fold")
     for f in report.files:
         table.add_row(f.path, f.format, f.dtype or "-", _n(f.documents), _n(f.empty_documents), _n(f.sequences), _n(f.tokens))
     total = report.total
@@ -109,7 +110,7 @@ def print_plan(plan, title: str | None = None) -> None:
     if splits:
         t = Table(title=f"splits {d.get('split') or '(none: all train)'}"
                   + (f", train_iters {_n(d['train_iters'])}" if d.get("train_iters") else ""))
-        cols = ["split", "sequences", "tokens", "samples/epoch", "requested", "epochs", "built B", "length", "logged", "separate final epoch"]
+        cols = ["split", "sequences", "tokens", "samples/epoch", "requested", "epochs", "built B", "len", "logged", "sep. final"]
         for c in cols:
             t.add_column(c, justify="left" if c == "split" else "right")
         for name, s in splits.items():

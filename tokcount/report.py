@@ -48,8 +48,8 @@ def failure_to_dict(error: FileCheckError) -> dict:
 class Report:
     files: list[FileReport] = field(default_factory=list)
     failures: list[FileCheckError] = field(default_factory=list)
-    plan: Any = None  # tokcount.plan.Plan for all files as one dataset
-    blend: Any = None  # tokcount.plan.BlendPlan when several files
+    plan: Any = None  # tokcount.planning.Plan for all files as one dataset
+    blend: Any = None  # tokcount.planning.BlendPlan when several files
     complete: bool = True
     options: dict[str, Any] = field(default_factory=dict)
 

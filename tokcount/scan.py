@@ -15,7 +15,7 @@ from .sources import INDEXED, Source, find_sources
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """What the trainer will be asked to do with the tokens (see tokcount.plan)."""
+    """What the trainer will be asked to do with the tokens (see tokcount.planning)."""
 
     seq_len: int
     global_batch_size: int
@@ -123,7 +123,7 @@ def _count(source: Source, shard, verify: TokenCheckOptions | None, progress: Pr
 
 
 def _plan(files: list[FileReport], training: TrainingOptions):
-    from . import plan as planning
+    from . import planning
 
     sizes = [f.sizes for f in files]
     merged = sizes[0] if len(sizes) == 1 else np.concatenate(sizes)

@@ -1,0 +1,1011 @@
+"""What GPT-NeoX and Megatron-LM training will do with a tokenized dataset.
+
+Pure functions and dataclasses, no I/O. Every rule follows ``shared/spec/megatron_neox.md``
+(section numbers in the comments). All trainer loops are replaced by closed forms, so nothing
+here can hang where the trainers do (T == 0 with a target); such cases are recorded as refusals.
+
+Notation: S = seq_len, G = global batch size, T = tokens of one split, N = requested samples,
+E = epochs, x = extra token (1 for NeoX; Megatron's add_extra_token_to_sequence, default 1),
+B = samples built.
+
+Public API
+----------
+``split_ranges(split, num_sequences, framework)``
+    ``{"train"|"valid"|"test": (beg, end) | None}`` over sequences (§3.2 NeoX, §4.2 Megatron).
+
+``make_plan(sizes=None, *, tokens=None, seq_len, global_batch_size, ...) -> Plan``
+    ``Plan.to_dict()`` keys: framework, seq_len, global_batch_size, extra_token, tokens,
+    sequences, samples_per_epoch, estimated_tokens, overlap_tokens, unused_tail_tokens,
+    iterations_per_epoch, remainder_samples, split, splits, train_iters, eval_interval,
+    eval_iters, max_train_iters_single_epoch, notes.
+    ``splits`` always has the keys "train", "valid", "test"; each value has the keys
+    sequences, tokens, samples_per_epoch, requested_samples, epochs, samples_built,
+    dataset_length, logged_samples, separate_final_epoch, iterations, refused.
+    A split that is not built has samples_per_epoch None (and sequences None, tokens 0).
+    ``split=None`` means the whole dataset is the train split (exactly like "1,0,0").
+    With ``tokens=`` only, sequences are unknown: ``sequences`` is None everywhere.
+    When no sample fits (samples_per_epoch 0), overlap_tokens is 0 and unused_tail_tokens = T.
+
+``blend_plan(datasets, weights, *, seq_len, global_batch_size, ...) -> BlendPlan``
+    ``BlendPlan.to_dict()`` keys:
+      framework, seq_len, global_batch_size, extra_token, split, train_iters, eval_interval,
+      eval_iters, weights, normalized_weights (None without weights),
+      shard_plans: [Plan.to_dict() of each shard alone],
+      merged_plan: Plan.to_dict() of all shards concatenated into one file,
+      sum_over_shards: one row per built split, the shards as separate one-epoch datasets
+        (Megatron's unweighted multi-prefix blend, §4.8): split, requested_samples, tokens,
+        total_length (Σ dataset lengths), blend_size (Megatron min(N, Σ len); NeoX Σ len),
+        iterations (blend_size // G), refused,
+      sum_over_shards_members: one row per (split, shard): split, shard, sequences (2-list or
+        None), tokens, samples_built, dataset_length, refused,
+      weighted_blend: one row per split that has a weighted blend (empty without weights):
+        split, requested_samples, blend_size, iterations, oversampled (bool, or None when a
+        member is refused), draws_exact (True if per-member draws were computed exactly,
+        False if only bounded), refused,
+      weighted_blend_members: one row per (split, shard): split, shard, weight,
+        normalized_weight, blend_target (Megatron ceil(N·w); None for NeoX),
+        requested_samples (NeoX ceil(N·w·1.005); Megatron buffer ceil(ceil(N·w)·1.005)),
+        sequences, tokens, epochs, samples_built, dataset_length, separate_final_epoch,
+        blend_draws (samples the blend takes from it: exact count, or an upper bound),
+        oversampled, refused,
+      notes.
+
+``plan_from_samples(samples, *, seq_len, global_batch_size, framework="megatron",
+extra_token=True, from_log=None) -> SamplesPlan``
+    ``SamplesPlan.to_dict()`` keys: framework, seq_len, global_batch_size, extra_token,
+    from_log, given_samples, samples_built, samples_per_epoch, dataset_length,
+    logged_samples, iterations_per_epoch, remainder_samples, dataset_iterations,
+    max_train_iters_single_epoch, estimated_tokens, tokens_min, tokens_max, notes.
+    ``from_log`` ("neox"/"megatron"), when given, decides the framework semantics.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import PlanError, UsageError
+
+__all__ = [
+    "split_ranges",
+    "make_plan",
+    "blend_plan",
+    "plan_from_samples",
+    "Plan",
+    "SplitPlan",
+    "BlendPlan",
+    "SamplesPlan",
+    "FRAMEWORKS",
+    "SPLIT_NAMES",
+]
+
+FRAMEWORKS = ("megatron", "neox")
+SPLIT_NAMES = ("train", "valid", "test")
+
+# §4.4: Megatron separates the final epoch below this fraction of an epoch.
+_SEPARATE_FINAL_EPOCH_THRESHOLD = 0.80
+# §3.8: NeoX pads each blend member's target by this factor.
+_NEOX_BLEND_PADDING = 1.005
+# §4.8: Megatron's default mid_level_dataset_surplus.
+_MEGATRON_MID_LEVEL_SURPLUS = 0.005
+# Exact simulation of the blending greedy (§3.8) costs size·members steps; above this, bound it.
+_MAX_EXACT_BLEND_STEPS = 300_000
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    # bool is an int subclass; accepting True as 1 would hide caller bugs.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UsageError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise UsageError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_framework(framework: Any) -> str:
+    if framework not in FRAMEWORKS:
+        raise UsageError(f"framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+    return framework
+
+
+def _extra_token_for(framework: str, extra_token: Any) -> int:
+    if not isinstance(extra_token, (bool, np.bool_)) and extra_token not in (0, 1):
+        raise UsageError(f"extra_token must be True or False, got {extra_token!r}")
+    if framework == "neox" and not extra_token:
+        raise UsageError("extra_token=False is Megatron's add_extra_token_to_sequence=False; GPT-NeoX always uses x=1")
+    return 1 if extra_token else 0
+
+
+def _check_seq_len(seq_len: Any, framework: str) -> int:
+    seq_len = _check_int("seq_len", seq_len, 1)
+    if framework == "neox" and seq_len == 1:
+        # §3.4: NeoX's helpers.cpp is built without NDEBUG and asserts seq_length > 1.
+        raise PlanError("seq_len 1 is impossible for GPT-NeoX: helpers.cpp asserts seq_length > 1 and the process aborts")
+    return seq_len
+
+
+def _check_sizes(sizes: Any) -> np.ndarray:
+    arr = np.asarray(sizes)
+    if arr.ndim != 1:
+        raise UsageError(f"sizes must be a 1-D array of per-sequence token counts, got shape {arr.shape}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise UsageError(f"sizes must be integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and int(arr.min()) < 0:
+        raise UsageError(f"sizes must be >= 0, found {int(arr.min())} at sequence {int(arr.argmin())}")
+    return arr
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def _c_div(numerator: int, denominator: int) -> int:
+    # C++ int64 division truncates toward zero (§4.5: T = 0 gives -1/S == 0, not -1).
+    quotient = abs(numerator) // denominator
+    return quotient if numerator >= 0 else -quotient
+
+
+# --------------------------------------------------------------------------------------------
+# split strings (§3.2, §4.2)
+
+
+def _parse_split(split: Any, framework: str) -> list[float]:
+    """The three raw split weights as the trainer reads them; UsageError when unusable."""
+    if not isinstance(split, str):
+        raise UsageError(f"split must be a string like '969, 30, 1', got {split!r}")
+    text = split.strip()
+    if framework == "neox":
+        # §3.2: "," if present, else "/", else one number; python float() per part.
+        parts = text.split(",") if "," in text else text.split("/") if "/" in text else [text]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise UsageError(f"split {split!r}: GPT-NeoX reads the parts with float() and cannot parse one of them") from None
+        values = (values + [0.0, 0.0, 0.0])[:3]  # NeoX silently keeps only the first 3
+    else:
+        # §4.2: Megatron extracts [.0-9]+ runs, so signs and exponents are silently misread;
+        # refuse them rather than report a split the user did not mean.
+        if re.search(r"[-+]|\d[eE]|[eE]\d", text):
+            raise UsageError(
+                f"split {split!r}: Megatron's parser ignores signs and exponents (e.g. '1e-3' is read as 1, 3); "
+                "use plain non-negative numbers"
+            )
+        try:
+            values = [float(t) for t in re.findall(r"[.0-9]+", text)]
+        except ValueError:
+            raise UsageError(f"split {split!r}: Megatron cannot parse one of its numbers") from None
+        if len(values) > 3:
+            raise UsageError(f"split {split!r} has {len(values)} numbers; Megatron asserts at most 3 (train, valid, test)")
+        values = values + [0.0] * (3 - len(values))
+    if any(not math.isfinite(v) for v in values):
+        raise UsageError(f"split {split!r}: every part must be a finite number")
+    if any(v < 0 for v in values):
+        raise UsageError(f"split {split!r}: parts must be >= 0")
+    if sum(values) <= 0:
+        raise UsageError(f"split {split!r}: the parts sum to 0, the trainer asserts a positive sum")
+    return values
+
+
+def _neox_boundaries(values: list[float], size: int) -> list[int]:
+    # §3.2: each part is rounded on its own, then every boundary shifts by the rounding excess.
+    total = sum(values)
+    weights = [v / total for v in values]
+    bounds = [0]
+    for w in weights:
+        bounds.append(bounds[-1] + int(round(w * float(size))))
+    excess = bounds[3] - size
+    # With a 0 train part and an excess of 1, the valid range starts at -1, which NeoX's
+    # np.arange + fancy indexing turns into the last sequence (then in valid AND test).
+    return [bounds[0]] + [b - excess for b in bounds[1:]]
+
+
+def _megatron_cumulative(values: list[float]) -> list[float]:
+    # §4.2: normalise in numpy float64, then python-float running sums (replicated bit for bit).
+    arr = np.array(values, dtype=np.float64)
+    normalized = (arr / np.sum(arr)).tolist()
+    cumulative = [0.0]
+    for w in normalized:
+        cumulative.append(cumulative[-1] + w)
+    return cumulative
+
+
+def _ranges_from_values(values: list[float], num_sequences: int, framework: str) -> dict[str, tuple[int, int] | None]:
+    ranges: dict[str, tuple[int, int] | None] = {}
+    if framework == "neox":
+        bounds = _neox_boundaries(values, num_sequences)
+        for k, name in enumerate(SPLIT_NAMES):
+            ranges[name] = (bounds[k], bounds[k + 1]) if bounds[k + 1] > bounds[k] else None
+    else:
+        cumulative = _megatron_cumulative(values)
+        for k, name in enumerate(SPLIT_NAMES):
+            lo, hi = cumulative[k], cumulative[k + 1]
+            if hi <= lo:
+                ranges[name] = None
+            else:
+                # An empty [beg, beg) range stays non-None: Megatron builds it and hangs (§4.2).
+                ranges[name] = (int(round(lo * float(num_sequences))), int(round(hi * float(num_sequences))))
+    return ranges
+
+
+def split_ranges(split: str, num_sequences: int, framework: str) -> dict[str, tuple[int, int] | None]:
+    """Sequence ranges [beg, end) of train/valid/test as the trainer computes them.
+
+    NeoX (§3.2): None when the split is not built. Megatron (§4.2): None when its fraction is 0;
+    a rounded-empty range (beg == end) is returned as such because Megatron still builds it.
+    """
+    framework = _check_framework(framework)
+    num_sequences = _check_int("num_sequences", num_sequences, 0)
+    return _ranges_from_values(_parse_split(split, framework), num_sequences, framework)
+
+
+# --------------------------------------------------------------------------------------------
+# one split of one dataset (§3.3-3.5, §4.3-4.6)
+
+
+@dataclass
+class SplitPlan:
+    """What the trainer builds for one split. ``built`` is False when the split does not exist."""
+
+    name: str
+    built: bool
+    sequences: tuple[int, int] | None
+    tokens: int
+    samples_per_epoch: int | None
+    requested_samples: int | None
+    epochs: int | None
+    samples_built: int | None
+    dataset_length: int | None
+    logged_samples: int | None
+    separate_final_epoch: bool | None
+    iterations: int | None
+    refused: str | None
+    samples_from_final_epoch: int | None = None  # Megatron, E > 1 only (§4.4)
+
+    def to_dict(self) -> dict:
+        return {
+            "sequences": list(self.sequences) if self.sequences is not None else None,
+            "tokens": self.tokens,
+            "samples_per_epoch": self.samples_per_epoch,
+            "requested_samples": self.requested_samples,
+            "epochs": self.epochs,
+            "samples_built": self.samples_built,
+            "dataset_length": self.dataset_length,
+            "logged_samples": self.logged_samples,
+            "separate_final_epoch": self.separate_final_epoch,
+            "iterations": self.iterations,
+            "refused": self.refused,
+        }
+
+
+def _not_built(name: str) -> SplitPlan:
+    return SplitPlan(name, False, None, 0, None, None, None, None, None, None, None, None, None)
+
+
+def _epochs_needed(tokens: int, target: int | None, seq_len: int, extra: int) -> int | None:
+    """Smallest E >= 1 with E·T >= N·S + x (§3.3, §4.3); None where the trainer loops forever."""
+    if target is None:
+        return 1  # NeoX train_epochs / Megatron num_samples=None: the loop is skipped
+    needed = target * seq_len + extra
+    if tokens == 0:
+        return 1 if needed <= 0 else None
+    return max(1, _ceil_div(needed, tokens))
+
+
+def _split_plan(
+    name: str,
+    seq_range: tuple[int, int] | None,
+    tokens: int,
+    target: int | None,
+    *,
+    seq_len: int,
+    extra: int,
+    global_batch_size: int,
+    framework: str,
+) -> SplitPlan:
+    S, x, T = seq_len, extra, tokens
+    per_epoch = max(0, (T - x) // S)
+    plan = SplitPlan(name, True, seq_range, T, per_epoch, target, None, None, None, None, None, None, None)
+    E = _epochs_needed(T, target, S, x)
+    if E is None:
+        loop = "_num_epochs" if framework == "neox" else "_get_num_epochs"
+        where = f" (empty sequence range [{seq_range[0]}, {seq_range[1]}))" if seq_range and seq_range[0] == seq_range[1] else ""
+        plan.refused = f"{name} split has 0 tokens{where} but a target of {target} samples: {loop} loops forever (hang)"
+        return plan
+    plan.epochs = E
+
+    if framework == "neox":
+        if T <= 1:
+            # §3.4: helpers.cpp asserts tokens_per_epoch > 1 (asserts are compiled in).
+            plan.refused = f"{name} split has {T} token(s): NeoX's helpers.cpp asserts tokens_per_epoch > 1 and aborts (SIGABRT)"
+            return plan
+        B = (E * T - 1) // S  # §3.4: over all E epochs, not N
+        plan.samples_built = B
+        plan.dataset_length = B - 1  # §3.5: len = min(B - 1, B)
+        plan.logged_samples = B + 1  # §3.5: the python log prints sample_idx rows
+        if B == 0:
+            plan.refused = (
+                f"{name} split builds 0 samples (T={T} <= seq_len {S}, target {target}): NeoX's len(dataset) = -1 "
+                "and Python raises ValueError: __len__() should return >= 0"
+            )
+            return plan
+        plan.iterations = plan.dataset_length // global_batch_size
+        return plan
+
+    # Megatron
+    B = _c_div(E * T - x, S)  # §4.5: C++ int64 division
+    if B < 0:
+        # Only T = 0, x = 1, S = 1: C++ allocates 0 rows and writes past them.
+        plan.refused = f"{name} split has 0 tokens: helpers.cpp computes -1 samples (undefined behaviour)"
+        return plan
+    plan.samples_built = B
+    plan.dataset_length = B  # §4.6: no -1
+    plan.logged_samples = B  # §4.9
+    plan.iterations = B // global_batch_size
+    plan.separate_final_epoch = False
+    if E > 1:
+        # §4.4; target is not None here (E > 1 needs a target). int(0.80 * n) is a float multiply.
+        samples_before_final = ((E - 1) * T - x) // S
+        final = target - samples_before_final
+        plan.samples_from_final_epoch = final
+        plan.separate_final_epoch = final < int(_SEPARATE_FINAL_EPOCH_THRESHOLD * per_epoch)
+    if T <= 1:
+        plan.refused = (
+            f"{name} split has {T} token(s): helpers.cpp asserts tokens_per_epoch > 1, so a Makefile build aborts; "
+            f"the pip wheel compiles asserts out and silently builds {B} samples"
+        )
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# whole-dataset plan (§5, §7)
+
+
+@dataclass
+class Plan:
+    framework: str
+    seq_len: int
+    global_batch_size: int
+    extra_token: int
+    tokens: int
+    sequences: int | None
+    samples_per_epoch: int
+    estimated_tokens: int
+    overlap_tokens: int
+    unused_tail_tokens: int
+    iterations_per_epoch: int
+    remainder_samples: int
+    split: str | None
+    splits: dict[str, SplitPlan]
+    train_iters: int | None
+    eval_interval: int
+    eval_iters: int
+    max_train_iters_single_epoch: int | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "framework": self.framework,
+            "seq_len": self.seq_len,
+            "global_batch_size": self.global_batch_size,
+            "extra_token": self.extra_token,
+            "tokens": self.tokens,
+            "sequences": self.sequences,
+            "samples_per_epoch": self.samples_per_epoch,
+            "estimated_tokens": self.estimated_tokens,
+            "overlap_tokens": self.overlap_tokens,
+            "unused_tail_tokens": self.unused_tail_tokens,
+            "iterations_per_epoch": self.iterations_per_epoch,
+            "remainder_samples": self.remainder_samples,
+            "split": self.split,
+            "splits": {name: s.to_dict() for name, s in self.splits.items()},
+            "train_iters": self.train_iters,
+            "eval_interval": self.eval_interval,
+            "eval_iters": self.eval_iters,
+            "max_train_iters_single_epoch": self.max_train_iters_single_epoch,
+            "notes": list(self.notes),
+        }
+
+
+def _sample_targets(train_iters: int | None, eval_interval: int, eval_iters: int, global_batch_size: int) -> dict[str, int | None]:
+    # §3.1 / §4.1 (eval global batch = global batch).
+    if train_iters is None:
+        return {name: None for name in SPLIT_NAMES}
+    G = global_batch_size
+    return {
+        "train": train_iters * G,
+        "valid": (train_iters // eval_interval + 1) * eval_iters * G,
+        "test": eval_iters * G,
+    }
+
+
+def _range_tokens(sizes: np.ndarray, seq_range: tuple[int, int] | None) -> int:
+    # int64 accumulation keeps totals exact (an int32 sum overflows past 2^31 tokens); slice sums
+    # avoid allocating a prefix array as large as the file's index.
+    if seq_range is None:
+        return 0
+    beg, end = seq_range
+    if beg < 0:
+        # NeoX indexes sizes with np.arange(beg, end): -1 is the LAST sequence (see _neox_boundaries).
+        return int(np.sum(sizes[beg:], dtype=np.int64)) + int(np.sum(sizes[:end], dtype=np.int64))
+    return int(np.sum(sizes[beg:end], dtype=np.int64))
+
+
+def _puts_all_in_train(values: list[float]) -> bool:
+    return values[1] == 0.0 and values[2] == 0.0
+
+
+def _split_notes(s: SplitPlan, framework: str, S: int, x: int, G: int) -> list[str]:
+    notes: list[str] = []
+    if s.refused:
+        notes.append(f"{s.name}: REFUSED: {s.refused}")
+        return notes
+    if not s.built or s.epochs is None:
+        return notes
+    T, E, B, N = s.tokens, s.epochs, s.samples_built, s.requested_samples
+    if E > 1:
+        per = s.samples_per_epoch or 0
+        extra = B - E * per
+        carry = f", {extra:,} more than {E} × samples per epoch (tail tokens carry over between epochs)" if extra else ""
+        notes.append(f"{s.name}: {E} epochs; samples built = (E·T - {x})//{S} = {B:,}{carry}")
+        if framework == "neox":
+            notes.append(f"{s.name}: NeoX shuffles all {E} epochs together (no separate final epoch)")
+        else:
+            threshold = int(_SEPARATE_FINAL_EPOCH_THRESHOLD * per)
+            verdict = "separated (shuffled on its own, used last)" if s.separate_final_epoch else "not separated"
+            notes.append(
+                f"{s.name}: Megatron final epoch contributes {s.samples_from_final_epoch:,} samples vs threshold "
+                f"int(0.8 × {per:,}) = {threshold:,}: {verdict}"
+            )
+    if framework == "neox" and N is not None and B == N and N > 0:
+        # §3.9 / §6: minimal E can make B == N, and len = B - 1.
+        notes.append(
+            f"{s.name}: exact fit B == N = {N:,}: NeoX's len = B - 1 leaves the loader one batch short, "
+            "so itertools.cycle replays batch 0 at the end"
+        )
+    return notes
+
+
+def _plan_notes(plan: Plan, framework: str, S: int, x: int, G: int, sizes_known: bool) -> list[str]:
+    notes: list[str] = []
+    if plan.samples_per_epoch > 0 and x == 1:
+        notes.append(
+            f"consecutive samples share 1 token, so B samples need B·{S} + 1 tokens: samples × seq_len "
+            f"({plan.estimated_tokens:,}) is {plan.tokens - plan.estimated_tokens:,} below T (always 1..{S})"
+        )
+    if x == 0:
+        notes.append("x=0: Megatron samples are disjoint seq_len-token windows (last label masked)")
+    if framework == "neox":
+        notes.append("NeoX: len(dataset) = samples built - 1, and its log 'total number of samples' prints samples built + 1")
+    if framework == "megatron" and S == 1:
+        notes.append("seq_len 1: only the pip wheel of Megatron (asserts off) accepts it; a Makefile-built helpers aborts")
+    if plan.split is None:
+        note = "no split: the whole dataset is the train split (same as '1,0,0')"
+        if framework == "megatron":
+            note += "; note Megatron --data-path without --split uses '969, 30, 1'"
+        notes.append(note)
+    if not sizes_known:
+        notes.append("only a token total was given: sequence ranges are unknown (assumed >= 1 sequence)")
+    if plan.tokens <= x or plan.tokens <= 1:
+        notes.append(f"the whole dataset has {plan.tokens} token(s): no training sample can be built")
+    for name in SPLIT_NAMES:
+        s = plan.splits[name]
+        if framework == "neox" and plan.split is not None and not s.built and sizes_known:
+            notes.append(f"{name}: not built (its rounded share of {plan.sequences:,} sequences is 0)")
+        if framework == "neox" and s.sequences is not None and s.sequences[0] < 0:
+            notes.append(
+                f"{name}: NeoX range [{s.sequences[0]}, {s.sequences[1]}) starts below 0, so it also takes the last "
+                "sequence(s) of the file (numpy negative indexing), which the following split uses too"
+            )
+        if framework == "megatron" and s.built and s.sequences is not None and s.sequences[0] == s.sequences[1]:
+            notes.append(f"{name}: Megatron builds an EMPTY range [{s.sequences[0]}, {s.sequences[1]}) (NeoX would skip it)")
+        notes.extend(_split_notes(s, framework, S, x, G))
+    return notes
+
+
+def make_plan(
+    sizes: Any = None,
+    *,
+    tokens: int | None = None,
+    seq_len: int,
+    global_batch_size: int,
+    framework: str = "megatron",
+    extra_token: bool = True,
+    split: str | None = None,
+    train_iters: int | None = None,
+    eval_interval: int = 1000,
+    eval_iters: int = 100,
+) -> Plan:
+    """The trainer's sample/epoch/iteration math for one dataset (a sizes array or a token total)."""
+    framework = _check_framework(framework)
+    x = _extra_token_for(framework, extra_token)
+    S = _check_seq_len(seq_len, framework)
+    G = _check_int("global_batch_size", global_batch_size, 1)
+    if train_iters is not None:
+        train_iters = _check_int("train_iters", train_iters, 0)
+    eval_interval = _check_int("eval_interval", eval_interval, 1)
+    eval_iters = _check_int("eval_iters", eval_iters, 0)
+    if (sizes is None) == (tokens is None):
+        raise UsageError("give either per-sequence sizes or a token total, not both and not neither")
+
+    values = _parse_split(split, framework) if split is not None else [1.0, 0.0, 0.0]
+    if sizes is not None:
+        arr = _check_sizes(sizes)
+        num_sequences: int | None = int(arr.size)
+        total = _range_tokens(arr, (0, arr.size))
+        ranges = _ranges_from_values(values, arr.size, framework)
+        split_tokens = {name: _range_tokens(arr, r) for name, r in ranges.items()}
+    else:
+        total = _check_int("tokens", tokens, 0)
+        if not _puts_all_in_train(values):
+            raise UsageError(
+                f"split {split!r} needs per-sequence sizes (the split unit is the sequence); "
+                "with only a token total use no split or '1,0,0'"
+            )
+        num_sequences = None
+        ranges = {"train": None, "valid": None, "test": None}
+        split_tokens = {"train": total, "valid": 0, "test": 0}
+
+    targets = _sample_targets(train_iters, eval_interval, eval_iters, G)
+    splits: dict[str, SplitPlan] = {}
+    for name in SPLIT_NAMES:
+        built = ranges[name] is not None or (num_sequences is None and name == "train")
+        if not built:
+            splits[name] = _not_built(name)
+            continue
+        splits[name] = _split_plan(
+            name, ranges[name], split_tokens[name], targets[name],
+            seq_len=S, extra=x, global_batch_size=G, framework=framework,
+        )
+
+    samples = max(0, (total - x) // S)
+    estimated = samples * S
+    overlap = x if samples > 0 else 0
+    train_tokens = splits["train"].tokens if splits["train"].built else 0
+    # Largest I with I·G·S + x <= T_train, i.e. E stays 1 (§3.3 / §4.3).
+    max_single = (train_tokens - x) // S // G if train_tokens > x else None
+
+    plan = Plan(
+        framework=framework,
+        seq_len=S,
+        global_batch_size=G,
+        extra_token=x,
+        tokens=total,
+        sequences=num_sequences,
+        samples_per_epoch=samples,
+        estimated_tokens=estimated,
+        overlap_tokens=overlap,
+        unused_tail_tokens=total - estimated - overlap,
+        iterations_per_epoch=samples // G,
+        remainder_samples=samples % G,
+        split=split,
+        splits=splits,
+        train_iters=train_iters,
+        eval_interval=eval_interval,
+        eval_iters=eval_iters,
+        max_train_iters_single_epoch=max_single,
+    )
+    plan.notes = _plan_notes(plan, framework, S, x, G, sizes_known=num_sequences is not None)
+    return plan
+
+
+# --------------------------------------------------------------------------------------------
+# blends (§3.8, §4.8)
+
+
+def _blending_draws(normalized_weights: list[float], size: int) -> tuple[list[int], bool]:
+    """Samples the greedy blending index takes from each member (§3.8 build_blending_indices).
+
+    Exact (same double arithmetic, first index wins ties) when small; otherwise an upper bound:
+    the chosen member always has error >= 0, so count_i <= w_i·max(size-1, 1) + 1.
+    """
+    n = len(normalized_weights)
+    if size <= 0:
+        return [0] * n, True
+    if size * n <= _MAX_EXACT_BLEND_STEPS:
+        counts = [0] * n
+        for k in range(size):
+            position = float(max(k, 1))
+            best = 0
+            best_error = normalized_weights[0] * position - float(counts[0])
+            for i in range(1, n):
+                error = normalized_weights[i] * position - float(counts[i])
+                if error > best_error:
+                    best, best_error = i, error
+            counts[best] += 1
+        return counts, True
+    slack = 1e-9 * size + 1e-9  # float noise in Σw ≈ 1
+    return [min(size, math.floor(w * max(size - 1, 1) + 1 + slack)) for w in normalized_weights], False
+
+
+@dataclass
+class BlendPlan:
+    framework: str
+    seq_len: int
+    global_batch_size: int
+    extra_token: int
+    split: str | None
+    train_iters: int | None
+    eval_interval: int
+    eval_iters: int
+    weights: list[float] | None
+    normalized_weights: list[float] | None
+    shard_plans: list[Plan]
+    merged_plan: Plan
+    sum_over_shards: list[dict]
+    sum_over_shards_members: list[dict]
+    weighted_blend: list[dict]
+    weighted_blend_members: list[dict]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "framework": self.framework,
+            "seq_len": self.seq_len,
+            "global_batch_size": self.global_batch_size,
+            "extra_token": self.extra_token,
+            "split": self.split,
+            "train_iters": self.train_iters,
+            "eval_interval": self.eval_interval,
+            "eval_iters": self.eval_iters,
+            "weights": list(self.weights) if self.weights is not None else None,
+            "normalized_weights": list(self.normalized_weights) if self.normalized_weights is not None else None,
+            "shard_plans": [p.to_dict() for p in self.shard_plans],
+            "merged_plan": self.merged_plan.to_dict(),
+            "sum_over_shards": [dict(r) for r in self.sum_over_shards],
+            "sum_over_shards_members": [dict(r) for r in self.sum_over_shards_members],
+            "weighted_blend": [dict(r) for r in self.weighted_blend],
+            "weighted_blend_members": [dict(r) for r in self.weighted_blend_members],
+            "notes": list(self.notes),
+        }
+
+
+def _check_weights(weights: Any, count: int) -> list[float]:
+    try:
+        values = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise UsageError(f"weights must be numbers, got {weights!r}") from None
+    if len(values) != count:
+        raise UsageError(f"{len(values)} weights for {count} datasets")
+    if any(not math.isfinite(w) or w < 0 for w in values):
+        raise UsageError(f"weights must be finite and >= 0, got {values}")
+    if sum(values) <= 0:
+        raise UsageError("weights sum to 0")
+    return values
+
+
+def _member_row(split_name: str, shard: int, s: SplitPlan) -> dict:
+    return {
+        "split": split_name,
+        "shard": shard,
+        "sequences": list(s.sequences) if s.sequences is not None else None,
+        "tokens": s.tokens,
+        "samples_built": s.samples_built,
+        "dataset_length": s.dataset_length,
+        "refused": s.refused,
+    }
+
+
+def blend_plan(
+    datasets: Sequence[Any],
+    weights: Sequence[float] | None,
+    *,
+    seq_len: int,
+    global_batch_size: int,
+    framework: str = "megatron",
+    extra_token: bool = True,
+    split: str | None = None,
+    train_iters: int | None = None,
+    eval_interval: int = 1000,
+    eval_iters: int = 100,
+) -> BlendPlan:
+    """Several datasets: each alone, merged into one file, as separate unweighted datasets, and
+    (with weights) the framework's weighted blend."""
+    framework = _check_framework(framework)
+    common = dict(
+        seq_len=seq_len, global_batch_size=global_batch_size, framework=framework, extra_token=extra_token,
+        split=split, train_iters=train_iters, eval_interval=eval_interval, eval_iters=eval_iters,
+    )
+    if datasets is None or len(datasets) == 0:
+        raise UsageError("blend_plan needs at least one dataset")
+    arrays = [_check_sizes(d) for d in datasets]
+    shard_plans = [make_plan(a, **common) for a in arrays]  # validates every other argument
+    merged_plan = make_plan(np.concatenate([a.astype(np.int64, copy=False) for a in arrays]), **common)
+    first = shard_plans[0]
+    S, x, G = first.seq_len, first.extra_token, first.global_batch_size
+    targets = _sample_targets(first.train_iters, first.eval_interval, first.eval_iters, G)
+    notes: list[str] = []
+    per_split_kw = dict(seq_len=S, extra=x, global_batch_size=G, framework=framework)
+
+    # Shards as separate datasets, each built for one epoch (§4.8 "weights None with size N").
+    sum_rows: list[dict] = []
+    sum_members: list[dict] = []
+    for name in SPLIT_NAMES:
+        members = []
+        for i, p in enumerate(shard_plans):
+            sp = p.splits[name]
+            if not sp.built:
+                continue
+            one_epoch = _split_plan(name, sp.sequences, sp.tokens, None, **per_split_kw)
+            members.append(one_epoch)
+            sum_members.append(_member_row(name, i, one_epoch))
+        if not members:
+            continue
+        refused = [f"shard {m_i}: {m.refused}" for m_i, m in enumerate(members) if m.refused]
+        total_length = sum(m.dataset_length for m in members if m.dataset_length is not None)
+        target = targets[name]
+        size = total_length if (target is None or framework == "neox") else min(target, total_length)
+        sum_rows.append({
+            "split": name,
+            "requested_samples": target,
+            "tokens": sum(m.tokens for m in members),
+            "total_length": total_length,
+            "blend_size": size,
+            "iterations": max(size, 0) // G,
+            "refused": "; ".join(refused) if refused else None,
+        })
+        if framework == "megatron" and target is not None and total_length < target:
+            notes.append(
+                f"{name}: the unweighted shards (one epoch each) give only {total_length:,} samples in total, "
+                f"fewer than the {target:,} requested (Megatron uses size min(N, Σ len))"
+            )
+
+    weighted_rows: list[dict] = []
+    weighted_members: list[dict] = []
+    raw_weights = normalized = None
+    if weights is not None:
+        raw_weights = _check_weights(weights, len(arrays))
+        if framework == "neox":
+            split_values = _parse_split(split, framework) if split is not None else [1.0, 0.0, 0.0]
+            if not _puts_all_in_train(split_values):
+                raise UsageError(
+                    "GPT-NeoX weighted blends have no split: each train/valid/test path list is wholly one split; "
+                    "use split None (or '1,0,0') and blend each split's files separately"
+                )
+            if first.train_iters is None and any(w != 1.0 for w in raw_weights):
+                raise UsageError("GPT-NeoX train_epochs mode (no train_iters) requires all blend weights to be 1.0")
+            weight_sum = sum(raw_weights)
+            normalized = [w / weight_sum for w in raw_weights]  # §3.8: python floats
+        else:
+            if first.train_iters is None:
+                raise UsageError("Megatron weighted blends need a sample target: give train_iters")
+            normalized = (np.array(raw_weights, dtype=np.float64) / np.sum(np.array(raw_weights, dtype=np.float64))).tolist()
+        for name in SPLIT_NAMES:
+            if framework == "neox" and name != "train":
+                continue  # NeoX valid/test blends come from other path lists
+            if framework == "neox":
+                # §3.2 blend mode: no split, each file is wholly one split.
+                split_members = [(i, True, (0, p.sequences), p.tokens) for i, p in enumerate(shard_plans)]
+            else:
+                split_members = [
+                    (i, p.splits[name].built, p.splits[name].sequences, p.splits[name].tokens)
+                    for i, p in enumerate(shard_plans)
+                ]
+            if not any(built for _, built, _, _ in split_members):
+                continue
+            N = targets[name]
+            member_plans: list[tuple[int, SplitPlan, int | None, int | None]] = []
+            for i, built, seq_range, member_tokens in split_members:
+                w = normalized[i]
+                if framework == "neox":
+                    blend_target = None
+                    # §3.8: evaluated left to right as (N·w)·1.005 in python floats.
+                    requested = math.ceil(N * w * _NEOX_BLEND_PADDING) if N is not None else None
+                else:
+                    # §4.8: target ceil(N·w) for the size; buffer adds the surplus on top.
+                    blend_target = math.ceil(N * w)
+                    requested = int(math.ceil(math.ceil(N * w) * (1 + _MEGATRON_MID_LEVEL_SURPLUS)))
+                if built:
+                    member = _split_plan(name, seq_range, member_tokens, requested, **per_split_kw)
+                else:
+                    member = _not_built(name)
+                member_plans.append((i, member, blend_target, requested))
+
+            refused = [f"shard {i}: {m.refused}" for i, m, _, _ in member_plans if m.refused]
+            lengths_known = all(m.dataset_length is not None for _, m, _, _ in member_plans if m.built)
+            if framework == "neox":
+                size = sum(m.dataset_length for _, m, _, _ in member_plans if m.built) if lengths_known else None
+            else:
+                size = sum(t for _, _, t, _ in member_plans)
+            draws, exact = (_blending_draws(normalized, size) if size is not None and size > 0 else ([0] * len(member_plans), True))
+            any_oversampled = False
+            for (i, m, blend_target, requested), drawn in zip(member_plans, draws):
+                over = None
+                if m.dataset_length is not None:
+                    over = drawn > m.dataset_length
+                    any_oversampled = any_oversampled or over
+                weighted_members.append({
+                    "split": name,
+                    "shard": i,
+                    "weight": raw_weights[i],
+                    "normalized_weight": normalized[i],
+                    "blend_target": blend_target,
+                    "requested_samples": requested,
+                    "sequences": list(m.sequences) if m.sequences is not None else None,
+                    "tokens": m.tokens,
+                    "epochs": m.epochs,
+                    "samples_built": m.samples_built,
+                    "dataset_length": m.dataset_length,
+                    "separate_final_epoch": m.separate_final_epoch,
+                    "blend_draws": drawn,
+                    "oversampled": over,
+                    "refused": m.refused,
+                })
+            oversampled = any_oversampled if lengths_known else None
+            weighted_rows.append({
+                "split": name,
+                "requested_samples": N,
+                "blend_size": size,
+                "iterations": size // G if size is not None and size >= 0 else None,
+                "oversampled": oversampled,
+                "draws_exact": exact,
+                "refused": "; ".join(refused) if refused else None,
+            })
+            if oversampled:
+                bound = "" if exact else " (by an upper bound on the draws: it can occur)"
+                if framework == "megatron":
+                    notes.append(
+                        f"{name}: the blend asks a member for more samples than it has{bound}: Megatron raises "
+                        f"IndexError 'The {name} blend oversamples ...'"
+                    )
+                else:
+                    notes.append(
+                        f"{name}: the blend asks a member for more samples than it has{bound}: NeoX wraps the "
+                        "index modulo len and repeats samples (prints WARNING: Got index out of bounds)"
+                    )
+            for i, m, _, _ in member_plans:
+                if m.refused:
+                    notes.append(f"{name} shard {i}: REFUSED: {m.refused}")
+        if framework == "neox":
+            notes.append("NeoX blend size = Σ (B_i - 1) over members, not the requested N")
+        else:
+            notes.append("Megatron blend size = Σ ceil(N·w_i) (can exceed N); members are built for ceil(ceil(N·w_i)·1.005)")
+            if len(arrays) == 1:
+                notes.append("a single weighted prefix still builds a BlendedDataset, so the 1.005 surplus applies")
+
+    return BlendPlan(
+        framework=framework,
+        seq_len=S,
+        global_batch_size=G,
+        extra_token=x,
+        split=split,
+        train_iters=first.train_iters,
+        eval_interval=first.eval_interval,
+        eval_iters=first.eval_iters,
+        weights=raw_weights,
+        normalized_weights=normalized,
+        shard_plans=shard_plans,
+        merged_plan=merged_plan,
+        sum_over_shards=sum_rows,
+        sum_over_shards_members=sum_members,
+        weighted_blend=weighted_rows,
+        weighted_blend_members=weighted_members,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# from a sample count (§5)
+
+
+@dataclass
+class SamplesPlan:
+    framework: str
+    seq_len: int
+    global_batch_size: int
+    extra_token: int
+    from_log: str | None
+    given_samples: int
+    samples_built: int
+    samples_per_epoch: int
+    dataset_length: int
+    logged_samples: int
+    iterations_per_epoch: int
+    remainder_samples: int
+    dataset_iterations: int | None
+    max_train_iters_single_epoch: int
+    estimated_tokens: int
+    tokens_min: int
+    tokens_max: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "framework": self.framework,
+            "seq_len": self.seq_len,
+            "global_batch_size": self.global_batch_size,
+            "extra_token": self.extra_token,
+            "from_log": self.from_log,
+            "given_samples": self.given_samples,
+            "samples_built": self.samples_built,
+            "samples_per_epoch": self.samples_per_epoch,
+            "dataset_length": self.dataset_length,
+            "logged_samples": self.logged_samples,
+            "iterations_per_epoch": self.iterations_per_epoch,
+            "remainder_samples": self.remainder_samples,
+            "dataset_iterations": self.dataset_iterations,
+            "max_train_iters_single_epoch": self.max_train_iters_single_epoch,
+            "estimated_tokens": self.estimated_tokens,
+            "tokens_min": self.tokens_min,
+            "tokens_max": self.tokens_max,
+            "notes": list(self.notes),
+        }
+
+
+def plan_from_samples(
+    samples: int,
+    *,
+    seq_len: int,
+    global_batch_size: int,
+    framework: str = "megatron",
+    extra_token: bool = True,
+    from_log: str | None = None,
+) -> SamplesPlan:
+    """Work back from a one-epoch sample count to the token range and iterations (§5)."""
+    if from_log not in (None, "neox", "megatron"):
+        raise UsageError(f"from_log must be 'neox', 'megatron' or None, got {from_log!r}")
+    framework = _check_framework(framework)
+    notes: list[str] = []
+    if from_log is not None and from_log != framework:
+        # The log's own trainer decides what the number means.
+        notes.append(f"from_log={from_log!r}: using {from_log} semantics (framework {framework!r} ignored)")
+        framework = from_log
+    x = _extra_token_for(framework, extra_token)
+    S = _check_seq_len(seq_len, framework)
+    G = _check_int("global_batch_size", global_batch_size, 1)
+    if from_log == "neox":
+        # §3.5: NeoX's python log prints sample_idx rows = B + 1.
+        given = _check_int("samples (NeoX log 'total number of samples', = built + 1)", samples, 1)
+        built = given - 1
+        notes.append(f"NeoX log value {given:,} = B + 1: B = {built:,} samples built, len = {built - 1:,} usable")
+    else:
+        given = _check_int("samples", samples, 0)
+        built = given
+    length = built - 1 if framework == "neox" else built
+    # §5: (T - x)//S == B  <=>  B·S + x <= T <= B·S + x + S - 1.
+    tokens_min = built * S + x
+    tokens_max = built * S + x + S - 1
+    if x == 1:
+        notes.append(
+            f"samples × seq_len = {built * S:,} is 1..{S} tokens below the true T, because B samples need B·S + 1 tokens"
+        )
+    if framework == "neox":
+        notes.append("NeoX: len(dataset) = B - 1; its log 'total number of samples' prints B + 1")
+    if tokens_min <= 1:
+        notes.append("T <= 1 makes helpers.cpp assert (tokens_per_epoch > 1): the lower end of the range aborts (NeoX) or is silent (Megatron wheel)")
+    if length < 0:
+        notes.append("NeoX with 0 samples built: len(dataset) = -1, Python raises ValueError")
+    notes.append(
+        f"train_iters <= {built // G:,} stays in one epoch; more needs E = 2 and B = (2·T - {x})//{S}, "
+        f"between {(2 * tokens_min - x) // S:,} and {(2 * tokens_max - x) // S:,}"
+    )
+    return SamplesPlan(
+        framework=framework,
+        seq_len=S,
+        global_batch_size=G,
+        extra_token=x,
+        from_log=from_log,
+        given_samples=given,
+        samples_built=built,
+        samples_per_epoch=built,
+        dataset_length=length,
+        logged_samples=built + 1 if framework == "neox" else built,
+        iterations_per_epoch=built // G,
+        remainder_samples=built % G,
+        dataset_iterations=length // G if length >= 0 else None,
+        max_train_iters_single_epoch=built // G,
+        estimated_tokens=built * S,
+        tokens_min=tokens_min,
+        tokens_max=tokens_max,
+        notes=notes,
+    )
