@@ -9,7 +9,7 @@ import sys
 
 from . import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_INVALID_FILE, EXIT_OK, EXIT_USAGE, TokcountError, UsageError
-from .scan import Progress, TokenCheckOptions, TrainingOptions, scan
+from .scan import Progress, TextOptions, TokenCheckOptions, TrainingOptions, scan
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,11 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tokcount {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("scan", help="count tokens in .bin/.idx shards")
-    s.add_argument("paths", nargs="+", help=".bin, .idx, a prefix, or a glob")
+    s = sub.add_parser("scan", help="count tokens in .bin/.idx shards, jsonl, parquet and arrow files")
+    s.add_argument("paths", nargs="+", help=".bin/.idx/prefix, .jsonl[.gz|.zst|.bz2|.xz], .parquet, .arrow, or a glob")
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     s.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     s.add_argument("--weights", type=float, nargs="+", help="blend weights, one per file, in order")
+    t = s.add_argument_group("raw text (jsonl, parquet, arrow)")
+    t.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
+    t.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True,
+                   help="encode with special tokens, e.g. a BOS from the post-processor (default: yes, as Megatron and NeoX preprocessing do)")
+    t.add_argument("--append-eod", action="store_true", help="+1 token per document that has at least one token")
+    t.add_argument("--text-key", default="text", help="jsonl key of the text; dotted paths reach nested fields (default text)")
+    t.add_argument("--text-column", default="text", help="parquet/arrow column: text, list of texts, or token-id lists (default text)")
+    t.add_argument("--skip-bad-records", action="store_true",
+                   help="count and report malformed lines, missing keys, wrong types and invalid UTF-8 instead of failing")
+    t.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
     v = s.add_argument_group("token verification (reads the .bin)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
@@ -121,11 +131,20 @@ def _run_scan(args) -> int:
         verify = TokenCheckOptions(args.vocab_size, args.eod)
     elif args.vocab_size is not None or args.eod is not None:
         raise UsageError("--vocab-size and --eod only apply with --verify-tokens")
+    text = TextOptions(
+        tokenizer=args.tokenizer,
+        add_special_tokens=args.add_special_tokens,
+        append_eod=args.append_eod,
+        text_key=args.text_key,
+        text_column=args.text_column,
+        skip_bad_records=args.skip_bad_records,
+        workers=args.workers,
+    )
     from . import render
 
     progress = render.progress_bar() if (not args.no_progress and sys.stderr.isatty()) else Progress()
     with progress if hasattr(progress, "__enter__") else contextlib.nullcontext():
-        report = scan(args.paths, training, verify, progress)
+        report = scan(args.paths, training, verify, progress, text)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

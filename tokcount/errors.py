@@ -42,3 +42,6 @@ class FileCheckError(TokcountError):
         self.position = position
         where = f" at {position}" if position else ""
         super().__init__(f"{self.path}: {check} failed{where}: {detail}")
+
+    def __reduce__(self):  # travels back from worker processes
+        return (type(self), (self.path, self.check, self.detail, self.position))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
@@ -31,9 +32,13 @@ class _Bar(ScanProgress):
     def __init__(self):
         self._progress = Progress(
             TextColumn("[bold]scanning"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[counts]}"),
             console=Console(file=sys.stderr), transient=True,
         )
         self._task = None
+        self._tokens = 0
+        self._documents = 0
+        self._started = 0.0
 
     def __enter__(self):
         return self
@@ -44,12 +49,20 @@ class _Bar(ScanProgress):
         return False
 
     def start(self, total_bytes: int) -> None:
-        self._task = self._progress.add_task("scan", total=total_bytes)
+        self._task = self._progress.add_task("scan", total=total_bytes, counts="")
+        self._started = time.monotonic()
         self._progress.start()
 
-    def advance(self, nbytes: int) -> None:
-        if self._task is not None:
-            self._progress.advance(self._task, nbytes)
+    def advance(self, nbytes: int = 0, tokens: int = 0, documents: int = 0) -> None:
+        if self._task is None:
+            return
+        self._tokens += tokens
+        self._documents += documents
+        counts = ""
+        if self._tokens:
+            rate = self._tokens / max(1e-9, time.monotonic() - self._started)
+            counts = f"{self._documents:,} docs, {self._tokens:,} tokens, {rate:,.0f} tok/s"
+        self._progress.update(self._task, advance=nbytes, counts=counts)
 
 
 def progress_bar() -> _Bar:
@@ -69,6 +82,7 @@ def print_report(report: Report) -> None:
         table.add_row(f"total ({total['files']} files)", "", "", _n(total["documents"]), _n(total["empty_documents"]),
                       _n(total["sequences"]), _n(total["tokens"]), style="bold")
     _out.print(table)
+    _print_text_details(report)
     for f in report.files:
         check = f.extra.get("token_check")
         if check:
@@ -85,6 +99,39 @@ def print_report(report: Report) -> None:
         print_plan(report.plan, title)
     if report.blend is not None:
         _print_blend(report.blend.to_dict())
+
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def _sparkline(counts: list[int]) -> str:
+    top = max(counts) or 1
+    return "".join(_BARS[min(8, -(-8 * c // top))] for c in counts)
+
+
+def _print_text_details(report: Report) -> None:
+    text_files = [f for f in report.files if f.extra.get("document_tokens") is not None or "content" in f.extra]
+    if not text_files:
+        return
+    options = report.options
+    if "tokenizer" in options:
+        tok = options["tokenizer"]
+        policy = options.get("text", {})
+        _out.print(f"tokenizer {tok['source']} (sha256 {tok['fingerprint'][:12]}, vocab {tok['vocab_size']:,}, "
+                   f"tokenizers {tok['tokenizers_version']}), engine {options.get('engine')}, "
+                   f"add_special_tokens={policy.get('add_special_tokens')}, append_eod={policy.get('append_eod')}")
+    t = Table(title="tokens per document")
+    for c in ("file", "text bytes", "tokens/byte", "min", "p50", "p90", "p99", "max", "log2 histogram (0, 1, 2-3, 4-7, ...)", "skipped"):
+        t.add_column(c, justify="left" if c in ("file", "log2 histogram (0, 1, 2-3, 4-7, ...)") else "right", overflow="fold")
+    for f in text_files:
+        stats = f.extra.get("document_tokens") or {}
+        t.add_row(f.path, _n(f.extra.get("text_bytes")), _n(f.extra.get("tokens_per_byte")), _n(stats.get("min")),
+                  _n(stats.get("p50")), _n(stats.get("p90")), _n(stats.get("p99")), _n(stats.get("max")),
+                  _sparkline(stats["log2_histogram"]) if stats else "-", _n(f.extra.get("skipped_records")))
+    _out.print(t)
+    for f in text_files:
+        for example in f.extra.get("skipped_examples") or []:
+            _out.print(f"[yellow]skipped[/]: {f.path}: {example['position']}: {example['kind']}: {example['detail']}")
 
 
 def print_plan(plan, title: str | None = None) -> None:

@@ -40,6 +40,20 @@ class FileReport:
         return out
 
 
+def length_stats(lengths: np.ndarray) -> dict | None:
+    """Exact order statistics of tokens per document, and a log2 histogram for the table."""
+    if lengths.size == 0:
+        return None
+    p50, p90, p99 = np.percentile(lengths, [50, 90, 99], method="inverted_cdf")
+    top = int(lengths.max())
+    # bin 0 holds empty documents; bin k >= 1 holds lengths in [2^(k-1), 2^k)
+    nonzero = lengths[lengths > 0]
+    bins = np.bincount(np.floor(np.log2(nonzero)).astype(np.int64) + 1, minlength=max(2, top.bit_length() + 1))
+    bins[0] = lengths.size - nonzero.size
+    return {"min": int(lengths.min()), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": top,
+            "mean": float(lengths.mean()), "log2_histogram": bins.tolist()}
+
+
 def failure_to_dict(error: FileCheckError) -> dict:
     return {"path": error.path, "check": error.check, "position": error.position, "message": str(error)}
 

@@ -7,10 +7,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import indexed_dataset
+from . import columnar, indexed_dataset, jsonl
 from .errors import FileCheckError, UsageError
-from .report import FileReport, Report
-from .sources import INDEXED, Source, find_sources
+from .executors import LocalExecutor
+from .report import FileReport, Report, length_stats
+from .sources import INDEXED, JSONL, Source, find_sources
+from .work import TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, run_unit
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,29 @@ class TokenCheckOptions:
     eod: int | None = None
 
 
+@dataclass(frozen=True)
+class TextOptions:
+    """How raw text (jsonl, parquet, arrow) is counted."""
+
+    tokenizer: str | None = None  # tokenizer.json, a directory holding one, or a hub name
+    add_special_tokens: bool = True  # what Megatron / NeoX preprocessing does with HF tokenizers
+    append_eod: bool = False
+    text_key: str = "text"  # jsonl; dotted paths reach nested fields
+    text_column: str = "text"  # parquet / arrow
+    skip_bad_records: bool = False
+    workers: int | None = None  # default: every core
+    unit_bytes: int = 16 << 20  # plain jsonl byte range per work unit
+
+    def policy(self) -> TextPolicy:
+        return TextPolicy(self.add_special_tokens, self.append_eod, self.text_key, self.text_column, self.skip_bad_records)
+
+
 class Progress:
     """What a scan tells its caller while it runs. The default does nothing."""
 
     def start(self, total_bytes: int) -> None: ...
 
-    def advance(self, nbytes: int) -> None: ...
+    def advance(self, nbytes: int = 0, tokens: int = 0, documents: int = 0) -> None: ...
 
 
 def scan(
@@ -52,6 +71,7 @@ def scan(
     training: TrainingOptions | None = None,
     verify_tokens: TokenCheckOptions | None = None,
     progress: Progress | None = None,
+    text: TextOptions | None = None,
 ) -> Report:
     """Count tokens in every source. Files that fail a check are listed in ``report.failures``
     and left out of every count and of the plan."""
@@ -61,37 +81,142 @@ def scan(
         raise UsageError("no input paths given")
     if verify_tokens is not None and verify_tokens.vocab_size < 1:
         raise UsageError("--vocab-size must be a positive integer")
+    text = text or TextOptions()
     progress = progress or Progress()
     sources, failures = find_sources(list(paths))
     report = Report(failures=list(failures), options=_options_dict(training, verify_tokens))
-    opened = []
-    for source in sources:
+    results: dict[int, FileReport | FileCheckError] = {}
+
+    shards, text_sources = [], []
+    for i, source in enumerate(sources):
         try:
-            opened.append((source, _open(source)))
+            if source.format == INDEXED:
+                shards.append((i, source, indexed_dataset.open_shard(source.path)))
+            else:
+                text_sources.append((i, source, _text_kind(source, text)))
         except FileCheckError as e:
-            report.failures.append(e)
+            results[i] = e
+
+    spec = _tokenizer_for(text_sources, text, report)
+    units = []
+    for i, source, _ in text_sources:
+        try:
+            units.extend(plan_units(i, source.path, source.format, text.policy(), text.unit_bytes))
+        except FileCheckError as e:
+            results[i] = e
+    total_bytes = sum(u.cost for u in units)
     if verify_tokens is not None:
-        progress.start(sum(shard.bin_bytes for _, shard in opened))
+        total_bytes += sum(shard.bin_bytes for _, _, shard in shards)
+    if total_bytes:
+        progress.start(total_bytes)
     try:
-        for source, shard in opened:
+        for i, source, shard in shards:
             try:
-                report.files.append(_count(source, shard, verify_tokens, progress))
+                results[i] = _count_shard(source, shard, verify_tokens, progress)
             except FileCheckError as e:
-                report.failures.append(e)
+                results[i] = e
+        _count_text(units, text_sources, text, spec, progress, results)
     except KeyboardInterrupt:
         report.complete = False
-    if training is not None and report.files:
+    for i in range(len(sources)):
+        outcome = results.get(i)
+        if isinstance(outcome, FileCheckError):
+            report.failures.append(outcome)
+        elif outcome is not None:
+            report.files.append(outcome)
+    if training is not None and report.files and report.complete:
         report.plan, report.blend = _plan(report.files, training)
     return report
 
 
-def _open(source: Source):
-    if source.format == INDEXED:
-        return indexed_dataset.open_shard(source.path)
-    raise AssertionError(f"no reader for format {source.format}")
+def _text_kind(source: Source, text: TextOptions) -> str:
+    """"text" or "token_ids", after the cheap checks (magic bytes, column and its type)."""
+    if source.format == JSONL:
+        jsonl.check_magic(source.path)
+        return columnar.TEXT
+    kind, _ = columnar.column_kind(source.path, text.text_column)
+    return kind
 
 
-def _count(source: Source, shard, verify: TokenCheckOptions | None, progress: Progress) -> FileReport:
+def _tokenizer_for(text_sources, text: TextOptions, report: Report):
+    needing = [source.path for _, source, kind in text_sources if kind == columnar.TEXT]
+    if not needing:
+        return None
+    if text.tokenizer is None:
+        raise UsageError(f"--tokenizer is needed to count the text in {needing[0]}" +
+                         (f" and {len(needing) - 1} more" if len(needing) > 1 else ""))
+    from .tokenizer import load_tokenizer_spec
+
+    spec = load_tokenizer_spec(text.tokenizer)
+    report.options["tokenizer"] = spec.info()
+    report.options["text"] = {k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes")}
+    report.options["engine"] = "hf"
+    return spec
+
+
+def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, progress: Progress, results) -> None:
+    if not units:
+        return
+    policy = text.policy()
+    executor = LocalExecutor(text.workers, init_worker, (spec, text.add_special_tokens))
+    by_source: dict[int, list[UnitResult]] = {}
+    expected = {}
+    for u in units:
+        expected[u.source] = expected.get(u.source, 0) + 1
+    try:
+        for _, unit_result in executor.run(run_unit, [(u, policy) for u in units], [u.cost for u in units],
+                                           on_progress=progress.advance):
+            by_source.setdefault(unit_result.unit.source, []).append(unit_result)
+    finally:
+        # Even when interrupted, files whose units all finished are complete and reported.
+        kinds = {i: (source, kind) for i, source, kind in text_sources}
+        for i, unit_results in by_source.items():
+            if i in results:
+                continue
+            source, kind = kinds[i]
+            results[i] = _assemble(source, kind, unit_results, complete=len(unit_results) == expected[i])
+
+
+def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complete: bool):
+    unit_results.sort(key=lambda r: r.unit.part)
+    failed = [r.failure for r in unit_results if r.failure is not None]
+    if failed:
+        return failed[0]  # the earliest in the file
+    doc_tokens = np.concatenate([r.document_tokens for r in unit_results])
+    sizes = np.concatenate([r.sequence_sizes for r in unit_results])
+    documents = sum(r.documents for r in unit_results)
+    tokens = sum(r.tokens for r in unit_results)
+    text_bytes = sum(r.text_bytes for r in unit_results)
+    skipped_examples = [vars(b) for r in unit_results for b in r.skipped_examples][:5]
+    footer = columnar.footer_documents(source.path) if source.format != JSONL else None
+    fmt = jsonl.format_name(source.path) if source.format == JSONL else source.format
+    report = FileReport(
+        path=source.path,
+        format=fmt,
+        documents=documents,
+        sequences=int(sizes.shape[0]),
+        empty_documents=sum(r.empty_documents for r in unit_results),
+        tokens=tokens,
+        dtype=None,
+        sizes=sizes,
+    )
+    report.extra.update({
+        "content": kind,
+        "text_bytes": text_bytes if kind == columnar.TEXT else None,
+        "tokens_per_byte": (tokens / text_bytes) if kind == columnar.TEXT and text_bytes else None,
+        "document_tokens": length_stats(doc_tokens),
+        "skipped_records": sum(r.skipped for r in unit_results),
+        "skipped_examples": skipped_examples,
+    })
+    if not complete:
+        report.extra["complete"] = False
+        report.warnings.append("interrupted: only part of this file was counted")
+    elif footer is not None and footer != documents + report.extra["skipped_records"]:
+        return FileCheckError(source.path, "row count", f"read {documents} rows, the footer says {footer}")
+    return report
+
+
+def _count_shard(source: Source, shard, verify: TokenCheckOptions | None, progress: Progress) -> FileReport:
     result = FileReport(
         path=source.path,
         format=shard.format,

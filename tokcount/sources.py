@@ -6,10 +6,15 @@ import glob
 import os
 from dataclasses import dataclass
 
+from . import columnar, jsonl
 from .errors import FileCheckError
 from .indexed_dataset import DATA_SUFFIX, INDEX_SUFFIX, prefix_of
 
 INDEXED = "indexed"
+JSONL = "jsonl"
+PARQUET = "parquet"
+ARROW = "arrow"
+TEXT_FORMATS = (JSONL, PARQUET, ARROW)
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,11 @@ def _has_magic(arg: str) -> bool:
 def detect_format(path: str) -> str | None:
     if path.endswith((INDEX_SUFFIX, DATA_SUFFIX)):
         return INDEXED
+    if jsonl.is_jsonl(path):
+        return JSONL
+    columnar_format = columnar.format_of(path)
+    if columnar_format is not None:
+        return columnar_format
     if not os.path.exists(path) and (os.path.exists(path + INDEX_SUFFIX) or os.path.exists(path + DATA_SUFFIX)):
         return INDEXED  # a prefix, as training configs write it
     return None
@@ -49,7 +59,9 @@ def find_sources(args: list[str]) -> tuple[list[Source], list[FileCheckError]]:
                 if not os.path.exists(path):
                     failures.append(FileCheckError(path, "open", "no such file, and no .bin/.idx pair with this prefix"))
                 else:
-                    failures.append(FileCheckError(path, "format", "unknown format (expected .bin/.idx)"))
+                    failures.append(FileCheckError(
+                        path, "format",
+                        "unknown format (expected .bin/.idx, .jsonl[.gz|.zst|.bz2|.xz], .parquet or .arrow)"))
                 continue
             key_path = prefix_of(path) if fmt == INDEXED else path
             if (fmt, key_path) in seen:

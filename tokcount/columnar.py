@@ -1,0 +1,196 @@
+"""Columnar inputs: Parquet files, and Arrow IPC files (including Hugging Face ``datasets``
+cache ``.arrow`` files, which are IPC streams).
+
+Parquet row groups (and IPC file record batches) are the parallel work units. A text column
+(string, or list of strings) is tokenized; a column of token-id lists (``list<int>``, e.g.
+``input_ids``) is recognised by its type and counted from the list offsets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .documents import BadRecord, DocumentBatch, TokenIdBatch
+from .errors import FileCheckError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
+ARROW_FILE_MAGIC = b"ARROW1"
+TEXT = "text"
+TOKEN_IDS = "token_ids"
+BATCH_ROWS = 1024
+
+
+def format_of(path: str) -> str | None:
+    if path.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if path.endswith(ARROW_SUFFIXES):
+        return "arrow"
+    return None
+
+
+def _is_ipc_file(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(6) == ARROW_FILE_MAGIC
+
+
+def column_kind(path: str, column: str) -> tuple[str, str]:
+    """(TEXT or TOKEN_IDS, the column's Arrow type) from the schema alone."""
+    schema = _schema(path)
+    if column not in schema.names:
+        shown = ", ".join(schema.names[:12]) + (" ..." if len(schema.names) > 12 else "")
+        raise FileCheckError(path, "column", f"no column {column!r} (columns: {shown}); choose one with --text-column")
+    kind = _kind_of(schema.field(column).type)
+    if kind is None:
+        raise FileCheckError(path, "column type", f"column {column!r} is {schema.field(column).type}; expected a string, a list of strings, or a list of integer token ids")
+    return kind, str(schema.field(column).type)
+
+
+def _kind_of(t: pa.DataType) -> str | None:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t):
+        return TEXT
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        v = t.value_type
+        if pa.types.is_string(v) or pa.types.is_large_string(v) or _is_string_view(v):
+            return TEXT
+        if pa.types.is_integer(v):
+            return TOKEN_IDS
+    return None
+
+
+def _is_string_view(t) -> bool:
+    check = getattr(pa.types, "is_string_view", None)
+    return bool(check and check(t))
+
+
+def _schema(path: str) -> pa.Schema:
+    try:
+        if format_of(path) == "parquet":
+            return pq.read_schema(path)
+        if _is_ipc_file(path):
+            with pa.ipc.open_file(path) as reader:
+                return reader.schema
+        with pa.ipc.open_stream(path) as reader:
+            return reader.schema
+    except (pa.ArrowException, OSError) as e:
+        raise FileCheckError(path, "open", _first_line(e)) from None
+
+
+def units(path: str, column: str) -> list[tuple[int, int]]:
+    """(unit index, cost in bytes) for each row group / record batch. An IPC stream has no
+    index of its batches, so it is one unit."""
+    try:
+        if format_of(path) == "parquet":
+            meta = pq.read_metadata(path)
+            out = []
+            for g in range(meta.num_row_groups):
+                rg = meta.row_group(g)
+                cost = sum(rg.column(c).total_uncompressed_size for c in range(rg.num_columns)
+                           if rg.column(c).path_in_schema.split(".")[0] == column) or rg.total_byte_size
+                out.append((g, max(1, cost)))
+            return out
+        if _is_ipc_file(path):
+            with pa.ipc.open_file(path) as reader:
+                n = reader.num_record_batches
+            size = os.path.getsize(path)
+            return [(i, max(1, size // max(1, n))) for i in range(n)]
+        return [(-1, max(1, os.path.getsize(path)))]
+    except (pa.ArrowException, OSError) as e:
+        raise FileCheckError(path, "open", _first_line(e)) from None
+
+
+def footer_documents(path: str) -> int | None:
+    if format_of(path) == "parquet":
+        return pq.read_metadata(path).num_rows
+    return None
+
+
+def read_documents(path: str, unit: int, column: str, skip_bad_records: bool = False
+                   ) -> Iterator[DocumentBatch | TokenIdBatch]:
+    """Yield the documents of one unit in batches of rows. Positions are row indexes within the
+    unit; ``locate`` names "row group g, row r" (or "record batch b, row r")."""
+    is_parquet = format_of(path) == "parquet"
+    label = "row group" if is_parquet else "record batch"
+
+    def locate(row: int) -> str:
+        return f"{label} {unit}, row {row}" if unit >= 0 else f"row {row}"
+
+    row = 0
+    try:
+        for batch in _record_batches(path, unit, column, is_parquet):
+            array = batch.column(0)
+            out = _convert(array, row, locate, path, skip_bad_records)
+            out.input_bytes = array.nbytes
+            row += len(array)
+            yield out
+    except (pa.ArrowException, OSError) as e:
+        raise FileCheckError(path, "read", _first_line(e), locate(row)) from None
+
+
+def _record_batches(path, unit, column, is_parquet):
+    if is_parquet:
+        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, row_groups=[unit], columns=[column])
+    elif unit >= 0:
+        with pa.ipc.open_file(path) as reader:
+            rb = reader.get_batch(unit)
+        yield from rb.select([column]).to_batches(max_chunksize=BATCH_ROWS)
+    else:
+        with pa.ipc.open_stream(path) as reader:
+            for rb in reader:
+                yield from rb.select([column]).to_batches(max_chunksize=BATCH_ROWS)
+
+
+def _convert(array: pa.Array, first_row: int, locate, path: str, skip: bool):
+    kind = _kind_of(array.type)
+    bad: list[BadRecord] = []
+    if array.null_count:
+        nulls = np.flatnonzero(np.asarray(array.is_null()))
+        for i in nulls:
+            where = locate(first_row + int(i))
+            if not skip:
+                raise FileCheckError(path, "null value", "the value is null", where)
+            bad.append(BadRecord(where, "null value", "the value is null"))
+    if kind == TOKEN_IDS:
+        lengths = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        if array.null_count:
+            lengths = np.delete(lengths, nulls)
+        return TokenIdBatch(lengths=lengths, bad=bad)
+    out = DocumentBatch(locate=locate, bad=bad)
+    try:
+        values = array.to_pylist()
+    except UnicodeDecodeError:
+        values = [_decode_one(array, i, first_row, locate, path, skip, out.bad) for i in range(len(array))]
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        if isinstance(value, list) and any(v is None for v in value):
+            where = locate(first_row + i)
+            if not skip:
+                raise FileCheckError(path, "null value", "a list element is null", where)
+            out.bad.append(BadRecord(where, "null value", "a list element is null"))
+            continue
+        out.add_document(value, first_row + i)
+    return out
+
+
+def _decode_one(array, i, first_row, locate, path, skip, bad):
+    """Slow path for a batch holding invalid UTF-8: find the rows, raise or skip them."""
+    try:
+        return array[i].as_py()
+    except UnicodeDecodeError as e:
+        where = locate(first_row + i)
+        if not skip:
+            raise FileCheckError(path, "invalid UTF-8", f"byte {e.start} of the value", where) from None
+        bad.append(BadRecord(where, "invalid UTF-8", f"byte {e.start} of the value"))
+        return None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,97 @@
+"""Where work units run. Executors know nothing of formats: they run a picklable function over
+picklable tasks and hand back results, with progress reported along the way."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+from typing import Callable, Iterator, Sequence
+
+_progress_sink: Callable[..., None] | None = None
+
+
+def report_progress(**counters) -> None:
+    """Called by task code while it works; a no-op where nobody listens."""
+    if _progress_sink is not None:
+        _progress_sink(**counters)
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _worker_init(progress_queue, initializer, initargs):
+    global _progress_sink
+    # Ctrl-C reaches the whole process group; the parent decides, workers must not print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _progress_sink = lambda **c: progress_queue.put(c)  # noqa: E731
+    if initializer is not None:
+        initializer(*initargs)
+
+
+class LocalExecutor:
+    """A pool of spawned processes (spawn, not fork: the parent may already hold tokenizer or
+    numba threads). With one worker, or one task, everything runs in this process."""
+
+    def __init__(self, workers: int | None = None, initializer=None, initargs: tuple = ()):
+        self.workers = max(1, workers or default_workers())
+        self.initializer = initializer
+        self.initargs = initargs
+
+    def run(self, fn: Callable, tasks: Sequence, costs: Sequence[int],
+            on_progress: Callable[..., None] | None = None) -> Iterator[tuple[int, object]]:
+        """Yield (task index, result) as tasks finish; the most costly tasks start first."""
+        order = sorted(range(len(tasks)), key=lambda i: -costs[i])
+        if self.workers == 1 or len(tasks) <= 1:
+            yield from self._run_here(fn, tasks, order, on_progress)
+        else:
+            yield from self._run_pool(fn, tasks, order, on_progress)
+
+    def _run_here(self, fn, tasks, order, on_progress):
+        global _progress_sink
+        previous = _progress_sink
+        _progress_sink = on_progress
+        try:
+            if self.initializer is not None:
+                self.initializer(*self.initargs)
+            for i in order:
+                yield i, fn(tasks[i])
+        finally:
+            _progress_sink = previous
+
+    def _run_pool(self, fn, tasks, order, on_progress):
+        ctx = multiprocessing.get_context("spawn")
+        progress_queue = ctx.Queue()
+        workers = min(self.workers, len(tasks))
+        pool = ctx.Pool(workers, _worker_init, (progress_queue, self.initializer, self.initargs))
+        try:
+            pending = {i: pool.apply_async(fn, (tasks[i],)) for i in order}
+            while pending:
+                done = [i for i, r in pending.items() if r.ready()]
+                for i in done:
+                    result = pending.pop(i).get()
+                    yield i, result
+                self._drain(progress_queue, on_progress, timeout=0.1 if not done else 0)
+            self._drain(progress_queue, on_progress, timeout=0)
+            pool.close()
+        except BaseException:
+            pool.terminate()  # Ctrl-C or a bug: stop the workers now, not after their tasks
+            raise
+        finally:
+            pool.join()
+
+    @staticmethod
+    def _drain(progress_queue, on_progress, timeout: float) -> None:
+        try:
+            item = progress_queue.get(timeout=timeout) if timeout else progress_queue.get_nowait()
+            while True:
+                if on_progress is not None:
+                    on_progress(**item)
+                item = progress_queue.get_nowait()
+        except queue.Empty:
+            pass

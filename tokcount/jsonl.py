@@ -1,0 +1,192 @@
+"""JSON Lines: plain, .gz, .zst, .bz2, .xz.
+
+Plain files are cut into byte ranges; a line belongs to the range that holds its first byte,
+so ranges can be read in parallel and every line is read exactly once. Compressed files are
+one stream each. Lines are decoded with orjson, which also rejects invalid UTF-8 and lone
+surrogates (both are bad records, not text).
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import os
+from typing import Iterator
+
+import orjson
+import pyarrow as pa
+
+from .documents import BadRecord, DocumentBatch, describe_type, text_or_parts
+from .errors import FileCheckError
+
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
+MAGIC = {
+    "gzip": b"\x1f\x8b",
+    "zstd": b"\x28\xb5\x2f\xfd",
+    "bz2": b"BZh",
+    "xz": b"\xfd7zXZ\x00",
+}
+BATCH_BYTES = 1 << 20  # text handed to the tokenizer at a time
+READ_BYTES = 1 << 20
+
+
+def compression_of(path: str) -> str | None:
+    return COMPRESSIONS.get(os.path.splitext(path)[1])
+
+
+def is_jsonl(path: str) -> bool:
+    root = path[: -len(os.path.splitext(path)[1])] if compression_of(path) else path
+    return root.endswith(JSON_SUFFIXES)
+
+
+def format_name(path: str) -> str:
+    ext = os.path.splitext(path)[1] if compression_of(path) else ""
+    return "jsonl" + ext
+
+
+def check_magic(path: str) -> None:
+    """Refuse a file whose first bytes contradict its suffix."""
+    compression = compression_of(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise FileCheckError(path, "open", e.strerror or str(e)) from None
+    if compression is None:
+        found = [name for name, magic in MAGIC.items() if head.startswith(magic)]
+        if found:
+            raise FileCheckError(path, "format", f"named as plain JSON lines but the bytes are {found[0]}-compressed", "byte 0")
+        return
+    if head and not head.startswith(MAGIC[compression]):
+        raise FileCheckError(path, "format", f"named .{compression} but does not start with the {compression} magic bytes ({head[:4]!r})", "byte 0")
+
+
+def split_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges for parallel reading: plain files are cut every target_bytes (the reader
+    aligns to lines); a compressed file is a single stream."""
+    size = os.path.getsize(path)
+    if compression_of(path) is not None or size <= target_bytes:
+        return [(0, size)]
+    return [(start, min(size, start + target_bytes)) for start in range(0, size, target_bytes)]
+
+
+def _open_stream(path: str):
+    compression = compression_of(path)
+    if compression is None:
+        return open(path, "rb", buffering=READ_BYTES)
+    if compression == "xz":
+        return lzma.open(path, "rb")
+    return io.BufferedReader(pa.input_stream(path, compression=compression), buffer_size=READ_BYTES)
+
+
+def lines_before(path: str, offset: int) -> int:
+    """Number of newlines in the first `offset` bytes (for 1-based line numbers of a range)."""
+    count = 0
+    with open(path, "rb") as f:
+        remaining = offset
+        while remaining > 0:
+            chunk = f.read(min(READ_BYTES * 8, remaining))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return count
+
+
+def _lookup(record, key_path: tuple[str, ...], dotted: str):
+    if isinstance(record, dict) and dotted in record:  # a literal key containing dots wins
+        return record[dotted], True
+    value = record
+    for key in key_path:
+        if not isinstance(value, dict) or key not in value:
+            return None, False
+        value = value[key]
+    return value, True
+
+
+def read_documents(path: str, start: int, stop: int, text_key: str = "text",
+                   skip_bad_records: bool = False) -> Iterator[DocumentBatch]:
+    """Yield batches of documents whose line starts in [start, stop).
+
+    Document positions are line indexes within the range; ``batch.locate`` turns one into
+    "line N" (counting the newlines before the range only when it is needed). A bad record raises FileCheckError unless
+    skip_bad_records, in which case it is listed in the batch's ``bad``.
+    """
+    key_path = tuple(text_key.split("."))
+    line_base = None if start > 0 else 0
+
+    def line_number(relative: int) -> int:
+        nonlocal line_base
+        if line_base is None:
+            line_base = lines_before(path, start)
+        return line_base + relative + 1
+
+    def locate(relative: int) -> str:
+        return f"line {line_number(relative)}"
+
+    try:
+        stream = _open_stream(path)
+    except OSError as e:
+        raise FileCheckError(path, "open", e.strerror or str(e)) from None
+    relative = 0
+    with stream:
+        pos = start
+        try:
+            if start > 0:
+                stream.seek(start - 1)
+                pos = start - 1 + len(stream.readline())  # finish the line that began before us
+            batch = DocumentBatch(locate=locate)
+            batch_text = 0
+            while pos < stop:
+                line = stream.readline()
+                if not line:
+                    break
+                pos += len(line)
+                batch.input_bytes += len(line)
+                record = None
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError as e:
+                    bad = _classify_decode_error(e, line)
+                else:
+                    value, found = _lookup(record, key_path, text_key)
+                    text = text_or_parts(value) if found else None
+                    if text is not None:
+                        batch.add_document(text, relative)
+                        batch_text += len(text) if isinstance(text, str) else sum(map(len, text))
+                        bad = None
+                    elif not isinstance(record, dict):
+                        bad = ("wrong type", f"the line is {describe_type(record)}, expected a JSON object")
+                    elif not found:
+                        bad = ("missing key", f"no {text_key!r} key")
+                    else:
+                        bad = ("wrong type", f"{text_key!r} is {describe_type(value)}, expected a string or a list of strings")
+                if bad is not None:
+                    kind, detail = bad
+                    where = f"line {line_number(relative)}"
+                    if not skip_bad_records:
+                        raise FileCheckError(path, kind, detail, where)
+                    batch.bad.append(BadRecord(where, kind, detail))
+                relative += 1
+                if batch_text >= BATCH_BYTES:
+                    yield batch
+                    batch = DocumentBatch(locate=locate)
+                    batch_text = 0
+            if batch.documents or batch.bad or batch.input_bytes:
+                yield batch
+        except (OSError, EOFError, lzma.LZMAError) as e:
+            message = str(e) or type(e).__name__
+            kind = "truncated or corrupt compressed stream" if compression_of(path) else "read"
+            raise FileCheckError(path, kind, message, f"after line {line_number(relative - 1) if relative else 0}") from None
+
+
+def _classify_decode_error(error: Exception, line: bytes) -> tuple[str, str]:
+    message = str(error)
+    if "UTF-8" in message:
+        return "invalid UTF-8", message.split(":")[0]
+    if "surrogate" in message:
+        return "invalid unicode escape", message.split(":")[0]
+    if not line.strip():
+        return "malformed JSON", "blank line"
+    return "malformed JSON", message
