@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from .errors import FileCheckError, PlanError, TokcountError, UsageError  # noqa: E402
-from .scan import TokenCheckOptions, TrainingOptions, scan  # noqa: E402
+from .scan import TextOptions, TokenCheckOptions, TrainingOptions, scan  # noqa: E402
 
 
 def plan(*args, **kwargs):
@@ -13,4 +13,4 @@ def plan(*args, **kwargs):
     return make_plan(*args, **kwargs)
 
 
-__all__ = ["scan", "plan", "TrainingOptions", "TokenCheckOptions", "TokcountError", "UsageError", "PlanError", "FileCheckError"]
+__all__ = ["scan", "plan", "TextOptions", "TrainingOptions", "TokenCheckOptions", "TokcountError", "UsageError", "PlanError", "FileCheckError"]

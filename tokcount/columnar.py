@@ -139,11 +139,16 @@ def _record_batches(path, unit, column, is_parquet):
     elif unit >= 0:
         with pa.ipc.open_file(path) as reader:
             rb = reader.get_batch(unit)
-        yield from rb.select([column]).to_batches(max_chunksize=BATCH_ROWS)
+        yield from _slices(rb.select([column]))
     else:
         with pa.ipc.open_stream(path) as reader:
             for rb in reader:
-                yield from rb.select([column]).to_batches(max_chunksize=BATCH_ROWS)
+                yield from _slices(rb.select([column]))
+
+
+def _slices(rb: pa.RecordBatch):
+    for offset in range(0, rb.num_rows, BATCH_ROWS):
+        yield rb.slice(offset, BATCH_ROWS)
 
 
 def _convert(array: pa.Array, first_row: int, locate, path: str, skip: bool):

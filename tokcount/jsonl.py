@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import sys
 from typing import Iterator
 
 import orjson
@@ -115,11 +116,14 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
     """
     key_path = tuple(text_key.split("."))
     line_base = None if start > 0 else 0
+    first_line_start = start
+    if compression_of(path) is not None:
+        stop = sys.maxsize  # a compressed range is the whole stream; stop was its compressed size
 
     def line_number(relative: int) -> int:
         nonlocal line_base
         if line_base is None:
-            line_base = lines_before(path, start)
+            line_base = lines_before(path, first_line_start)
         return line_base + relative + 1
 
     def locate(relative: int) -> str:
@@ -136,6 +140,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
             if start > 0:
                 stream.seek(start - 1)
                 pos = start - 1 + len(stream.readline())  # finish the line that began before us
+                first_line_start = pos
             batch = DocumentBatch(locate=locate)
             batch_text = 0
             while pos < stop:

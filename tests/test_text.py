@@ -1,0 +1,376 @@
+"""Raw text scans (jsonl in every compression, parquet, arrow) against the definition:
+sum of len(tok.encode(text, add_special_tokens).ids), plus 1 EOD per document with tokens."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer
+
+import tokenizer_fixtures
+from tokcount import FileCheckError, TextOptions, TrainingOptions, UsageError, scan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ADVERSARIAL = [
+    "", " ", "   ", "\n\n", "\t\t", "\r\n", "line one\r\nline two\r\n", "tab\tseparated\tvalues",
+    "nul\x00inside", "emoji 👩‍👩‍👧‍👦 and 🇩🇪 flags", "e\u0301 combining a\u0300\u0323", "汉字和日本語のテキスト",
+    "Русский текст, Deutsch: Größe", "עברית وعربي mixed RTL", "It's we've they'll I'd DON'T",
+    "numbers 12345 ١٢٣ ۴۵۶ ¾", "<|endoftext|>", "text <|endoftext|> between", "<s> and </s> [CLS] [SEP]",
+    "    indented code\n\tif x:\n\t\treturn 1\n", "x" * 5000, ("long line of words " * 3000),
+    "caf\u00e9 \U0001F600 surrogate pair", "trailing spaces   ", "\u3000ideographic\u2003em space\u00a0nbsp",
+]
+
+TOKENIZERS = {
+    "bytelevel": tokenizer_fixtures.bytelevel_bpe,
+    "llama_style": tokenizer_fixtures.llama_style_bpe,
+    "wordpiece": tokenizer_fixtures.wordpiece,
+}
+SHARED = [name for name in ("gpt2", "gpt-neox-20b", "llama3", "llama2") if tokenizer_fixtures.shared_tokenizer(name)]
+
+
+def tokenizer_path(name: str) -> str:
+    if name in TOKENIZERS:
+        return TOKENIZERS[name]()
+    return tokenizer_fixtures.shared_tokenizer(name)
+
+
+def reference(tok_path: str, documents, add_special_tokens=True, append_eod=False):
+    """Per-document token counts by the definition."""
+    tok = Tokenizer.from_file(tok_path)
+    out = []
+    for doc in documents:
+        parts = [doc] if isinstance(doc, str) else doc
+        n = sum(len(tok.encode(p, add_special_tokens=add_special_tokens).ids) for p in parts)
+        out.append(n + (1 if append_eod and n > 0 else 0))
+    return out
+
+
+def write_jsonl(path: Path, documents, key="text", compression=None, extra_lines=()):
+    lines = [json.dumps({"id": i, key: d}, ensure_ascii=bool(i % 2)) for i, d in enumerate(documents)]
+    lines.extend(extra_lines)
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    if compression == "gz":
+        data = gzip.compress(data)
+    elif compression == "bz2":
+        data = bz2.compress(data)
+    elif compression == "xz":
+        data = lzma.compress(data)
+    elif compression == "zst":
+        sink = pa.BufferOutputStream()
+        with pa.CompressedOutputStream(sink, "zstd") as out:
+            out.write(data)
+        data = sink.getvalue().to_pybytes()
+    path.write_bytes(data)
+    return path
+
+
+def scan_text(paths, tok, workers=1, **kw):
+    return scan([str(p) for p in paths], text=TextOptions(tokenizer=tok, workers=workers, **kw))
+
+
+@pytest.mark.parametrize("compression", [None, "gz", "zst", "bz2", "xz"])
+@pytest.mark.parametrize("name", list(TOKENIZERS))
+def test_jsonl_every_compression_matches_definition(tmp_path, compression, name):
+    tok = tokenizer_path(name)
+    suffix = ".jsonl" + (f".{compression}" if compression else "")
+    path = write_jsonl(tmp_path / f"d{suffix}", ADVERSARIAL, compression=compression)
+    expected = reference(tok, ADVERSARIAL)
+    report = scan_text([path], tok)
+    assert report.ok, report.failures
+    f = report.files[0]
+    assert f.tokens == sum(expected)
+    assert f.documents == len(ADVERSARIAL)
+    assert f.empty_documents == sum(1 for n in expected if n == 0)
+    assert f.sizes.tolist() == [n for n in expected if n > 0]
+    assert f.format == "jsonl" + (f".{compression}" if compression else "")
+
+
+@pytest.mark.parametrize("add_special_tokens", [True, False])
+@pytest.mark.parametrize("append_eod", [True, False])
+@pytest.mark.parametrize("name", list(TOKENIZERS) + SHARED)
+def test_policies_match_definition(tmp_path, name, add_special_tokens, append_eod):
+    tok = tokenizer_path(name)
+    path = write_jsonl(tmp_path / "d.jsonl", ADVERSARIAL)
+    expected = reference(tok, ADVERSARIAL, add_special_tokens, append_eod)
+    report = scan_text([path], tok, add_special_tokens=add_special_tokens, append_eod=append_eod)
+    f = report.files[0]
+    assert f.tokens == sum(expected)
+    assert f.sizes.tolist() == [n for n in expected if n > 0]
+    assert f.extra["document_tokens"]["max"] == max(expected)
+    assert f.extra["document_tokens"]["p50"] == int(np.percentile(expected, 50, method="inverted_cdf"))
+
+
+def test_bos_post_processor_counts_with_special_tokens(tmp_path):
+    tok = tokenizer_fixtures.llama_style_bpe()
+    path = write_jsonl(tmp_path / "d.jsonl", ["hello", "", "world"])
+    with_bos = scan_text([path], tok).files[0]
+    without = scan_text([path], tok, add_special_tokens=False).files[0]
+    assert with_bos.tokens - without.tokens == 3  # a BOS for every document, the empty one too
+    assert with_bos.empty_documents == 0 and without.empty_documents == 1
+
+
+def test_special_token_strings_counted_as_encode_counts_them(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = ["<|endoftext|>", "a<|endoftext|>b", "<|endoftext|><|endoftext|>"]
+    path = write_jsonl(tmp_path / "d.jsonl", docs)
+    assert scan_text([path], tok).files[0].tokens == sum(reference(tok, docs))
+    encoded = Tokenizer.from_file(tok).encode("<|endoftext|>").ids
+    assert len(encoded) == 1  # matched as the special token, not spelled out
+
+
+def test_list_values_and_nested_key(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = [["first part", "", "second part"], "plain", [], ["", ""]]
+    lines = [json.dumps({"meta": {"body": d}}) for d in docs]
+    path = tmp_path / "n.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    report = scan_text([path], tok, text_key="meta.body", append_eod=True)
+    f = report.files[0]
+    expected = reference(tok, docs, append_eod=True)
+    assert f.tokens == sum(expected)
+    # Megatron: each part with tokens is a sequence, EOD joins the document's last one
+    t = Tokenizer.from_file(tok)
+    n1, n2 = len(t.encode("first part").ids), len(t.encode("second part").ids)
+    assert f.sizes.tolist() == [n1, n2 + 1, len(t.encode("plain").ids) + 1]
+    assert f.empty_documents == 2
+
+
+def test_plain_jsonl_split_into_ranges_in_parallel(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    rng = np.random.default_rng(0)
+    docs = [" ".join(ADVERSARIAL[int(i)] for i in rng.integers(0, len(ADVERSARIAL) - 3, 4)) for _ in range(300)]
+    path = write_jsonl(tmp_path / "big.jsonl", docs)
+    expected = reference(tok, docs, append_eod=True)
+    # tiny ranges: most lines straddle a cut; two real worker processes
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=2, unit_bytes=997, append_eod=True))
+    f = report.files[0]
+    assert f.documents == len(docs)
+    assert f.tokens == sum(expected)
+    assert f.sizes.tolist() == [n for n in expected if n > 0]  # order restored exactly
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(docs=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), max_size=20),
+       unit=st.integers(1, 200))
+def test_random_text_any_cut(tmp_path_factory, docs, unit):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    path = write_jsonl(tmp_path_factory.mktemp("h") / "d.jsonl", docs)
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=1, unit_bytes=unit))
+    expected = reference(tok, docs)
+    assert report.files[0].tokens == sum(expected)
+    assert report.files[0].documents == len(docs)
+
+
+def _parquet(path, table, row_group_size):
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def test_parquet_text_column_row_groups(tmp_path):
+    tok = tokenizer_fixtures.wordpiece()
+    docs = ADVERSARIAL * 3
+    path = _parquet(tmp_path / "t.parquet", pa.table({"id": list(range(len(docs))), "content": docs}), 7)
+    assert pq.ParquetFile(path).num_row_groups > 5
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=2, text_column="content", append_eod=True))
+    f = report.files[0]
+    expected = reference(tok, docs, append_eod=True)
+    assert f.documents == len(docs) and f.format == "parquet"
+    assert f.tokens == sum(expected)
+    assert f.sizes.tolist() == [n for n in expected if n > 0]
+
+
+def test_parquet_list_of_strings_column(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = [["a b", "c"], [], ["只有中文"]]
+    path = _parquet(tmp_path / "l.parquet", pa.table({"text": docs}), 2)
+    f = scan_text([path], tok).files[0]
+    assert f.tokens == sum(reference(tok, docs))
+
+
+@pytest.mark.parametrize("value_type", [pa.int32(), pa.uint16(), pa.int64()])
+def test_token_id_column_counted_from_offsets(tmp_path, value_type):
+    rng = np.random.default_rng(1)
+    rows = [rng.integers(0, 1000, int(n)).tolist() for n in rng.integers(0, 50, 100)]
+    arr = pa.array(rows, type=pa.list_(value_type))
+    path = _parquet(tmp_path / "ids.parquet", pa.table({"input_ids": arr}), 16)
+    report = scan([str(path)], text=TextOptions(text_column="input_ids", workers=1))  # no tokenizer needed
+    f = report.files[0]
+    assert f.tokens == sum(len(r) for r in rows)
+    assert f.documents == len(rows) == pq.read_metadata(path).num_rows
+    assert f.empty_documents == sum(1 for r in rows if not r)
+    assert f.extra["content"] == "token_ids"
+
+
+@pytest.mark.parametrize("ipc", ["file", "stream"])
+def test_arrow_ipc(tmp_path, ipc):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    table = pa.table({"text": ADVERSARIAL})
+    path = tmp_path / "data.arrow"
+    with pa.OSFile(str(path), "wb") as sink:
+        writer = (pa.ipc.new_file if ipc == "file" else pa.ipc.new_stream)(sink, table.schema)
+        for batch in table.to_batches(max_chunksize=4):
+            writer.write_batch(batch)
+        writer.close()
+    f = scan_text([path], tok, workers=2).files[0]
+    assert f.tokens == sum(reference(tok, ADVERSARIAL))
+    assert f.format == "arrow"
+
+
+def test_mixed_formats_in_one_scan(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from idx_writer import write_mmidx
+
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    j = write_jsonl(tmp_path / "a.jsonl.gz", ADVERSARIAL[:10], compression="gz")
+    p = _parquet(tmp_path / "b.parquet", pa.table({"text": ADVERSARIAL[10:]}), 5)
+    write_mmidx(tmp_path / "c", [[[1, 2, 3]], [[4]]])
+    report = scan([str(j), str(p), str(tmp_path / "c.bin")], TrainingOptions(seq_len=8, global_batch_size=2),
+                  text=TextOptions(tokenizer=tok, workers=1))
+    assert [f.format for f in report.files] == ["jsonl.gz", "parquet", "mmidx"]
+    assert report.total["tokens"] == sum(reference(tok, ADVERSARIAL)) + 4
+    assert report.plan.tokens == report.total["tokens"]
+
+
+# --- bad input: one-line errors naming the file and the line / row group ---
+
+GOOD = json.dumps({"text": "fine"})
+
+
+def _bad_file(tmp_path, raw_lines: list[bytes], name="bad.jsonl"):
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(raw_lines) + b"\n")
+    return path
+
+
+BAD_CASES = {
+    "malformed JSON": b'{"text": "unterminated',
+    "missing key": b'{"body": "no text key"}',
+    "wrong type": b'{"text": 42}',
+    "invalid UTF-8": b'{"text": "caf\xe9"}',
+    "invalid unicode escape": b'{"text": "\\ud800 lone surrogate"}',
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_CASES))
+def test_bad_record_is_a_located_error(tmp_path, kind):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    path = _bad_file(tmp_path, [GOOD.encode()] * 4 + [BAD_CASES[kind]] + [GOOD.encode()] * 3)
+    report = scan_text([path], tok)
+    assert report.files == []
+    err = report.failures[0]
+    assert err.check == kind and err.position == "line 5" and err.path == str(path)
+    assert "\n" not in str(err)
+
+
+def test_bad_record_line_number_in_a_later_range(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    lines = [GOOD.encode()] * 500 + [BAD_CASES["wrong type"]] + [GOOD.encode()] * 20
+    path = _bad_file(tmp_path, lines)
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=1, unit_bytes=512))
+    assert report.failures[0].position == "line 501"
+
+
+def test_skip_bad_records_counts_and_lists_them(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    lines = [GOOD.encode()] * 3 + list(BAD_CASES.values()) + [b""] + [GOOD.encode()] * 2
+    path = _bad_file(tmp_path, lines)
+    report = scan_text([path], tok, skip_bad_records=True)
+    f = report.files[0]
+    assert f.documents == 5
+    assert f.tokens == sum(reference(tok, ["fine"] * 5))
+    assert f.extra["skipped_records"] == len(BAD_CASES) + 1  # + the blank line
+    assert [e["position"] for e in f.extra["skipped_examples"]] == [f"line {n}" for n in range(4, 9)]
+
+
+@pytest.mark.parametrize("compression", ["gz", "zst", "bz2", "xz"])
+def test_truncated_compressed_file(tmp_path, compression):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    path = write_jsonl(tmp_path / f"t.jsonl.{compression}", ["some text here"] * 5000, compression=compression)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    report = scan_text([path], tok)
+    assert report.files == [] and report.failures[0].path == str(path)
+    assert "truncated" in report.failures[0].check or "compressed" in report.failures[0].check
+
+
+def test_suffix_contradicts_magic(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    path = tmp_path / "x.jsonl.zst"
+    path.write_bytes(gzip.compress(b'{"text": "a"}\n'))
+    report = scan_text([path], tok)
+    assert report.failures[0].check == "format"
+
+
+def test_parquet_missing_column_and_wrong_type(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    p1 = _parquet(tmp_path / "a.parquet", pa.table({"body": ["x"]}), 10)
+    p2 = _parquet(tmp_path / "b.parquet", pa.table({"text": [1, 2]}), 10)
+    report = scan_text([p1, p2], tok)
+    assert [e.check for e in report.failures] == ["column", "column type"]
+    assert "body" in str(report.failures[0])
+
+
+def test_parquet_null_located_by_row_group(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    p = _parquet(tmp_path / "n.parquet", pa.table({"text": ["a", "b", "c", None, "e"]}), 2)
+    report = scan_text([p], tok)
+    assert report.failures[0].position == "row group 1, row 1"
+    report = scan_text([p], tok, skip_bad_records=True)
+    assert report.files[0].documents == 4 and report.files[0].extra["skipped_records"] == 1
+
+
+def test_unreadable_file(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    (tmp_path / "dir.jsonl").mkdir()
+    report = scan_text([tmp_path / "dir.jsonl"], tok)
+    assert report.failures and report.failures[0].path.endswith("dir.jsonl")
+
+
+def test_text_without_tokenizer_is_a_usage_error(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", ["a"])
+    with pytest.raises(UsageError):
+        scan([str(path)])
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "tokcount", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_cli_text_scan_json_and_errors(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    good = write_jsonl(tmp_path / "good.jsonl.zst", ADVERSARIAL, compression="zst")
+    bad = _bad_file(tmp_path, [GOOD.encode(), BAD_CASES["malformed JSON"]])
+    proc = run_cli("scan", good, bad, "--tokenizer", tok, "--append-eod", "--json", "--workers", "1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{bad}: malformed JSON failed at line 2" in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["files"][0]["tokens"] == sum(reference(tok, ADVERSARIAL, append_eod=True))
+    assert doc["options"]["tokenizer"]["fingerprint"]
+    assert doc["options"]["engine"] == "hf"
+    for key in ("text_bytes", "tokens_per_byte", "document_tokens", "skipped_records"):
+        assert key in doc["files"][0]
+
+
+def test_cli_unknown_tokenizer_exit_1(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", ["a"])
+    proc = run_cli("scan", path, "--tokenizer", tmp_path / "missing.json")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "missing.json" in proc.stderr
+    proc = run_cli("scan", path)
+    assert proc.returncode == 1 and "--tokenizer" in proc.stderr

@@ -1,0 +1,159 @@
+"""Small real tokenizers, trained on the spot with `tokenizers` trainers.
+
+Plain functions (not pytest fixtures) so that subprocess scripts and hypothesis tests can use
+them too; each trains once per process and returns the path of its tokenizer.json.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+SHARED_TOKENIZERS = Path(__file__).resolve().parents[2] / "shared" / "tokenizers"
+
+# Varied on purpose: scripts, code, emoji, digits, whitespace runs and contractions all shape
+# which merges the trainers learn, so the tokenizers meet the same kinds of text as real ones.
+TRAINING_TEXT = """\
+The quick brown fox jumps over the lazy dog. It's 2024, and we're counting tokens.
+I'm sure they'll say it isn't so; you'd've known if you'd asked. Don't panic!
+Numbers: 3.14159, 2,718,281, 1e-9, 0xDEADBEEF, 42nd, 1st, 100% and $19.99.
+Der schnelle braune Fuchs springt über den faulen Hund. Größe, Straße, Äpfel.
+Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich.
+Съешь же ещё этих мягких французских булок, да выпей чаю.
+В чащах юга жил бы цитрус? Да, но фальшивый экземпляр!
+いろはにほへと ちりぬるを わかよたれそ つねならむ。日本語のテキストです。
+東京は日本の首都です。今日はいい天気ですね。
+我能吞下玻璃而不伤身体。中文文本的分词测试。
+天地玄黄，宇宙洪荒。日月盈昃，辰宿列张。
+def count_tokens(texts: list[str]) -> int:
+    return sum(len(tokenizer.encode(t).ids) for t in texts)
+for (int i = 0; i < n; ++i) { total += counts[i]; }
+if __name__ == "__main__":
+    main()
+SELECT id, name FROM users WHERE age >= 18 ORDER BY name;
+<div class="note">Hello &amp; welcome</div>
+Emoji: 😀 😂 👍🏽 👩‍💻 🇩🇪 ❤️ 🎉🎉🎉
+Mixed: naïve café résumé coöperate façade jalapeño.
+    Indented line with    several   spaces.
+		Tabs	between	words.
+Trailing spaces here.    
+Line with CRLF ending.\r
+Ελληνικά: Γαζέες καὶ μυρτιὲς δὲν θὰ βρῶ πιὰ στὸ χρυσαφὶ ξέφωτο.
+Polski: Zażółć gęślą jaźń. Čeština: Příliš žluťoučký kůň.
+한국어 텍스트도 조금 있습니다.
+Français: Portez ce vieux whisky au juge blond qui fume.
+Español: El veloz murciélago hindú comía feliz cardillo y kiwi.
+https://example.com/path?query=1&lang=en#section
+user@example.org, @handle, #hashtag, C:\\Windows\\System32
+She said, "Well... that's that." He replied: 'Fine -- whatever.'
+1234567890 0987654321 000 007 3:45pm 12/31/1999
+Accents combining: e\u0301 a\u0308 o\u0302.
+    nested = {"a": [1, 2, {"b": None}], "c": True}
+The end. The end. The end of the text, again and again and again.
+Tokenizers learn merges from frequent pairs: th, he, in, er, an, re.
+A line with ünïcödé and ASCII mixed together for good measure.
+Last line: goodbye, до свидания, さようなら, 再见, auf Wiedersehen!
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_dir() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="tokcount-test-tokenizers-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+def _save(tokenizer: Tokenizer, name: str) -> str:
+    path = _cache_dir() / name / "tokenizer.json"
+    path.parent.mkdir()
+    tokenizer.save(str(path))
+    return str(path)
+
+
+def _train(tokenizer: Tokenizer, trainer) -> None:
+    lines = TRAINING_TEXT.splitlines(keepends=True)
+    tokenizer.train_from_iterator(lines, trainer=trainer)
+
+
+@functools.lru_cache(maxsize=None)
+def bytelevel_bpe() -> str:
+    """GPT-2 style: byte-level BPE, <|endoftext|> is id 0."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=500,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # every byte stays encodable
+        show_progress=False,
+    )
+    _train(tokenizer, trainer)
+    return _save(tokenizer, "bytelevel_bpe")
+
+
+LLAMA_SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
+BYTE_TOKENS = [f"<0x{byte:02X}>" for byte in range(256)]
+
+
+@functools.lru_cache(maxsize=None)
+def llama_style_bpe() -> str:
+    """Llama-2 style: '▁' for spaces, BPE with byte fallback, <s> prepended as BOS."""
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    # A small alphabet leaves many characters (kana, hanzi, emoji...) to the byte fallback.
+    trainer = trainers.BpeTrainer(
+        vocab_size=700, special_tokens=LLAMA_SPECIAL_TOKENS, limit_alphabet=80, show_progress=False
+    )
+    _train(tokenizer, trainer)
+
+    # As in Llama's tokenizer.json, the byte tokens sit in the model vocab at ids 3..258, not as
+    # added tokens (so the text "<0x41>" is not matched as a token); merges refer to strings and
+    # survive the renumbering.
+    data = json.loads(tokenizer.to_str())
+    learned = [t for t, _ in sorted(data["model"]["vocab"].items(), key=lambda item: item[1])]
+    learned = [t for t in learned if t not in LLAMA_SPECIAL_TOKENS and t not in BYTE_TOKENS]
+    ordered = LLAMA_SPECIAL_TOKENS + BYTE_TOKENS + learned
+    data["model"]["vocab"] = {token: index for index, token in enumerate(ordered)}
+    tokenizer = Tokenizer.from_str(json.dumps(data))
+
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)]
+    )
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    return _save(tokenizer, "llama_style_bpe")
+
+
+@functools.lru_cache(maxsize=None)
+def wordpiece() -> str:
+    """BERT style: lowercasing normalizer, WordPiece, "[CLS] $A [SEP]"."""
+    special_tokens = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=500, special_tokens=special_tokens, show_progress=False)
+    _train(tokenizer, trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", tokenizer.token_to_id("[CLS]")), ("[SEP]", tokenizer.token_to_id("[SEP]"))],
+    )
+    tokenizer.decoder = decoders.WordPiece()
+    return _save(tokenizer, "wordpiece")
+
+
+TRAINED = {"bytelevel_bpe": bytelevel_bpe, "llama_style_bpe": llama_style_bpe, "wordpiece": wordpiece}
+SHARED_NAMES = ("gpt2", "gpt-neox-20b", "llama3", "llama2")
+
+
+def shared_tokenizer(name: str) -> str | None:
+    """Path of a real tokenizer.json from ../shared/tokenizers, or None when it is not there."""
+    path = SHARED_TOKENIZERS / f"{name}.json"
+    return str(path) if path.is_file() else None

@@ -1,0 +1,307 @@
+"""Loading a Hugging Face tokenizer and counting tokens with it, exactly.
+
+"Exact" means: the count of a text is ``len(tokenizer.encode(text, add_special_tokens=...).ids)``
+for the tokenizer the user named. Two deliberate exceptions, both applied by ``TokenCounter``
+and reported by ``TokenizerSpec.info()``: padding and truncation settings stored in a
+tokenizer.json are ignored. Padding would make a batch count differ from the single-text count
+(BatchLongest pads every text to the longest in the batch), and truncation would cap counts at
+a model's context length, which is not what a training-data count means.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tokenizers
+from tokenizers import Tokenizer
+
+from tokcount.errors import UsageError
+
+TOKENIZER_FILE_NAME = "tokenizer.json"
+
+# A hub download of a large tokenizer.json (Llama 3: ~9 MB) on a slow link must fit in this;
+# without any bound a failing lookup is retried by huggingface_hub for ~23 s here, and a
+# stalled connection could block forever.
+HUB_LOAD_TIMEOUT_SECONDS = 120.0
+# How long the reachability probe waits for a TCP connection to the hub before going offline.
+HUB_PROBE_TIMEOUT_SECONDS = 3.0
+
+NO_NETWORK_HINT = "pass a local tokenizer.json path (or a directory containing one) instead"
+
+# Candidate end-of-document tokens, most specific first: GPT-2/NeoX/Qwen use <|endoftext|>,
+# Llama 3 <|end_of_text|>, Llama 1/2 and most SentencePiece models </s>, Gemma <eos>.
+END_OF_DOCUMENT_TOKENS = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
+
+# huggingface_hub's rule for repo ids ("name" or "namespace/name"); anything else can't be a
+# hub name, so it is reported as a missing path without a network attempt.
+_HUB_REPO_ID = re.compile(r"^(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}$")
+
+
+class UnencodableText(ValueError):
+    """A text the Rust tokenizer cannot accept (a lone surrogate: not valid Unicode)."""
+
+    def __init__(self, index: int, message: str):
+        self.index = index
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """Picklable description of a tokenizer, shipped to worker processes (spawn)."""
+
+    source: str  # what the user passed (path, directory, or hub name)
+    json: str  # Tokenizer.to_str(): workers rebuild from it and never re-resolve a hub name
+    fingerprint: str  # sha256 hex of `json`
+    vocab_size: int  # Tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def info(self) -> dict:
+        """JSON-serialisable description for reports."""
+        config = json.loads(self.json)
+        model = config.get("model") or {}
+        special_tokens = [t["content"] for t in config.get("added_tokens") or [] if t.get("special")]
+        tokenizer = Tokenizer.from_str(self.json)
+        eod_id = _end_of_document_id(tokenizer)
+        return {
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+            "vocab_size": self.vocab_size,
+            "tokenizers_version": tokenizers.__version__,
+            "model_type": model.get("type"),
+            "byte_fallback": bool(model.get("byte_fallback", False)),
+            "normalizer": _describe_component(config.get("normalizer")),
+            "pre_tokenizer": _describe_component(config.get("pre_tokenizer")),
+            "post_processor": _describe_component(config.get("post_processor")),
+            "decoder": _describe_component(config.get("decoder")),
+            "has_post_processor": config.get("post_processor") is not None,
+            "special_token_count": len(special_tokens),
+            "end_of_document_id": eod_id,
+            "end_of_document_token": None if eod_id is None else tokenizer.id_to_token(eod_id),
+            # Stored settings that counting ignores (see the module docstring).
+            "ignored_truncation": config.get("truncation") is not None,
+            "ignored_padding": config.get("padding") is not None,
+        }
+
+
+def _describe_component(component: dict | None) -> str | None:
+    """'ByteLevel', or 'Sequence[Prepend, Replace]' for nested sequences."""
+    if component is None:
+        return None
+    kind = component.get("type", "?")
+    if kind == "Sequence":
+        # Each component family names its list differently in the JSON.
+        for key in ("normalizers", "pretokenizers", "processors", "decoders"):
+            if key in component:
+                inner = ", ".join(_describe_component(c) or "None" for c in component[key])
+                return f"Sequence[{inner}]"
+    return kind
+
+
+def build_tokenizer(spec: TokenizerSpec) -> Tokenizer:
+    """A fresh Tokenizer for `spec`, configured for exact counting (no padding, no truncation)."""
+    tokenizer = Tokenizer.from_str(spec.json)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def end_of_document_id(spec: TokenizerSpec) -> int | None:
+    """The id preprocessing (e.g. Megatron's preprocess_data.py) likely appends as end of document.
+
+    Informational only: it is guessed from well-known token names, not from a model's config.
+    """
+    return _end_of_document_id(Tokenizer.from_str(spec.json))
+
+
+def _end_of_document_id(tokenizer: Tokenizer) -> int | None:
+    for token in END_OF_DOCUMENT_TOKENS:
+        token_id = tokenizer.token_to_id(token)
+        if token_id is not None:
+            return token_id
+    return None
+
+
+def _spec_from_tokenizer(source: str, tokenizer: Tokenizer) -> TokenizerSpec:
+    serialised = tokenizer.to_str()
+    return TokenizerSpec(
+        source=source,
+        json=serialised,
+        fingerprint=hashlib.sha256(serialised.encode("utf-8")).hexdigest(),
+        vocab_size=tokenizer.get_vocab_size(with_added_tokens=True),
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _looks_like_path(arg: str) -> bool:
+    """True for arguments that can only mean a local file.
+
+    A single '/' is not enough: hub names are "namespace/name". Absolute or explicitly relative
+    paths, '~', nested directories and *.json names cannot be hub repo ids.
+    """
+    if arg.lower().endswith(".json") or arg.startswith(("/", "./", "../", "~")) or arg in (".", ".."):
+        return True
+    if (os.altsep and os.altsep in arg) or (os.sep != "/" and os.sep in arg):
+        return True
+    return arg.count("/") > 1
+
+
+def load_tokenizer_spec(arg: str) -> TokenizerSpec:
+    """Resolve a tokenizer.json file, a directory containing one, or a Hugging Face hub name.
+
+    Every failure is a one-line UsageError naming `arg`.
+    """
+    if not arg.strip():
+        raise UsageError("tokenizer argument is empty: pass a tokenizer.json path, a directory or a hub name")
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        candidate = path / TOKENIZER_FILE_NAME
+        if not candidate.is_file():
+            raise UsageError(f"{arg}: directory has no {TOKENIZER_FILE_NAME}")
+        return _load_file(arg, candidate)
+    if path.exists():
+        return _load_file(arg, path)
+    if _looks_like_path(arg):
+        raise UsageError(f"{arg}: no such file")
+    if not _HUB_REPO_ID.match(arg) or "--" in arg or ".." in arg:
+        raise UsageError(f"{arg}: no such file, and not a valid Hugging Face hub name")
+    return _spec_from_tokenizer(arg, _load_from_hub(arg))
+
+
+def _load_file(arg: str, path: Path) -> TokenizerSpec:
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as error:  # the Rust side raises plain Exception for parse errors
+        raise UsageError(f"{arg}: not a valid tokenizer JSON file ({_first_line(error)})") from None
+    return _spec_from_tokenizer(arg, tokenizer)
+
+
+# Runs in a child process so that the whole hub lookup can be killed after a timeout: a Python
+# thread stuck in from_pretrained's retries could not be stopped. The probe decides offline mode
+# before huggingface_hub is imported, because it reads HF_HUB_OFFLINE only at import time;
+# offline, from_pretrained still serves names from the local cache, instantly.
+_HUB_CHILD = r"""
+import os, socket, sys
+from urllib.parse import urlsplit
+name, probe_timeout = sys.argv[1], float(sys.argv[2])
+def offline():  # huggingface_hub's own reading of the variable
+    return os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+proxied = any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+if not offline() and not proxied:
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=probe_timeout).close()
+    except OSError:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+from tokenizers import Tokenizer
+try:
+    tokenizer = Tokenizer.from_pretrained(name)
+except Exception as error:
+    lines = str(error).strip().splitlines() or [""]
+    sys.stdout.write("\t".join(["ERROR", type(error).__name__, "1" if offline() else "0", lines[0]]))
+    sys.exit(3)
+sys.stdout.write(tokenizer.to_str())
+"""
+
+_NOT_FOUND_ERRORS = {"RepositoryNotFoundError", "EntryNotFoundError", "RevisionNotFoundError", "GatedRepoError"}
+
+
+def _load_from_hub(name: str) -> Tokenizer:
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", _HUB_CHILD, name, str(HUB_PROBE_TIMEOUT_SECONDS)],
+            capture_output=True,
+            timeout=HUB_LOAD_TIMEOUT_SECONDS,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise UsageError(
+            f"{name}: loading from the Hugging Face hub timed out after {HUB_LOAD_TIMEOUT_SECONDS:.0f} s; "
+            + NO_NETWORK_HINT
+        ) from None
+    output = child.stdout.decode("utf-8", errors="replace")
+    if child.returncode == 0:
+        return Tokenizer.from_str(output)
+    if not output.startswith("ERROR\t"):
+        detail = (child.stderr.decode("utf-8", errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise UsageError(f"{name}: loading from the Hugging Face hub failed ({detail}); {NO_NETWORK_HINT}")
+    _, error_type, offline, message = (output.split("\t", 3) + [""] * 4)[:4]
+    if offline == "1" or error_type == "LocalEntryNotFoundError":
+        raise UsageError(
+            f"{name}: not a local path nor in the local Hugging Face cache, and the hub could not be reached "
+            f"to look the name up (no network, or HF_HUB_OFFLINE is set); {NO_NETWORK_HINT}"
+        )
+    if error_type in _NOT_FOUND_ERRORS:
+        raise UsageError(f"{name}: not a local path, and no tokenizer.json for it on the Hugging Face hub; {NO_NETWORK_HINT}")
+    raise UsageError(f"{name}: loading from the Hugging Face hub failed ({error_type}: {message}); {NO_NETWORK_HINT}")
+
+
+class TokenCounter:
+    """Counts tokens with one single-threaded tokenizer (one per worker process: no Rayon oversubscription).
+
+    Threading: tokenizers runs batch calls on a Rayon pool unless TOKENIZERS_PARALLELISM is
+    false. The Rust side reads the variable at each batch call and builds the pool lazily on
+    the first parallel one, so setting it here, before this process's first batch, keeps it at
+    the calling thread only; the library's "forked after parallelism" warning (older releases)
+    is only printed when parallelism was used *and* the variable unset, so it cannot fire either.
+    Verified (tests/test_tokenizer.py::test_counting_adds_no_threads) by reading "Threads:" in
+    /proc/self/status before and after a 4000-text batch: unchanged with TokenCounter, +1 per
+    core with a plain Tokenizer and the variable unset.
+    """
+
+    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool = True):
+        # Overrides a user's "true" on purpose: the caller's processes are the parallelism.
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+        self.spec = spec
+        self.add_special_tokens = add_special_tokens
+        self._tokenizer = build_tokenizer(spec)
+        # encode_batch_fast (tokenizers >= 0.21) skips offset tracking; ids are the same.
+        self._encode_batch = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+
+    def count(self, texts: list[str]) -> np.ndarray:
+        """int64 array: element i is len(encode(texts[i], add_special_tokens).ids)."""
+        if not isinstance(texts, list):
+            texts = list(texts)
+        try:
+            encodings = self._encode_batch(texts, add_special_tokens=self.add_special_tokens)
+        except TypeError as error:
+            # A lone surrogate surfaces as a generic TypeError for the whole batch; only on this
+            # rare path do we pay for locating it.
+            _raise_if_unencodable(texts, error)
+            raise
+        # len(Encoding) is len(ids) without building the Python list of ids (~70x faster).
+        return np.fromiter((len(encoding) for encoding in encodings), dtype=np.int64, count=len(encodings))
+
+    def count_one(self, text: str) -> int:
+        try:
+            return len(self._tokenizer.encode(text, add_special_tokens=self.add_special_tokens))
+        except TypeError as error:
+            _raise_if_unencodable([text], error)
+            raise
+
+
+def _raise_if_unencodable(texts: list, cause: BaseException) -> None:
+    """Raise UnencodableText for the first text that is not valid Unicode, if any."""
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {index} is {type(text).__name__}, not str") from cause
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            code_point = ord(text[error.start])
+            raise UnencodableText(
+                index,
+                f"text {index} contains a lone surrogate U+{code_point:04X} at character {error.start}: "
+                "not valid Unicode, so it cannot be tokenized",
+            ) from cause
