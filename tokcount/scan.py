@@ -53,6 +53,7 @@ class TextOptions:
     skip_bad_records: bool = False
     workers: int | None = None  # default: every core
     unit_bytes: int = 16 << 20  # plain jsonl byte range per work unit
+    in_process_bytes: int = 4 << 20  # below this, starting worker processes costs more than it saves
 
     def policy(self) -> TextPolicy:
         return TextPolicy(self.add_special_tokens, self.append_eod, self.text_key, self.text_column, self.skip_bad_records)
@@ -149,7 +150,7 @@ def _tokenizer_for(text_sources, text: TextOptions, report: Report):
 
     spec = load_tokenizer_spec(text.tokenizer)
     report.options["tokenizer"] = spec.info()
-    report.options["text"] = {k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes")}
+    report.options["text"] = {k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes", "in_process_bytes")}
     report.options["engine"] = "hf"
     return spec
 
@@ -158,7 +159,10 @@ def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, pr
     if not units:
         return
     policy = text.policy()
-    executor = LocalExecutor(text.workers, init_worker, (spec, text.add_special_tokens))
+    workers = text.workers
+    if workers is None and sum(u.cost for u in units) < text.in_process_bytes:
+        workers = 1
+    executor = LocalExecutor(workers, init_worker, (spec, text.add_special_tokens))
     by_source: dict[int, list[UnitResult]] = {}
     expected = {}
     for u in units:
