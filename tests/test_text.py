@@ -99,14 +99,15 @@ def test_jsonl_every_compression_matches_definition(tmp_path, compression, name)
     assert f.format == "jsonl" + (f".{compression}" if compression else "")
 
 
+@pytest.mark.parametrize("engine", ["hf", "auto"])
 @pytest.mark.parametrize("add_special_tokens", [True, False])
 @pytest.mark.parametrize("append_eod", [True, False])
 @pytest.mark.parametrize("name", list(TOKENIZERS) + SHARED)
-def test_policies_match_definition(tmp_path, name, add_special_tokens, append_eod):
+def test_policies_match_definition(tmp_path, name, add_special_tokens, append_eod, engine):
     tok = tokenizer_path(name)
     path = write_jsonl(tmp_path / "d.jsonl", ADVERSARIAL)
     expected = reference(tok, ADVERSARIAL, add_special_tokens, append_eod)
-    report = scan_text([path], tok, add_special_tokens=add_special_tokens, append_eod=append_eod)
+    report = scan_text([path], tok, add_special_tokens=add_special_tokens, append_eod=append_eod, engine=engine)
     f = report.files[0]
     assert f.tokens == sum(expected)
     assert f.sizes.tolist() == [n for n in expected if n > 0]
@@ -362,7 +363,9 @@ def test_cli_text_scan_json_and_errors(tmp_path):
     doc = json.loads(proc.stdout)
     assert doc["files"][0]["tokens"] == sum(reference(tok, ADVERSARIAL, append_eod=True))
     assert doc["options"]["tokenizer"]["fingerprint"]
-    assert doc["options"]["engine"] == "hf"
+    assert doc["options"]["engine"] == "fast"  # a byte-level BPE: auto picks the fast engine ...
+    assert doc["options"]["parity"]["texts_checked"] >= len(ADVERSARIAL)  # ... and checks a file's first texts
+    assert doc["options"]["parity"]["mismatch"] is None
     for key in ("text_bytes", "tokens_per_byte", "document_tokens", "skipped_records"):
         assert key in doc["files"][0]
 
@@ -374,3 +377,43 @@ def test_cli_unknown_tokenizer_exit_1(tmp_path):
     assert "missing.json" in proc.stderr
     proc = run_cli("scan", path)
     assert proc.returncode == 1 and "--tokenizer" in proc.stderr
+
+
+def test_parity_guard_catches_a_wrong_count():
+    from tokcount.tokenizer import TokenCounter, load_tokenizer_spec
+    from tokcount.work import ParityGuard, ParityMismatch
+
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    reference_counter = TokenCounter(load_tokenizer_spec(tok))
+    texts = ADVERSARIAL[:10]
+    right = reference_counter.count(texts)
+    guard = ParityGuard(reference_counter)
+    assert guard.check(texts, right, at_file_start=True) == len(texts)
+    wrong = right.copy()
+    wrong[7] += 1
+    with pytest.raises(ParityMismatch) as info:
+        ParityGuard(reference_counter).check(texts, wrong, at_file_start=True)
+    assert info.value.detail["text_index"] == 7 and info.value.detail["preview"] == texts[7][:120]
+
+
+def test_parity_guard_samples_beyond_the_first_texts():
+    from tokcount.tokenizer import TokenCounter, load_tokenizer_spec
+    from tokcount.work import ParityGuard
+
+    counter = TokenCounter(load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe()))
+    guard = ParityGuard(counter, budget=0.01)
+    texts = ADVERSARIAL
+    counts = counter.count(texts)
+    assert guard.check(texts, counts, at_file_start=False) == 0  # no fast time spent yet: no budget
+    guard.fast_seconds = 1000.0
+    assert guard.check(texts, counts, at_file_start=False) == 1  # a random text once there is budget
+
+
+def test_engine_fast_refused_for_unsupported_tokenizer(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", ["a"])
+    proc = run_cli("scan", path, "--tokenizer", tokenizer_fixtures.wordpiece(), "--engine", "fast")
+    assert proc.returncode == 1 and "--engine fast" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("scan", path, "--tokenizer", tokenizer_fixtures.wordpiece(), "--json")
+    assert proc.returncode == 0
+    options = json.loads(proc.stdout)["options"]
+    assert options["engine"] == "hf" and "WordPiece" in options["engine_reason"]

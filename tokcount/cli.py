@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--skip-bad-records", action="store_true",
                    help="count and report malformed lines, missing keys, wrong types and invalid UTF-8 instead of failing")
     t.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
+    t.add_argument("--engine", choices=["auto", "fast", "hf"], default="auto",
+                   help="hf: Hugging Face tokenizers (the reference); fast: tokcount's numba engine; "
+                        "auto (default): fast where the tokenizer is supported, checked against hf on a sample")
     v = s.add_argument_group("token verification (reads the .bin)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
@@ -103,7 +106,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--samples is the 'total number of samples:' value of this framework's log")
     p.add_argument("--json", action="store_true")
     _add_training_arguments(p, required=True)
+    _add_check_parser(sub)
     return parser
+
+
+def _add_check_parser(sub) -> None:
+    c = sub.add_parser("check", help="cross-check .bin/.idx against its raw jsonl, the trainer's index files, or a training log")
+    c.add_argument("paths", nargs="+", help="raw .jsonl[.gz|.zst|.bz2|.xz] files in preprocessing order (with --against), "
+                   "or one data prefix (.bin/.idx) to check its trainer index files / --against-log")
+    c.add_argument("--against", metavar="PREFIX", help="the preprocessed .bin/.idx (prefix) to compare the raw files with")
+    c.add_argument("--against-log", metavar="LOG", help="a GPT-NeoX or Megatron training log to compare the data prefix with")
+    c.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    c.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    r = c.add_argument_group("raw <-> .bin/.idx")
+    r.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
+    r.add_argument("--preset", choices=["megatron", "megatron-fast", "neox"], default="megatron",
+                   help="which preprocessor's behaviour to expect (default megatron: tools/preprocess_data.py)")
+    r.add_argument("--append-eod", action="store_true", help="the data was preprocessed with --append-eod")
+    r.add_argument("--eod", type=_non_negative_int, help="EOD id (default: the tokenizer's end-of-document token)")
+    r.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True,
+                   help="encode with special tokens, as preprocessing does (default: yes)")
+    r.add_argument("--ids", action="store_true", help="compare every token id too (reads the whole .bin)")
+    r.add_argument("--text-key", default="text", help="jsonl key of the text (Megatron --json-keys; default text)")
+    r.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
+    t = c.add_argument_group("trainer index files and logs")
+    t.add_argument("--cache-dir", help="where the trainer wrote its index files (Megatron --data-cache-path)")
+    t.add_argument("--framework", choices=["megatron", "neox"], help="whose log (default: detected)")
+    t.add_argument("--split", help="NeoX split string used for training (default: inferred from the document index)")
+    t.add_argument("--seq-len", type=_positive_int, help="sequence length, for --against-log when the log does not print it")
+    t.add_argument("--no-extra-token", action="store_true", help="Megatron add_extra_token_to_sequence=False")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "scan":
             return _run_scan(args)
+        if args.command == "check":
+            return _run_check(args)
         return _run_plan(args)
     except TokcountError as e:
         print(f"tokcount: error: {e}", file=sys.stderr)
@@ -139,6 +172,7 @@ def _run_scan(args) -> int:
         text_column=args.text_column,
         skip_bad_records=args.skip_bad_records,
         workers=args.workers,
+        engine=args.engine,
     )
     from . import render
 
@@ -177,3 +211,40 @@ def _run_plan(args) -> int:
     else:
         render.print_plan(result)
     return EXIT_OK
+
+
+def _run_check(args) -> int:
+    from . import check, indexed_dataset, render, trainer_index
+    from .errors import EXIT_MISMATCH
+
+    if args.against is not None and args.against_log is not None:
+        raise UsageError("--against and --against-log are separate checks: run them one at a time")
+    if args.against is not None:
+        if args.tokenizer is None:
+            raise UsageError("--against needs --tokenizer (the raw text is tokenized again)")
+        options = check.CheckOptions(
+            tokenizer=args.tokenizer, preset=args.preset, append_eod=args.append_eod, eod=args.eod,
+            add_special_tokens=args.add_special_tokens, ids=args.ids, text_key=args.text_key, workers=args.workers)
+        progress = render.progress_bar() if (not args.no_progress and sys.stderr.isatty()) else None
+        with progress if progress is not None else contextlib.nullcontext():
+            results = [check.check_raw(args.paths, args.against, options, progress)]
+    else:
+        if len(args.paths) != 1:
+            raise UsageError("without --against, give exactly one data prefix (.bin/.idx)")
+        shard = indexed_dataset.open_shard(args.paths[0])
+        if args.against_log is not None:
+            results = [trainer_index.check_log(shard, args.against_log, args.seq_len, args.framework,
+                                               not args.no_extra_token)]
+        else:
+            results, notes = trainer_index.check_trainer_index(shard, args.cache_dir, args.split, not args.no_extra_token)
+            for note in notes:
+                print(f"tokcount: note: {note}", file=sys.stderr)
+    if args.json:
+        docs = [r.to_dict() for r in results]
+        print(json.dumps(docs[0] if len(docs) == 1 else {"ok": all(r.ok for r in results), "checks": docs}, indent=2))
+    else:
+        for r in results:
+            print("\n".join(r.lines()))
+    if not all(getattr(r, "complete", True) for r in results):
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH

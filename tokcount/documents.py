@@ -23,6 +23,7 @@ class DocumentBatch:
     input_bytes: int = 0  # bytes of input consumed, for progress
     bad: list[BadRecord] = field(default_factory=list)
     locate: Callable[[int], str] = str  # position -> "line 17", for messages
+    at_file_start: bool = False  # the first batch of a file (the parity guard always checks it)
 
     def add_document(self, value, position: int) -> None:
         if isinstance(value, str):

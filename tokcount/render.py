@@ -49,9 +49,13 @@ class _Bar(ScanProgress):
         return False
 
     def start(self, total_bytes: int) -> None:
-        self._task = self._progress.add_task("scan", total=total_bytes, counts="")
+        self._tokens = self._documents = 0
         self._started = time.monotonic()
-        self._progress.start()
+        if self._task is None:
+            self._task = self._progress.add_task("scan", total=total_bytes, counts="")
+            self._progress.start()
+        else:  # a second pass (the parity guard's recount) starts the bar over
+            self._progress.reset(self._task, total=total_bytes, counts="")
 
     def advance(self, nbytes: int = 0, tokens: int = 0, documents: int = 0) -> None:
         if self._task is None:
@@ -118,7 +122,7 @@ def _print_text_details(report: Report) -> None:
         tok = options["tokenizer"]
         policy = options.get("text", {})
         _out.print(f"tokenizer {tok['source']} (sha256 {tok['fingerprint'][:12]}, vocab {tok['vocab_size']:,}, "
-                   f"tokenizers {tok['tokenizers_version']}), engine {options.get('engine')}, "
+                   f"tokenizers {tok['tokenizers_version']}), engine {options.get('engine')} ({options.get('engine_reason')}), "
                    f"add_special_tokens={policy.get('add_special_tokens')}, append_eod={policy.get('append_eod')}")
     t = Table(title="tokens per document")
     for c in ("file", "text bytes", "tokens/byte", "min", "p50", "p90", "p99", "max", "log2 histogram (0, 1, 2-3, 4-7, ...)", "skipped"):

@@ -52,6 +52,7 @@ class TextOptions:
     text_column: str = "text"  # parquet / arrow
     skip_bad_records: bool = False
     workers: int | None = None  # default: every core
+    engine: str = "auto"  # "hf" (the reference), "fast" (numba), "auto": fast where supported, guarded
     unit_bytes: int = 16 << 20  # plain jsonl byte range per work unit
     in_process_bytes: int = 4 << 20  # below this, starting worker processes costs more than it saves
 
@@ -116,7 +117,7 @@ def scan(
                 results[i] = _count_shard(source, shard, verify_tokens, progress)
             except FileCheckError as e:
                 results[i] = e
-        _count_text(units, text_sources, text, spec, progress, results)
+        _count_text(units, text_sources, text, spec, progress, results, report)
     except KeyboardInterrupt:
         report.complete = False
     for i in range(len(sources)):
@@ -151,26 +152,62 @@ def _tokenizer_for(text_sources, text: TextOptions, report: Report):
     spec = load_tokenizer_spec(text.tokenizer)
     report.options["tokenizer"] = spec.info()
     report.options["text"] = {k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes", "in_process_bytes")}
-    report.options["engine"] = "hf"
+    report.options["engine"], report.options["engine_reason"] = _choose_engine(spec, text.engine)
     return spec
 
 
-def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, progress: Progress, results) -> None:
+ENGINES = ("auto", "fast", "hf")
+
+
+def _choose_engine(spec, requested: str) -> tuple[str, str]:
+    if requested not in ENGINES:
+        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {requested!r}")
+    if requested == "hf":
+        return "hf", "requested"
+    try:
+        from .fast_engine import fast_support
+    except ImportError:  # a build without the numba engine
+        fast_support = lambda _spec: (False, "the fast engine is not installed")  # noqa: E731
+    supported, why = fast_support(spec)
+    if requested == "fast":
+        if not supported:
+            raise UsageError(f"--engine fast does not support this tokenizer: {why}; use --engine hf or auto")
+        return "fast", f"requested ({why}); no parity guard"
+    if supported:
+        return "fast", f"auto: {why}; parity guard on"
+    return "hf", f"auto: the fast engine does not support this tokenizer ({why})"
+
+
+def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, progress: Progress, results,
+                report: Report) -> None:
     if not units:
         return
     policy = text.policy()
     workers = text.workers
     if workers is None and sum(u.cost for u in units) < text.in_process_bytes:
         workers = 1
-    executor = LocalExecutor(workers, init_worker, (spec, text.add_special_tokens))
+    engine = report.options.get("engine", "hf") if spec is not None else "hf"
+    guard = engine == "fast" and text.engine == "auto"
     by_source: dict[int, list[UnitResult]] = {}
     expected = {}
     for u in units:
         expected[u.source] = expected.get(u.source, 0) + 1
     try:
-        for _, unit_result in executor.run(run_unit, [(u, policy) for u in units], [u.cost for u in units],
-                                           on_progress=progress.advance):
-            by_source.setdefault(unit_result.unit.source, []).append(unit_result)
+        _run_units(units, policy, LocalExecutor(workers, init_worker, (spec, text.add_special_tokens, engine, guard)),
+                   progress, by_source)
+        if guard:
+            report.options["parity"] = _parity_summary(by_source)
+            mismatch = report.options["parity"]["mismatch"]
+            if mismatch is not None:
+                # Never a silently wrong total: every unit is recounted with the reference.
+                report.options["engine"] = "hf"
+                report.options["engine_reason"] = (
+                    f"the fast engine disagreed with Hugging Face on {mismatch['path']} {mismatch['position']} "
+                    f"({mismatch['fast']} vs {mismatch['reference']} tokens); every file was recounted with hf")
+                by_source.clear()
+                progress.start(sum(u.cost for u in units))
+                _run_units(units, policy, LocalExecutor(workers, init_worker, (spec, text.add_special_tokens, "hf", False)),
+                           progress, by_source)
     finally:
         # Even when interrupted, files whose units all finished are complete and reported.
         kinds = {i: (source, kind) for i, source, kind in text_sources}
@@ -179,6 +216,19 @@ def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, pr
                 continue
             source, kind = kinds[i]
             results[i] = _assemble(source, kind, unit_results, complete=len(unit_results) == expected[i])
+
+
+def _run_units(units, policy, executor, progress, by_source: dict[int, list[UnitResult]]) -> None:
+    """Fill by_source as units finish, so an interrupt keeps what was done."""
+    tasks = [(u, policy) for u in units]
+    for _, unit_result in executor.run(run_unit, tasks, [u.cost for u in units], on_progress=progress.advance):
+        by_source.setdefault(unit_result.unit.source, []).append(unit_result)
+
+
+def _parity_summary(by_source: dict[int, list[UnitResult]]) -> dict:
+    results = [r for rs in by_source.values() for r in rs]
+    mismatch = next((dict(r.parity_mismatch, path=r.unit.path) for r in results if r.parity_mismatch), None)
+    return {"texts_checked": sum(r.parity_checked for r in results), "mismatch": mismatch}
 
 
 def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complete: bool):

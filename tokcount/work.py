@@ -7,6 +7,8 @@ order, so the scan can put files back together exactly.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,27 +56,77 @@ class UnitResult:
     skipped: int = 0
     skipped_examples: list[BadRecord] = field(default_factory=list)
     failure: FileCheckError | None = None
+    engine: str = "hf"
+    parity_checked: int = 0  # texts also counted with the reference by the parity guard
+    parity_mismatch: dict | None = None
 
 
-_counter = None  # this process's TokenCounter
+class ParityMismatch(Exception):
+    def __init__(self, detail: dict):
+        super().__init__(detail)
+        self.detail = detail
 
 
-def init_worker(tokenizer_spec, add_special_tokens: bool) -> None:
-    global _counter
+class ParityGuard:
+    """Counts a sample of texts with the Hugging Face reference as well as the fast engine.
+
+    The sample is the first texts of every file plus random texts spread through the data,
+    drawn while the reference's time stays under ``budget`` of the fast engine's time, so the
+    guard costs about 1 % of the run whatever the speed ratio.
+    """
+
+    def __init__(self, reference, budget: float = 0.01, first_texts: int = 32, seed: int = 0):
+        self.reference = reference
+        self.budget = budget
+        self.first_texts = first_texts
+        self.rng = random.Random(seed)
+        self.fast_seconds = 0.0
+        self.reference_seconds = 0.0
+
+    def check(self, texts: list[str], fast_counts: np.ndarray, at_file_start: bool) -> int:
+        """Raise ParityMismatch on the first disagreement; return how many texts were checked."""
+        chosen = list(range(min(self.first_texts, len(texts)))) if at_file_start else []
+        if texts and self.reference_seconds < self.budget * self.fast_seconds:
+            chosen.append(self.rng.randrange(len(texts)))
+        if not chosen:
+            return 0
+        started = time.perf_counter()
+        expected = self.reference.count([texts[i] for i in chosen])
+        self.reference_seconds += time.perf_counter() - started
+        for i, n in zip(chosen, expected):
+            if int(fast_counts[i]) != int(n):
+                raise ParityMismatch({"text_index": i, "fast": int(fast_counts[i]), "reference": int(n),
+                                      "preview": texts[i][:120]})
+        return len(chosen)
+
+
+_counter = None  # this process's reference TokenCounter
+_fast = None  # this process's FastCounter, when the fast engine is in use
+_guard: ParityGuard | None = None
+
+
+def init_worker(tokenizer_spec, add_special_tokens: bool, engine: str = "hf", guard: bool = False) -> None:
+    global _counter, _fast, _guard
+    _counter = _fast = _guard = None
     if tokenizer_spec is None:
-        _counter = None
         return
     from .tokenizer import TokenCounter
 
     _counter = TokenCounter(tokenizer_spec, add_special_tokens=add_special_tokens)
+    if engine == "fast":
+        from .fast_engine import FastCounter
+
+        _fast = FastCounter(tokenizer_spec, add_special_tokens=add_special_tokens)
+        _guard = ParityGuard(_counter) if guard else None
 
 
 def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
     unit, policy = args
-    result = UnitResult(unit)
+    result = UnitResult(unit, engine="fast" if _fast is not None else "hf")
     doc_chunks, seq_chunks = [], []
     try:
         for batch in _batches(unit, policy):
+            batch.at_file_start = unit.part == 0 and not doc_chunks
             if isinstance(batch, TokenIdBatch):
                 docs, seqs = _count_token_ids(batch, result)
             else:
@@ -88,6 +140,10 @@ def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
             report_progress(nbytes=batch.input_bytes, tokens=int(docs.sum()), documents=len(docs))
     except FileCheckError as e:
         result.failure = e
+        return result
+    except ParityMismatch as e:
+        # The caller recounts everything with the reference; this unit's numbers are void.
+        result.parity_mismatch = e.detail
         return result
     if doc_chunks:
         result.document_tokens = np.concatenate(doc_chunks)
@@ -115,9 +171,12 @@ def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult):
     if _counter is None:
         raise AssertionError("text unit without a tokenizer")
     try:
-        part_tokens = _counter.count(batch.texts)
+        part_tokens = _count(batch.texts, result, getattr(batch, "at_file_start", False))
     except UnencodableText:
         part_tokens = _count_one_by_one(batch, policy, result)
+    except ParityMismatch as e:
+        e.detail["position"] = batch.locate(batch.positions[_document_of(batch, e.detail["text_index"])])
+        raise
     result.text_bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
     parts = np.asarray(batch.parts, dtype=np.int64)
     part_tokens = np.asarray(part_tokens, dtype=np.int64)
@@ -135,6 +194,21 @@ def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult):
     result.empty_documents += int(np.count_nonzero(~nonempty))
     result.tokens += int(doc_tokens.sum())
     return doc_tokens, sequences
+
+
+def _count(texts: list[str], result: UnitResult, at_file_start: bool) -> np.ndarray:
+    if _fast is None:
+        return _counter.count(texts)
+    started = time.perf_counter()
+    counts = _fast.count(texts)
+    if _guard is not None:
+        _guard.fast_seconds += time.perf_counter() - started
+        result.parity_checked += _guard.check(texts, counts, at_file_start)
+    return counts
+
+
+def _document_of(batch: DocumentBatch, text_index: int) -> int:
+    return int(np.searchsorted(np.cumsum(batch.parts), text_index, side="right"))
 
 
 def _count_one_by_one(batch: DocumentBatch, policy: TextPolicy, result: UnitResult) -> list[int]:
