@@ -417,3 +417,19 @@ def test_engine_fast_refused_for_unsupported_tokenizer(tmp_path):
     assert proc.returncode == 0
     options = json.loads(proc.stdout)["options"]
     assert options["engine"] == "hf" and "WordPiece" in options["engine_reason"]
+
+
+def test_bench_command_times_engines_and_checks_agreement(tmp_path):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    path = write_jsonl(tmp_path / "d.jsonl.gz", ADVERSARIAL, compression="gz")
+    proc = run_cli("bench", path, "--tokenizer", tok, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [r["engine"] for r in result["runs"]] == ["hf", "fast"]
+    assert result["texts"] == len(ADVERSARIAL) and result["agree"] is True
+    for run in result["runs"]:
+        assert run["tokens"] == sum(reference(tok, ADVERSARIAL))
+        assert run["agreeing_texts"] == len(ADVERSARIAL) and run["mb_per_s"] > 0
+    proc = run_cli("bench", path, "--tokenizer", tokenizer_fixtures.wordpiece(), "--json")
+    assert proc.returncode == 0
+    assert "fast" in json.loads(proc.stdout)["unavailable"]

@@ -8,7 +8,7 @@ import json
 import sys
 
 from . import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_INVALID_FILE, EXIT_OK, EXIT_USAGE, TokcountError, UsageError
+from .errors import EXIT_INTERRUPTED, EXIT_INVALID_FILE, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, TokcountError, UsageError
 from .scan import Progress, TextOptions, TokenCheckOptions, TrainingOptions, scan
 
 
@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _add_training_arguments(p, required=True)
     _add_check_parser(sub)
+
+    b = sub.add_parser("bench", help="time every counting engine on your data and check it against Hugging Face")
+    b.add_argument("path", help="a jsonl (any compression), parquet or arrow file")
+    b.add_argument("--tokenizer", required=True, help="tokenizer.json, a directory holding one, or a hub name")
+    b.add_argument("--text-key", default="text")
+    b.add_argument("--text-column", default="text")
+    b.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True)
+    b.add_argument("--max-mb", type=_positive_int, default=32, help="text to read from the start of the file (default 32 MB)")
+    b.add_argument("--json", action="store_true")
     return parser
 
 
@@ -144,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_scan(args)
         if args.command == "check":
             return _run_check(args)
+        if args.command == "bench":
+            return _run_bench(args)
         return _run_plan(args)
     except TokcountError as e:
         print(f"tokcount: error: {e}", file=sys.stderr)
@@ -189,6 +200,20 @@ def _run_scan(args) -> int:
         print("tokcount: interrupted: the report above is INCOMPLETE", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_INVALID_FILE
+
+
+def _run_bench(args) -> int:
+    from . import engine_bench, render
+    from .tokenizer import load_tokenizer_spec
+
+    spec = load_tokenizer_spec(args.tokenizer)
+    texts = engine_bench.read_texts(args.path, args.max_mb << 20, args.text_key, args.text_column)
+    result = engine_bench.bench_engines(args.path, spec, texts, args.add_special_tokens)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render.print_bench(result.to_dict())
+    return EXIT_OK if result.agree else EXIT_MISMATCH
 
 
 def _run_plan(args) -> int:

@@ -204,3 +204,21 @@ def _print_blend(d: dict) -> None:
             _out.print(f"  {key.replace('_', ' '):<34} {_n(value)}")
     for note in d.get("notes") or []:
         _out.print(f"  note: {note}")
+
+
+def print_bench(d: dict) -> None:
+    t = Table(title=f"{d['path']}: {_n(d['texts'])} texts, {d['text_bytes'] / 1e6:,.1f} MB, one process, cold caches")
+    for c in ("engine", "MB/s", "tokens/s", "tokens", "agrees with hf"):
+        t.add_column(c, justify="left" if c == "engine" else "right")
+    base = d["runs"][0]["seconds"] if d["runs"] else None
+    for run in d["runs"]:
+        speedup = f" ({base / run['seconds']:,.1f}x)" if base and run["engine"] != "hf" else ""
+        t.add_row(run["engine"], _n(run["mb_per_s"]) + speedup, _n(int(run["tokens_per_s"] or 0)), _n(run["tokens"]),
+                  f"{_n(run['agreeing_texts'])} / {_n(d['texts'])}")
+    _out.print(t)
+    for name, why in d["unavailable"].items():
+        _out.print(f"  {name}: not available: {why}")
+    for run in d["runs"]:
+        if run["first_disagreement"]:
+            x = run["first_disagreement"]
+            _out.print(f"[red]  {run['engine']} disagrees on text {x['text_index']}: {x['tokens']} vs {x['reference_tokens']} tokens: {x['preview']!r}")
