@@ -161,3 +161,29 @@ def test_python_api_mirrors_cli(tmp_path):
     report = tokcount.scan(str(tmp_path / "d"), tokcount.TrainingOptions(seq_len=7, global_batch_size=2))
     assert report.total["tokens"] == 50
     assert report.plan.samples_per_epoch == (50 - 1) // 7
+
+
+def test_several_shards_blend_and_weights(tmp_path):
+    write_mmidx(tmp_path / "a", [[[1] * s] for s in (50, 70, 30)])
+    write_mmidx(tmp_path / "b", [[[1] * s] for s in (500, 10)])
+    proc = run("scan", tmp_path / "a", tmp_path / "b", "--seq-len", 16, "--gbs", 4, "--train-iters", 5,
+               "--eval-iters", 1, "--weights", 1, 3, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["plan"]["tokens"] == 150 + 510  # all shards merged into one dataset
+    blend = doc["blend"]
+    assert [p["tokens"] for p in blend["shard_plans"]] == [150, 510]
+    members = [m for m in blend["weighted_blend_members"] if m["split"] == "train"]
+    # Megatron (spec §4.8): target ceil(N·w), buffer ceil(target·1.005), N = 5·4 = 20
+    assert [m["blend_target"] for m in members] == [5, 15]
+    assert [m["requested_samples"] for m in members] == [6, 16]
+    proc = run("scan", tmp_path / "a", tmp_path / "b", "--seq-len", 16, "--gbs", 4, "--weights", 1)
+    assert proc.returncode == 1 and "--weights" in proc.stderr
+
+
+def test_plan_from_tokens_cli():
+    proc = run("plan", "--tokens", 64035813377, "--seq-len", 2048, "--gbs", 1024, "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["samples_per_epoch"] == 31267487 and d["iterations_per_epoch"] == 30534
+    assert d["remainder_samples"] == 671 and d["unused_tail_tokens"] == 0
