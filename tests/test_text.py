@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 import tokenizer_fixtures
-from tokcount import FileCheckError, TextOptions, TrainingOptions, UsageError, scan
+from tokcount import TextOptions, TrainingOptions, UsageError, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -452,7 +452,7 @@ def _split_notes(s: SplitPlan, framework: str, S: int, x: int, G: int) -> list[s
         return notes
     if not s.built or s.epochs is None:
         return notes
-    T, E, B, N = s.tokens, s.epochs, s.samples_built, s.requested_samples
+    E, B, N = s.epochs, s.samples_built, s.requested_samples
     if E > 1:
         per = s.samples_per_epoch or 0
         extra = B - E * per
