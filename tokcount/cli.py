@@ -138,6 +138,8 @@ def _add_check_parser(sub) -> None:
     r.add_argument("--ids", action="store_true", help="compare every token id too (reads the whole .bin)")
     r.add_argument("--text-key", default="text", help="jsonl key of the text (Megatron --json-keys; default text)")
     r.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
+    r.add_argument("--engine", choices=["auto", "fast", "hf"], default="auto",
+                   help="how lengths are counted (--ids always uses hf); a difference found by fast is re-checked with hf")
     t = c.add_argument_group("trainer index files and logs")
     t.add_argument("--cache-dir", help="where the trainer wrote its index files (Megatron --data-cache-path)")
     t.add_argument("--framework", choices=["megatron", "neox"], help="whose log (default: detected)")
@@ -249,7 +251,8 @@ def _run_check(args) -> int:
             raise UsageError("--against needs --tokenizer (the raw text is tokenized again)")
         options = check.CheckOptions(
             tokenizer=args.tokenizer, preset=args.preset, append_eod=args.append_eod, eod=args.eod,
-            add_special_tokens=args.add_special_tokens, ids=args.ids, text_key=args.text_key, workers=args.workers)
+            add_special_tokens=args.add_special_tokens, ids=args.ids, text_key=args.text_key, workers=args.workers,
+            engine=args.engine)
         progress = render.progress_bar() if (not args.no_progress and sys.stderr.isatty()) else None
         with progress if progress is not None else contextlib.nullcontext():
             results = [check.check_raw(args.paths, args.against, options, progress)]

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import columnar, jsonl
 from .documents import DocumentBatch
+from .engines import fast_support, make_counter
 from .errors import UsageError
 from .sources import JSONL, detect_format
 
@@ -79,24 +80,17 @@ def read_texts(path: str, max_bytes: int, text_key: str = "text", text_column: s
 
 
 def bench_engines(path: str, spec, texts: list[str], add_special_tokens: bool = True) -> BenchResult:
-    from .tokenizer import TokenCounter
-
     text_bytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
     result = BenchResult(path, len(texts), text_bytes)
-    counters = {"hf": lambda: TokenCounter(spec, add_special_tokens)}
-    try:
-        from .fast_engine import FastCounter, fast_support
-
-        supported, why = fast_support(spec)
-    except ImportError:
-        supported, why = False, "the fast engine is not installed"
+    engines = ["hf"]
+    supported, why = fast_support(spec)
     if supported:
-        counters["fast"] = lambda: FastCounter(spec, add_special_tokens)
+        engines.append("fast")
     else:
         result.unavailable["fast"] = why
     reference = None
-    for name, make in counters.items():
-        counter = make()  # a new counter: cold caches, as on a first scan
+    for name in engines:
+        counter = make_counter(spec, add_special_tokens, name)  # new: cold caches, as on a first scan
         started = time.perf_counter()
         counts = np.asarray(counter.count(texts), dtype=np.int64)
         seconds = time.perf_counter() - started

@@ -267,7 +267,7 @@ class TokenCheck:
 
 
 @contextmanager
-def _map_window(f, path: str, offset: int, length: int):
+def map_window(f, path: str, offset: int, length: int):
     """Map ``length`` bytes at ``offset`` read-only, pre-faulted: one window at a time keeps
     memory bounded, and MAP_POPULATE avoids a page fault per 4 KiB."""
     start = offset - offset % mmap.ALLOCATIONGRANULARITY
@@ -303,7 +303,7 @@ def check_tokens(shard: IndexedShard, vocab_size: int, eod: int | None = None, p
     with open(shard.bin_path, "rb") as f:
         for start in range(0, total, window):
             count = min(window, total - start)
-            with _map_window(f, shard.bin_path, start * itemsize, count * itemsize) as (view, delta):
+            with map_window(f, shard.bin_path, start * itemsize, count * itemsize) as (view, delta):
                 tokens = np.frombuffer(view, dtype=shard.dtype, count=count, offset=delta)
                 w_top, w_bad, w_first = kernels.token_stats(tokens, vocab_size)
                 top = int(w_top) if top is None else max(top, int(w_top))

@@ -72,7 +72,7 @@ def split_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
     return [(start, min(size, start + target_bytes)) for start in range(0, size, target_bytes)]
 
 
-def _open_stream(path: str):
+def open_stream(path: str):
     compression = compression_of(path)
     if compression is None:
         return open(path, "rb", buffering=READ_BYTES)
@@ -130,7 +130,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
         return f"line {line_number(relative)}"
 
     try:
-        stream = _open_stream(path)
+        stream = open_stream(path)
     except OSError as e:
         raise FileCheckError(path, "open", e.strerror or str(e)) from None
     relative = 0

@@ -155,3 +155,18 @@ def count_missing_eod(tokens, window_start, last_positions, eod):
             if first == NOT_FOUND:
                 first = k
     return missing, first
+
+
+@numba.njit(cache=True, nogil=True)
+def hash_documents(tokens, starts, ends):
+    """A 64-bit, order-sensitive hash of tokens[starts[k]:ends[k]] for each k (the same function
+    runs over tokenizer output and over .bin windows, so equal ids give equal hashes)."""
+    out = np.empty(starts.shape[0], dtype=np.uint64)
+    for k in range(starts.shape[0]):
+        h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(ends[k] - starts[k])
+        for i in range(starts[k], ends[k]):
+            h ^= np.uint64(np.int64(tokens[i]))
+            h *= np.uint64(0xFF51AFD7ED558CCD)
+            h ^= h >> np.uint64(33)
+        out[k] = h
+    return out

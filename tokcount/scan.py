@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from . import columnar, indexed_dataset, jsonl
+from .engines import choose_engine
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor
 from .report import FileReport, Report, length_stats
@@ -152,30 +153,8 @@ def _tokenizer_for(text_sources, text: TextOptions, report: Report):
     spec = load_tokenizer_spec(text.tokenizer)
     report.options["tokenizer"] = spec.info()
     report.options["text"] = {k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes", "in_process_bytes")}
-    report.options["engine"], report.options["engine_reason"] = _choose_engine(spec, text.engine)
+    report.options["engine"], report.options["engine_reason"] = choose_engine(spec, text.engine)
     return spec
-
-
-ENGINES = ("auto", "fast", "hf")
-
-
-def _choose_engine(spec, requested: str) -> tuple[str, str]:
-    if requested not in ENGINES:
-        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {requested!r}")
-    if requested == "hf":
-        return "hf", "requested"
-    try:
-        from .fast_engine import fast_support
-    except ImportError:  # a build without the numba engine
-        fast_support = lambda _spec: (False, "the fast engine is not installed")  # noqa: E731
-    supported, why = fast_support(spec)
-    if requested == "fast":
-        if not supported:
-            raise UsageError(f"--engine fast does not support this tokenizer: {why}; use --engine hf or auto")
-        return "fast", f"requested ({why}); no parity guard"
-    if supported:
-        return "fast", f"auto: {why}; parity guard on"
-    return "hf", f"auto: the fast engine does not support this tokenizer ({why})"
 
 
 def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, progress: Progress, results,

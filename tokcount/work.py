@@ -15,6 +15,7 @@ import numpy as np
 
 from . import columnar, jsonl
 from .documents import BadRecord, DocumentBatch, TokenIdBatch
+from .engines import make_counter
 from .errors import FileCheckError
 from .executors import report_progress
 
@@ -114,9 +115,7 @@ def init_worker(tokenizer_spec, add_special_tokens: bool, engine: str = "hf", gu
 
     _counter = TokenCounter(tokenizer_spec, add_special_tokens=add_special_tokens)
     if engine == "fast":
-        from .fast_engine import FastCounter
-
-        _fast = FastCounter(tokenizer_spec, add_special_tokens=add_special_tokens)
+        _fast = make_counter(tokenizer_spec, add_special_tokens, "fast")
         _guard = ParityGuard(_counter) if guard else None
 
 
