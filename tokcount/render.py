@@ -39,21 +39,23 @@ class _Bar(ScanProgress):
         self._tokens = 0
         self._documents = 0
         self._started = 0.0
+        self._shown = False
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if self._task is not None:
+        if self._shown:
             self._progress.stop()
         return False
+
+    SHOW_AFTER_SECONDS = 0.5  # quick scans print no bar at all
 
     def start(self, total_bytes: int) -> None:
         self._tokens = self._documents = 0
         self._started = time.monotonic()
         if self._task is None:
             self._task = self._progress.add_task("scan", total=total_bytes, counts="")
-            self._progress.start()
         else:  # a second pass (the parity guard's recount) starts the bar over
             self._progress.reset(self._task, total=total_bytes, counts="")
 
@@ -67,6 +69,9 @@ class _Bar(ScanProgress):
             rate = self._tokens / max(1e-9, time.monotonic() - self._started)
             counts = f"{self._documents:,} docs, {self._tokens:,} tokens, {rate:,.0f} tok/s"
         self._progress.update(self._task, advance=nbytes, counts=counts)
+        if not self._shown and time.monotonic() - self._started > self.SHOW_AFTER_SECONDS:
+            self._shown = True
+            self._progress.start()
 
 
 def progress_bar() -> _Bar:
