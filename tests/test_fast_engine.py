@@ -1,0 +1,405 @@
+"""tokcount.fast_engine against the definition, computed directly with `tokenizers`.
+
+The reference count is always `len(Tokenizer.from_str(json).encode(text, add_special_tokens=flag).ids)`
+from a tokenizer built here, never anything produced by the engine. Tokenizers: small byte-level
+BPEs trained on the spot (GPT-2 pattern; Llama-3 pattern with ignore_merges; GPT-2 pattern with
+NFC and NeoX-style whitespace added tokens), plus the real GPT-2, GPT-NeoX-20B and Llama-3 from
+../shared when present.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tokenizers import Tokenizer
+
+import tokenizer_fixtures as fixtures
+from tokcount import pretokenizer_kernels as kernels
+from tokcount.codepoint_classes import GPT2_PATTERN, LLAMA3_PATTERN, codepoint_tables
+from tokcount.fast_engine import FastCounter, fast_support
+from tokcount.tokenizer import TokenizerSpec, UnencodableText, load_tokenizer_spec
+
+CORPUS = fixtures.SHARED_TOKENIZERS.parent / "corpus" / "bench.jsonl.zst"
+CORPUS_SAMPLE_BYTES = int(os.environ.get("TOKCOUNT_TEST_CORPUS_BYTES", 1_500_000))
+NEOX_WHITESPACE_RUNS = [" " * n for n in range(2, 25)]
+
+
+def _variant(name: str, edit) -> str:
+    """A trained byte-level BPE with its JSON edited, saved next to the trained fixtures."""
+    config = json.loads(Path(fixtures.bytelevel_bpe()).read_text())
+    edit(config)
+    path = Path(fixtures.bytelevel_bpe()).parent.parent / name / "tokenizer.json"
+    path.parent.mkdir(exist_ok=True)
+    tokenizer = Tokenizer.from_str(json.dumps(config))
+    tokenizer.save(str(path))
+    return str(path)
+
+
+@functools.lru_cache(maxsize=None)
+def llama3_style_bpe() -> str:
+    """Llama-3 layout: Split(Llama-3 regex) then ByteLevel(use_regex=false), ignore_merges, a
+    post-processor adding a begin-of-text token, special tokens that are not normalized."""
+
+    def edit(config):
+        config["pre_tokenizer"] = {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+            ],
+        }
+        config["model"]["ignore_merges"] = True
+        next_id = max(config["model"]["vocab"].values()) + 1
+        begin = {"id": next_id, "content": "<|begin_of_text|>", "single_word": False, "lstrip": False,
+                 "rstrip": False, "normalized": False, "special": True}
+        config["added_tokens"] = [dict(t, normalized=False) for t in config["added_tokens"]] + [begin]
+        config["post_processor"] = {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [next_id], "tokens": ["<|begin_of_text|>"]}},
+        }
+
+    return _variant("llama3_style_bpe", edit)
+
+
+@functools.lru_cache(maxsize=None)
+def neox_style_bpe() -> str:
+    """NeoX layout: NFC normalizer, <|endoftext|> not normalized, and non-special normalized
+    added tokens for runs of 2..24 spaces (matched after normalization, leftmost-longest)."""
+
+    def edit(config):
+        config["normalizer"] = {"type": "NFC"}
+        next_id = max(config["model"]["vocab"].values()) + 1
+        config["added_tokens"] = [dict(t, normalized=False) for t in config["added_tokens"]]
+        for offset, run in enumerate(reversed(NEOX_WHITESPACE_RUNS)):
+            config["added_tokens"].append({"id": next_id + offset, "content": run, "single_word": False, "lstrip": False,
+                                           "rstrip": False, "normalized": True, "special": False})
+
+    return _variant("neox_style_bpe", edit)
+
+
+LOCAL = {"bytelevel_bpe": fixtures.bytelevel_bpe, "llama3_style_bpe": llama3_style_bpe, "neox_style_bpe": neox_style_bpe}
+SHARED = ("gpt2", "gpt-neox-20b", "llama3")
+ALL_NAMES = list(LOCAL) + list(SHARED)
+# The tokenizer standing for each pre-tokenizer pattern in the every-code-point test.
+PATTERN_REPRESENTATIVES = ["bytelevel_bpe", "llama3_style_bpe", "neox_style_bpe"]
+
+
+def tokenizer_path(name: str) -> str:
+    if name in LOCAL:
+        return LOCAL[name]()
+    path = fixtures.shared_tokenizer(name)
+    if path is None:
+        pytest.skip(f"../shared/tokenizers/{name}.json not present")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def spec_of(name: str) -> TokenizerSpec:
+    return load_tokenizer_spec(tokenizer_path(name))
+
+
+@functools.lru_cache(maxsize=None)
+def reference(name: str) -> Tokenizer:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    return Tokenizer.from_file(tokenizer_path(name))
+
+
+def reference_counts(name: str, texts: list[str], add_special_tokens: bool) -> np.ndarray:
+    """The definition: len(encode(text).ids), one text at a time."""
+    tokenizer = reference(name)
+    return np.array([len(tokenizer.encode(t, add_special_tokens=add_special_tokens).ids) for t in texts], dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def counter(name: str, add_special_tokens: bool) -> FastCounter:
+    # Shared across examples on purpose: later examples hit entries cached by earlier ones.
+    return FastCounter(spec_of(name), add_special_tokens=add_special_tokens)
+
+
+def assert_same_counts(name: str, texts: list[str], add_special_tokens: bool, fast: FastCounter | None = None) -> None:
+    fast = fast or counter(name, add_special_tokens)
+    got = fast.count(texts)
+    expected = reference_counts(name, texts, add_special_tokens)
+    assert got.dtype == np.int64 and got.shape == (len(texts),)
+    mismatches = np.flatnonzero(got != expected)
+    if mismatches.size:
+        i = int(mismatches[0])
+        raise AssertionError(
+            f"{name} add_special_tokens={add_special_tokens}: {mismatches.size} of {len(texts)} texts differ; "
+            f"first text {texts[i]!r}: fast {got[i]} != tokenizers {expected[i]}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Support
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_supported_tokenizers(name):
+    supported, why = fast_support(spec_of(name))
+    assert supported, why
+    assert "byte-level BPE" in why
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("llama_style_bpe", "no pre-tokenizer"),
+    ("wordpiece", "WordPiece"),
+    ("llama2", "no pre-tokenizer"),
+])
+def test_unsupported_tokenizers_say_why(name, reason):
+    path = fixtures.TRAINED[name]() if name in fixtures.TRAINED else fixtures.shared_tokenizer(name)
+    if path is None:
+        pytest.skip(f"{name} not present")
+    spec = load_tokenizer_spec(path)
+    supported, why = fast_support(spec)
+    assert not supported and reason in why
+    with pytest.raises(ValueError, match="does not support"):
+        FastCounter(spec)
+
+
+def test_other_regex_is_unsupported():
+    def edit(config):
+        config["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN.replace("{1,3}", "+")}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+    supported, why = fast_support(load_tokenizer_spec(_variant("other_regex", edit)))
+    assert not supported and "pre-tokenizer" in why
+
+
+# ----------------------------------------------------------------------------------------------
+# Differential: adversarial strings
+
+
+WHITESPACE = " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2007\u200a\u2028\u2029\u202f\u205f\u3000"
+ADVERSARIAL_PIECES = [
+    *WHITESPACE, "\r\n", "  ", "   ", " " * 5, " " * 24, " " * 25, " " * 49, "\n\n", " \n ",
+    "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Ve", "'M", "'LL", "'D", "'ſ", "'ſt", "''",
+    "'", "s", "e", "ll", "don't", "I'M", "we'RE",
+    "0", "7", "123", "1234567", "٣", "۴", "७", "๒", "௫", "五", "Ⅻ", "½", "²", "𝟘", "①",
+    "a", "Z", "é", "e\u0301", "a\u0308\u0323", "\u0301", "Å", "Ω", "K", "ﬁ", "ǅ", "ß", "ẞ", "İ", "ı",
+    "中", "文", "ひ", "カ", "한", "\u1100\u1161\u11a8", "가\u11a8", "ا", "ب", "\u0651", "א", "ก", "\u0e31",
+    "😀", "👍🏽", "👩\u200d💻", "🇩🇪", "❤️", "\u200d", "\u200c", "\ufe0f", "\u00ad", "\ufeff",
+    "!", "?", ".", ",", "...", "--", "<", "|", ">", "#", "$", "%", "&", "*", "(", ")", "{", "}", "\\", "/", "_", "~", "`",
+    "<|endoftext|>", "<|endoftext|", "<|begin_of_text|>", "<|unk|>", "<|", "|>",
+    "\x00", "\x01", "\x7f", "\ue000", "\U0010fffd", "\U000e0001", "\u0378", "\U0001fbf0",
+    "hello", " world", "Hello", "WORLD", "naïve", "café", "Straße", "Ελληνικά", "русский", "日本語",
+]
+
+
+def adversarial_texts():
+    piece = st.one_of(st.sampled_from(ADVERSARIAL_PIECES), st.text(max_size=3), st.characters(exclude_categories=("Cs",)))
+    return st.lists(st.lists(piece, max_size=24).map("".join), min_size=1, max_size=6)
+
+
+@pytest.mark.parametrize("add_special_tokens", [True, False])
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_adversarial_strings_match_tokenizers(name, add_special_tokens):
+    spec_of(name)  # skips when absent
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(texts=adversarial_texts())
+    def check(texts):
+        assert_same_counts(name, texts, add_special_tokens)
+
+    check()
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_edge_texts(name):
+    texts = ["", " ", "\n", "'", "'s", "a" * 300, " " * 300, "x" * 5000 + " y", "<|endoftext|>" * 3,
+             "a<|endoftext|>b", " " * 30 + "x", "e\u0301<|endoftext|>e\u0301", "\u212b  \u212b", "1" * 10]
+    for flag in (True, False):
+        assert_same_counts(name, texts, flag)
+
+
+def test_lone_surrogate_is_reported_like_the_reference():
+    fast = counter("bytelevel_bpe", True)
+    with pytest.raises(UnencodableText):
+        fast.count(["fine", "bad \ud800 text"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Every code point, through every pattern
+
+
+def code_point_texts(scalars: list[int]) -> list[str]:
+    """Each code point c in "a"+c+" "+c+c (after a letter, after a space, doubled, before the
+    next probe's letter), 4096 code points to a text."""
+    texts = []
+    for begin in range(0, len(scalars), 4096):
+        texts.append("".join(f"a{chr(c)} {chr(c)}{chr(c)}" for c in scalars[begin:begin + 4096]))
+    return texts
+
+
+ALL_SCALARS = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+
+
+def one_token_per_word_twin(name: str) -> Tokenizer:
+    """The tokenizer with its model replaced by a WordLevel one that maps every word to one
+    unknown token: encode then counts added tokens plus pre-tokens, with tokenizers' own
+    normalizer, added-token split and pre-tokenizer (and is ~3x faster than BPE here)."""
+    config = json.loads(Path(tokenizer_path(name)).read_text())
+    config["model"] = {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}
+    config["post_processor"] = None
+    config["decoder"] = None
+    for token in config["added_tokens"]:
+        token["id"] += 1
+    return Tokenizer.from_str(json.dumps(config))
+
+
+@pytest.mark.parametrize("name", ["neox_style_bpe", "llama3_style_bpe"])
+def test_every_code_point_splits_like_tokenizers(name):
+    """All 1,112,064 scalar values through the GPT-2 pattern (with NFC and added tokens) and
+    the Llama-3 pattern: per text, pre-tokens + added tokens equal tokenizers' (~5 s each)."""
+    texts = code_point_texts(ALL_SCALARS)
+    got = FastCounter(spec_of(name), add_special_tokens=False).count_pieces(texts)
+    twin = one_token_per_word_twin(name)
+    expected = np.array([len(e) for e in twin.encode_batch_fast(texts, add_special_tokens=False)], dtype=np.int64)
+    bad = np.flatnonzero(got != expected)
+    assert bad.size == 0, f"{name}: texts {bad[:5].tolist()} differ (code points from U+{ALL_SCALARS[int(bad[0]) * 4096]:04X})"
+
+
+@pytest.mark.parametrize("name", PATTERN_REPRESENTATIVES)
+def test_every_bmp_code_point_counts_like_tokenizers(name):
+    """Full token counts (BPE included) for every BMP code point and a sample of the others."""
+    rng = np.random.default_rng(7)
+    supplementary = [c for c in ALL_SCALARS if c > 0xFFFF]
+    scalars = [c for c in ALL_SCALARS if c <= 0xFFFF] + sorted(rng.choice(supplementary, 16384, replace=False).tolist())
+    texts = code_point_texts(scalars)
+    got = FastCounter(spec_of(name), add_special_tokens=False).count(texts)
+    expected = np.array([len(e) for e in reference(name).encode_batch_fast(texts, add_special_tokens=False)], dtype=np.int64)
+    bad = np.flatnonzero(got != expected)
+    assert bad.size == 0, f"{name}: texts {bad[:5].tolist()} differ (code points from U+{scalars[int(bad[0]) * 4096]:04X})"
+
+
+@pytest.mark.parametrize("pattern, regex", [(kernels.PATTERN_GPT2, GPT2_PATTERN), (kernels.PATTERN_LLAMA3, LLAMA3_PATTERN)])
+def test_pretoken_boundaries_match_the_regex(pattern, regex):
+    """The matcher's boundaries equal the regex's own splits (stronger than equal counts)."""
+    from tokenizers import Regex, pre_tokenizers
+
+    split = pre_tokenizers.Split(Regex(regex), "isolated")
+    tables = codepoint_tables()
+    rng = np.random.default_rng(5)
+    pieces = ADVERSARIAL_PIECES + [" " * k for k in range(1, 5)] + ["\r\n\r\n", "'S'"]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces, size=rng.integers(1, 30)).tolist())
+        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        ends = kernels.pretoken_boundaries(pattern, data, tables.classes, tables.folds) if data.size else np.zeros(0)
+        expected = [len(text[:end].encode("utf-8")) for _, (_, end) in split.pre_tokenize_str(text)]
+        assert ends.tolist() == expected, repr(text)
+
+
+# ----------------------------------------------------------------------------------------------
+# Real text
+
+
+@functools.lru_cache(maxsize=1)
+def corpus_sample() -> list[str]:
+    if not CORPUS.exists():
+        return []
+    import pyarrow as pa
+
+    stream = pa.input_stream(str(CORPUS), compression="zstd")
+    data = stream.read(CORPUS_SAMPLE_BYTES + (1 << 20))
+    texts, taken = [], 0
+    for line in data.split(b"\n")[:-1]:
+        text = json.loads(line)["text"]
+        texts.append(text)
+        taken += len(text)
+        if taken >= CORPUS_SAMPLE_BYTES:
+            break
+    return texts
+
+
+@pytest.mark.parametrize("name", list(SHARED) + ["neox_style_bpe"])
+def test_real_corpus_documents_match_tokenizers(name):
+    texts = corpus_sample()
+    if not texts:
+        pytest.skip("../shared/corpus/bench.jsonl.zst not present")
+    fast = FastCounter(spec_of(name), add_special_tokens=True)
+    got = fast.count(texts)
+    expected = np.array([len(e) for e in reference(name).encode_batch_fast(texts, add_special_tokens=True)], dtype=np.int64)
+    bad = np.flatnonzero(got != expected)
+    assert bad.size == 0, f"{name}: {bad.size} of {len(texts)} documents differ, first {int(bad[0])}"
+    assert fast.stats["cache_hits"] > fast.stats["cache_misses"]
+
+
+def test_small_cache_evicts_and_stays_exact():
+    """A 64 KiB cache evicts many times over; counts must not change."""
+    rng = np.random.default_rng(3)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyzäöü"))
+    generated = [
+        " ".join("".join(rng.choice(letters, size=rng.integers(2, 12))) for _ in range(200)) + " common words repeat"
+        for _ in range(300)
+    ]
+    texts = corpus_sample()[:300] or generated
+    fast = FastCounter(spec_of("bytelevel_bpe"), add_special_tokens=True, cache_bytes=64 << 10)
+    for begin in range(0, len(texts), 50):
+        assert_same_counts("bytelevel_bpe", texts[begin:begin + 50], True, fast)
+    stats = fast.stats
+    assert stats["cache_evictions"] > 0
+    assert stats["cache_allocated_bytes"] <= (64 << 10) + 128
+
+
+def test_nfc_slow_paths_are_exact_and_counted():
+    name = "neox_style_bpe"
+    texts = [
+        "e\u0301 needs NFC  twice  spaced",  # renormalized, then fast
+        "\u212b<|endoftext|>e\u0301",  # non-normalized added token + NFC: tokenizers encode
+        "plain ascii  text",
+        "precomposed é is NFC-safe",
+    ]
+    fast = FastCounter(spec_of(name), add_special_tokens=True)
+    assert_same_counts(name, texts, True, fast)
+    stats = fast.stats
+    assert stats["nfc_documents"] == 1 and stats["slow_documents"] == 1
+    assert stats["added_tokens"] >= 2
+
+
+def test_bpe_alone_matches_tokenizers_model_on_vocabulary_words():
+    """The merge loop against tokenizers' BPE on every vocabulary token and on pairs of them
+    (ties, stale heap entries and ignore_merges are exercised by real merge tables)."""
+    from tokcount.fast_engine import checked_byte_level_alphabet, engine_plan
+
+    for name in ("bytelevel_bpe", "llama3_style_bpe", "gpt2", "llama3"):
+        path = fixtures.shared_tokenizer(name) if name in SHARED else LOCAL[name]()
+        if path is None:
+            continue
+        spec = load_tokenizer_spec(path)
+        config = json.loads(spec.json)
+        inverse = {ch: b for b, ch in checked_byte_level_alphabet().items()}
+        words = [bytes(inverse[ch] for ch in token) for token in config["model"]["vocab"] if all(ch in inverse for ch in token)]
+        rng = np.random.default_rng(1)
+        picks = rng.choice(len(words), size=(min(20000, len(words)), 2))
+        words = words[:20000] + [words[a] + words[b] for a, b in picks]
+        data = np.frombuffer(b"".join(words), dtype=np.uint8)
+        lengths = np.array([len(w) for w in words])
+        ends = np.cumsum(lengths)
+        got = kernels.words_token_counts(data, ends - lengths, ends, *engine_plan(spec).model.as_tuple())
+        # tokenizers' own BPE on the same words: no normalizer, no added tokens, byte-level only.
+        config["normalizer"] = None
+        config["added_tokens"] = []
+        config["post_processor"] = None
+        config["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+        bpe_only = Tokenizer.from_str(json.dumps(config))
+        texts = [w.decode("utf-8", errors="strict") if _valid(w) else None for w in words]
+        keep = [i for i, t in enumerate(texts) if t]
+        expected = bpe_only.encode_batch_fast([texts[i] for i in keep], add_special_tokens=False)
+        assert got[keep].tolist() == [len(e) for e in expected], name
+
+
+def _valid(word: bytes) -> bool:
+    try:
+        word.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

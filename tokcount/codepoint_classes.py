@@ -1,0 +1,231 @@
+"""Per-code-point tables for the fast pre-tokenizers, derived from the reference implementation.
+
+The pre-tokenizer regexes of the byte-level BPE families only ever ask four questions about a
+code point: is it a letter (``\\p{L}``), a number (``\\p{N}``), whitespace (``\\s``), or none of
+these; the Llama-3 family also asks which case-insensitive contraction letter it is (``(?i:s)``
+matches U+017F LATIN SMALL LETTER LONG S too). We ask the regex engine that `tokenizers` itself
+uses (Oniguruma, through ``pre_tokenizers.Split``) rather than Python's ``unicodedata``, whose
+Unicode version may differ. One ``Split(..., "removed")`` call over a string holding every
+scalar value answers a question for all of them at once (~0.5 s each).
+
+The NFC table is the exception: it marks code points for which "this text is already NFC" is
+provable from the code point alone (Unicode's quick check: a starter that no canonical
+composition can absorb). It is read from ``unicodedata`` and restricted to code points assigned
+in that Unicode version, which is sound whatever version the Rust side uses: Unicode's
+normalization stability policy freezes decompositions, combining classes and compositions of
+assigned characters, and an unassigned character always normalizes to itself. The result is
+still checked against the tokenizers NFC normalizer before it is used.
+
+Tables are cached on disk (``$TOKCOUNT_CACHE_DIR``, else ``$XDG_CACHE_HOME/tokcount``, else
+``~/.cache/tokcount``), keyed by the tokenizers and unicodedata versions, and rebuilt when
+missing or unreadable.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tokenizers
+from tokenizers import Regex, normalizers, pre_tokenizers
+
+CODE_POINTS = 0x110000
+SURROGATES = range(0xD800, 0xE000)
+
+CLASS_OTHER = 0
+CLASS_LETTER = 1
+CLASS_NUMBER = 2
+CLASS_SPACE = 3
+
+# Bits of the fold table: which letter of the contractions 's 't 're 've 'm 'll 'd a code point
+# matches under (?i).
+FOLD_S, FOLD_T, FOLD_R, FOLD_E, FOLD_V, FOLD_M, FOLD_L, FOLD_D = (1 << i for i in range(8))
+FOLD_LETTERS = {"s": FOLD_S, "t": FOLD_T, "r": FOLD_R, "e": FOLD_E, "v": FOLD_V, "m": FOLD_M, "l": FOLD_L, "d": FOLD_D}
+
+GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+"
+)
+LLAMA3_CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+
+TABLES_FORMAT = 1  # bump when the derivation changes
+
+
+@dataclass(frozen=True)
+class CodepointTables:
+    classes: np.ndarray  # uint8[0x110000]: CLASS_*
+    folds: np.ndarray  # uint8[0x110000]: FOLD_* bits
+    nfc_safe: np.ndarray  # uint8[0x110000]: 1 = a text made of such code points is already NFC
+
+
+def cache_directory() -> Path:
+    explicit = os.environ.get("TOKCOUNT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tokcount"
+
+
+def _cache_path() -> Path:
+    key = f"v{TABLES_FORMAT}-tokenizers-{tokenizers.__version__}-unicodedata-{unicodedata.unidata_version}"
+    return cache_directory() / f"codepoint-tables-{key}.npz"
+
+
+@functools.lru_cache(maxsize=1)
+def codepoint_tables() -> CodepointTables:
+    """The tables, from the disk cache or derived (a few seconds) and then cached."""
+    path = _cache_path()
+    try:
+        with np.load(path) as stored:
+            tables = CodepointTables(stored["classes"], stored["folds"], stored["nfc_safe"])
+        if all(t.shape == (CODE_POINTS,) and t.dtype == np.uint8 for t in (tables.classes, tables.folds, tables.nfc_safe)):
+            return tables
+    except (OSError, ValueError, KeyError):
+        pass
+    tables = derive_tables()
+    _store(path, tables)
+    return tables
+
+
+def _store(path: Path, tables: CodepointTables) -> None:
+    # Atomic replace, so concurrent processes never read a half-written file; a read-only
+    # home just means deriving again next time.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, classes=tables.classes, folds=tables.folds, nfc_safe=tables.nfc_safe)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
+def _scalar_values() -> np.ndarray:
+    everything = np.arange(CODE_POINTS, dtype=np.int64)
+    return everything[(everything < SURROGATES.start) | (everything >= SURROGATES.stop)]
+
+
+@functools.lru_cache(maxsize=1)
+def _all_scalars_text() -> str:
+    return "".join(map(chr, _scalar_values().tolist()))
+
+
+def regex_members(pattern: str, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Code points c (of `candidates`, default all) for which the tokenizers regex `pattern`
+    matches the one-character text c.
+
+    Split(..., "removed") drops every match from the concatenated candidates; what survives
+    (with character offsets) is the complement. Only valid for patterns matching single
+    characters.
+    """
+    scalars = _scalar_values() if candidates is None else candidates
+    text = _all_scalars_text() if candidates is None else "".join(map(chr, candidates.tolist()))
+    pieces = pre_tokenizers.Split(Regex(pattern), "removed").pre_tokenize_str(text)
+    survives = np.zeros(scalars.shape[0], dtype=bool)
+    for _, (begin, end) in pieces:
+        survives[begin:end] = True
+    return scalars[~survives]
+
+
+def derive_tables() -> CodepointTables:
+    classes = np.zeros(CODE_POINTS, dtype=np.uint8)
+    letters, numbers, spaces = (regex_members(p) for p in (r"\p{L}", r"\p{N}", r"\s"))
+    if np.intersect1d(letters, numbers).size or np.intersect1d(letters, spaces).size or np.intersect1d(numbers, spaces).size:
+        raise RuntimeError("tokenizers' regex engine puts a code point in two of \\p{L}, \\p{N}, \\s")
+    classes[letters] = CLASS_LETTER
+    classes[numbers] = CLASS_NUMBER
+    classes[spaces] = CLASS_SPACE
+    if not (classes[ord("\r")] == classes[ord("\n")] == classes[ord(" ")] == CLASS_SPACE):
+        raise RuntimeError("\\r, \\n or space is not \\s for tokenizers' regex engine")
+
+    folds = np.zeros(CODE_POINTS, dtype=np.uint8)
+    # One pass over every code point for the union, then each letter among the few found.
+    union = regex_members("(?i:" + "|".join(FOLD_LETTERS) + ")")
+    for letter, bit in FOLD_LETTERS.items():
+        members = regex_members(f"(?i:{letter})", union)
+        if np.any(folds[members]):
+            raise RuntimeError(f"a code point matches two contraction letters under (?i) (one is {letter!r})")
+        folds[members] |= bit
+    _check_contractions(folds)
+    _check_classes_in_full_patterns(classes)
+
+    nfc_safe = _nfc_safe_table()
+    return CodepointTables(classes, folds, nfc_safe)
+
+
+def _check_contractions(folds: np.ndarray) -> None:
+    """The full (?i) contraction alternation matches "'"+c exactly for the one-letter folds.
+
+    Guards against multi-character case folds (a single code point matching 're, say), which
+    the per-letter tables could not express.
+    """
+    scalars = _scalar_values()
+    probe = "".join("'" + chr(c) + "#" for c in scalars.tolist())
+    pieces = pre_tokenizers.Split(Regex(LLAMA3_CONTRACTIONS), "removed").pre_tokenize_str(probe)
+    kept = np.zeros(len(probe), dtype=bool)
+    for _, (begin, end) in pieces:
+        kept[begin:end] = True
+    removed_letter = ~kept[1::3]
+    single = (folds[scalars] & (FOLD_S | FOLD_T | FOLD_M | FOLD_D)) != 0
+    if not np.array_equal(removed_letter, single):
+        raise RuntimeError("(?i) contractions match code points the per-letter fold tables do not predict")
+    firsts = {"r": "e", "v": "e", "l": "l"}
+    for first, second in firsts.items():
+        for a in np.flatnonzero(folds & FOLD_LETTERS[first]).tolist():
+            for b in np.flatnonzero(folds & FOLD_LETTERS[second]).tolist():
+                text = "'" + chr(a) + chr(b)
+                pieces = pre_tokenizers.Split(Regex(LLAMA3_CONTRACTIONS), "removed").pre_tokenize_str(text)
+                if pieces:
+                    raise RuntimeError(f"(?i) contraction {text!r} does not match as predicted")
+
+
+def _check_classes_in_full_patterns(classes: np.ndarray) -> None:
+    """Each class, concatenated, is one pre-token of the GPT-2 pattern: the classes mean there
+    what the single-class regexes said."""
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    for cls in (CLASS_LETTER, CLASS_NUMBER, CLASS_SPACE, CLASS_OTHER):
+        members = np.flatnonzero(classes == cls)
+        members = members[(members < SURROGATES.start) | (members >= SURROGATES.stop)]
+        if cls == CLASS_OTHER:
+            members = members[members != ord("'")]  # "'" followed by s/t/m/d would be a contraction
+        text = "".join(map(chr, members.tolist()))
+        pieces = byte_level.pre_tokenize_str(text)
+        if len(pieces) != 1:
+            raise RuntimeError(f"class {cls} is not one GPT-2 pre-token ({len(pieces)} pieces)")
+
+
+def _nfc_safe_table() -> np.ndarray:
+    """Starters that no canonical composition can absorb, assigned in unicodedata's version."""
+    second_of_pair = set()
+    for c in range(CODE_POINTS):
+        if c in SURROGATES:
+            continue
+        decomposition = unicodedata.decomposition(chr(c))
+        if decomposition and not decomposition.startswith("<"):
+            parts = decomposition.split()
+            if len(parts) == 2:
+                second_of_pair.add(int(parts[1], 16))
+    # Hangul vowel and trailing jamo compose algorithmically (no decomposition entries).
+    second_of_pair.update(range(0x1161, 0x1176))
+    second_of_pair.update(range(0x11A8, 0x11C3))
+    safe = np.zeros(CODE_POINTS, dtype=np.uint8)
+    for c in range(CODE_POINTS):
+        if c in SURROGATES or c in second_of_pair:
+            continue
+        ch = chr(c)
+        if unicodedata.category(ch) == "Cn" or unicodedata.combining(ch) != 0:
+            continue
+        decomposition = unicodedata.decomposition(ch)
+        if decomposition and not decomposition.startswith("<"):
+            continue  # has a canonical decomposition: NFC may change it
+        safe[c] = 1
+    text = "".join(map(chr, np.flatnonzero(safe).tolist()))
+    if normalizers.NFC().normalize_str(text) != text:
+        raise RuntimeError("tokenizers' NFC changes a text made only of NFC-safe code points")
+    return safe

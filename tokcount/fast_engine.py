@@ -1,0 +1,472 @@
+"""Count-only exact engine for byte-level BPE tokenizers (GPT-2, GPT-NeoX, Llama-3 families).
+
+The count of a text is ``len(Tokenizer.encode(text, add_special_tokens).ids)``, as for
+``TokenCounter``; this engine gets it without building ids:
+
+- added tokens are split with tokenizers' semantics (non-normalized set leftmost-longest on the
+  original text, then the normalized set inside the remaining pieces), each match one token;
+- the pre-tokenizer regex (GPT-2 or Llama-3 pattern) runs as a numba matcher over UTF-8 bytes,
+  with code point classes derived from tokenizers' own regex engine (codepoint_classes);
+- each pre-token's BPE count comes from a bounded cache (numba, open addressing, keys checked
+  byte for byte); a miss runs the BPE merge loop of tokenizers (same merge map, same order);
+- the post-processor adds a constant, measured on the tokenizer and checked to be constant.
+
+Text is routed to an exact slow path when the fast path could not prove it equal: with an NFC
+normalizer, a document holding a code point that NFC might change is normalized by tokenizers'
+own NFC first (and when it also holds a non-normalized added token, which tokenizers matches
+before normalizing, the whole document goes to ``Tokenizer.encode``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+
+import numpy as np
+from tokenizers import Tokenizer, pre_tokenizers
+
+from tokcount import pretokenizer_kernels as kernels
+from tokcount.codepoint_classes import LLAMA3_PATTERN, codepoint_tables
+from tokcount.tokenizer import TokenCounter, TokenizerSpec, build_tokenizer
+
+# Pre-tokens longer than this are not cached (BPE each time): long runs are rare and would
+# crowd the arena.
+MAX_CACHED_PRETOKEN_BYTES = 256
+assert MAX_CACHED_PRETOKEN_BYTES <= kernels.MAX_KEY_BYTES  # lengths and counts fit the record
+# Bytes that never occur in UTF-8 text, so the byte-level vocabulary may lack them.
+IMPOSSIBLE_UTF8_BYTES = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])
+# Texts on which the post-processor's added-token count is measured; it must be the same for all.
+POST_PROCESSOR_PROBES = ("", "x", " hello world", "\n\n", "<|endoftext|>", "é 1 ' s")
+
+
+def byte_level_alphabet() -> dict[int, str]:
+    """GPT-2's byte -> character map (printable Latin-1 keeps its character, the rest 256+n)."""
+    kept = [*range(33, 127), *range(161, 173), *range(174, 256)]
+    chars = list(kept)
+    extra = 0
+    for b in range(256):
+        if b not in kept:
+            kept.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {b: chr(c) for b, c in zip(kept, chars)}
+
+
+@functools.lru_cache(maxsize=1)
+def checked_byte_level_alphabet() -> dict[int, str]:
+    """The map, checked against tokenizers' ByteLevel on a text holding every byte that UTF-8
+    text can contain (1-, 2-, 3- and 4-byte sequences with every lead and continuation byte)."""
+    alphabet = byte_level_alphabet()
+    code_points = [*range(0x800), *range(0x800, 0x10000, 0x40), *range(0x10000, 0x110000, 0x1000)]
+    text = "".join(chr(c) for c in code_points if not 0xD800 <= c < 0xE000)
+    expected = "".join(alphabet[b] for b in text.encode("utf-8"))
+    mapped = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False).pre_tokenize_str(text)
+    if "".join(piece for piece, _ in mapped) != expected:
+        raise RuntimeError("tokenizers' ByteLevel byte map differs from GPT-2's bytes_to_unicode")
+    return alphabet
+
+
+@dataclass(frozen=True)
+class LiteralSet:
+    """Added-token contents as arrays for kernels.next_added_token."""
+
+    patterns: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    first_begin: np.ndarray
+    first_end: np.ndarray
+    pair_possible: np.ndarray
+    single_possible: np.ndarray
+
+    @classmethod
+    def of(cls, contents: list[bytes]) -> "LiteralSet":
+        unique = sorted(set(contents), key=lambda c: (c[0], -len(c), c))
+        lengths = np.array([len(c) for c in unique], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if unique else np.zeros(0, np.int64)
+        patterns = np.frombuffer(b"".join(unique), dtype=np.uint8).copy() if unique else np.zeros(0, np.uint8)
+        first_begin = np.zeros(256, dtype=np.int64)
+        first_end = np.zeros(256, dtype=np.int64)
+        pair_possible = np.zeros(65536, dtype=np.uint8)
+        single_possible = np.zeros(256, dtype=np.uint8)
+        for k, content in enumerate(unique):
+            b0 = content[0]
+            if first_end[b0] == first_begin[b0]:
+                first_begin[b0] = k
+            first_end[b0] = k + 1
+            if len(content) == 1:
+                single_possible[b0] = 1
+            else:
+                pair_possible[b0 * 256 + content[1]] = 1
+        return cls(patterns, starts, lengths, first_begin, first_end, pair_possible, single_possible)
+
+    def as_tuple(self) -> tuple:
+        return (self.patterns, self.starts, self.lengths, self.first_begin, self.first_end, self.pair_possible, self.single_possible)
+
+    @property
+    def empty(self) -> bool:
+        return self.lengths.shape[0] == 0
+
+
+@dataclass(frozen=True)
+class BpeModel:
+    """Arrays for kernels.word_token_count."""
+
+    byte_ids: np.ndarray
+    merges: np.ndarray  # rows [left << 32 | right, rank << 32 | new id], open addressing
+    ignore_merges: bool
+    vocab_slots: np.ndarray
+    vocab_keys: np.ndarray
+    vocab_starts: np.ndarray
+    vocab_lengths: np.ndarray
+
+    def as_tuple(self) -> tuple:
+        return (
+            self.byte_ids, self.merges, self.ignore_merges,
+            self.vocab_slots, self.vocab_keys, self.vocab_starts, self.vocab_lengths,
+        )
+
+
+@dataclass(frozen=True)
+class EnginePlan:
+    """Everything the kernels need for one tokenizer; shared by all counters of that tokenizer."""
+
+    description: str
+    pattern: int
+    nfc: bool
+    unnormalized: LiteralSet
+    normalized: LiteralSet
+    post_processor_tokens: int  # added per text when add_special_tokens
+    model: BpeModel
+
+
+class Unsupported(Exception):
+    pass
+
+
+def fast_support(spec: TokenizerSpec) -> tuple[bool, str]:
+    """(True, description) when FastCounter counts this tokenizer exactly, else (False, why not)."""
+    try:
+        plan = engine_plan(spec)
+    except Unsupported as why:
+        return False, str(why)
+    return True, plan.description
+
+
+@functools.lru_cache(maxsize=8)
+def engine_plan(spec: TokenizerSpec) -> EnginePlan:
+    config = json.loads(spec.json)
+    model = config.get("model") or {}
+    if model.get("type") != "BPE":
+        raise Unsupported(f"model is {model.get('type')}, the fast engine handles byte-level BPE only")
+    pattern, pattern_name = _pre_tokenizer_pattern(config.get("pre_tokenizer"))
+    nfc = _normalizer_is_nfc(config.get("normalizer"))
+    if model.get("dropout") not in (None, 0, 0.0):
+        raise Unsupported("BPE dropout makes counts random")
+    for option in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(option):
+            raise Unsupported(f"BPE {option} is set")
+    tokenizer = build_tokenizer(spec)
+    if getattr(tokenizer, "encode_special_tokens", False):
+        raise Unsupported("encode_special_tokens is on (special tokens are not split off)")
+    unnormalized, normalized = _added_token_sets(config, tokenizer)
+    post_tokens = _post_processor_tokens(tokenizer)
+    bpe = _bpe_model(model)
+    normalizer_name = "NFC normalizer" if nfc else "no normalizer"
+    description = f"byte-level BPE, {pattern_name} pattern, {normalizer_name}"
+    return EnginePlan(description, pattern, nfc, unnormalized, normalized, post_tokens, bpe)
+
+
+def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str]:
+    def byte_level(component: dict, use_regex: bool) -> bool:
+        return (
+            component.get("type") == "ByteLevel"
+            and not component.get("add_prefix_space", True)
+            and bool(component.get("use_regex", True)) == use_regex
+        )
+
+    if pre_tokenizer is None:
+        raise Unsupported("no pre-tokenizer (SentencePiece-style BPE over the whole text)")
+    if byte_level(pre_tokenizer, True):
+        return kernels.PATTERN_GPT2, "GPT-2"
+    parts = pre_tokenizer.get("pretokenizers") if pre_tokenizer.get("type") == "Sequence" else None
+    if parts and len(parts) == 1 and byte_level(parts[0], True):
+        return kernels.PATTERN_GPT2, "GPT-2"
+    if parts and len(parts) == 2 and byte_level(parts[1], False):
+        split = parts[0]
+        if (
+            split.get("type") == "Split"
+            and split.get("pattern") == {"Regex": LLAMA3_PATTERN}
+            and split.get("behavior") == "Isolated"
+            and not split.get("invert", False)
+        ):
+            return kernels.PATTERN_LLAMA3, "Llama-3"
+    described = json.dumps(pre_tokenizer)[:200]
+    raise Unsupported(
+        "pre-tokenizer is not ByteLevel(add_prefix_space=false) with the GPT-2 regex nor "
+        f"Split(Llama-3 regex) + ByteLevel(use_regex=false): {described}"
+    )
+
+
+def _normalizer_is_nfc(normalizer: dict | None) -> bool:
+    """False for no normalizer, True for NFC (alone or as a one-element Sequence)."""
+    kinds = [] if normalizer is None else [normalizer.get("type")]
+    if kinds == ["Sequence"]:
+        kinds = [n.get("type") for n in normalizer.get("normalizers") or []]
+    if not kinds:
+        return False
+    if kinds == ["NFC"]:
+        return True
+    raise Unsupported(f"normalizer {kinds} changes text (only NFC is handled)")
+
+
+def _added_token_sets(config: dict, tokenizer: Tokenizer) -> tuple[LiteralSet, LiteralSet]:
+    unnormalized: list[bytes] = []
+    normalized: list[bytes] = []
+    for token in config.get("added_tokens") or []:
+        content = token.get("content", "")
+        if not content:
+            continue  # tokenizers ignores empty added tokens
+        for flag in ("lstrip", "rstrip", "single_word"):
+            if token.get(flag):
+                raise Unsupported(f"added token {content!r} has {flag}")
+        if token.get("normalized", True):
+            normalizer = tokenizer.normalizer
+            matched = normalizer.normalize_str(content) if normalizer is not None else content
+            if not matched:
+                raise Unsupported(f"added token {content!r} normalizes to nothing")
+            normalized.append(matched.encode("utf-8"))
+        else:
+            unnormalized.append(content.encode("utf-8"))
+    return LiteralSet.of(unnormalized), LiteralSet.of(normalized)
+
+
+def _post_processor_tokens(tokenizer: Tokenizer) -> int:
+    added = {
+        len(tokenizer.encode(probe, add_special_tokens=True)) - len(tokenizer.encode(probe, add_special_tokens=False))
+        for probe in POST_PROCESSOR_PROBES
+    }
+    if len(added) != 1:
+        raise Unsupported(f"the post-processor adds a varying number of tokens ({sorted(added)})")
+    return added.pop()
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(4, (max(1, n) - 1).bit_length())
+
+
+def _bpe_model(model: dict) -> BpeModel:
+    alphabet = checked_byte_level_alphabet()
+    vocab: dict[str, int] = model.get("vocab") or {}
+    byte_ids = np.full(256, -1, dtype=np.int64)
+    for b, char in alphabet.items():
+        token_id = vocab.get(char)
+        if token_id is None:
+            if b in IMPOSSIBLE_UTF8_BYTES:
+                continue
+            raise Unsupported(f"byte 0x{b:02X} has no token (unknown-token / byte-fallback path)")
+        byte_ids[b] = token_id
+
+    # (left, right) -> (rank, new id), the map tokenizers' BpeBuilder builds.
+    lefts, rights, new_ids = [], [], []
+    for entry in model.get("merges") or []:
+        left, right = entry.split(" ") if isinstance(entry, str) else entry
+        lefts.append(vocab[left])
+        rights.append(vocab[right])
+        new_ids.append(vocab[left + right])
+    lefts_a = np.array(lefts, dtype=np.int64)
+    rights_a = np.array(rights, dtype=np.int64)
+    merges = kernels.build_merge_table(
+        lefts_a, rights_a, np.arange(len(lefts), dtype=np.int64), np.array(new_ids, dtype=np.int64),
+        _next_power_of_two(2 * len(lefts) + 1),
+    )
+
+    ignore_merges = bool(model.get("ignore_merges", False))
+    # Vocabulary as raw bytes, for ignore_merges' whole-word lookup; a token with a character
+    # outside the byte alphabet can never equal a byte-level word.
+    inverse = {char: b for b, char in alphabet.items()}
+    keys = []
+    if ignore_merges:
+        for token in vocab:
+            raw = [inverse.get(char) for char in token]
+            if token and None not in raw:
+                keys.append(bytes(raw))
+    lengths = np.array([len(k) for k in keys], dtype=np.int64)
+    starts = (np.cumsum(lengths) - lengths).astype(np.int64)
+    key_bytes = np.frombuffer(b"".join(keys), dtype=np.uint8).copy() if keys else np.zeros(1, np.uint8)
+    vocab_slots = kernels.build_key_table(key_bytes, starts, lengths, _next_power_of_two(2 * len(keys) + 1))
+    return BpeModel(byte_ids, merges, ignore_merges, vocab_slots, key_bytes, starts, lengths)
+
+
+class PretokenCache:
+    """The pre-token -> token count cache: numpy arrays the kernels work in place.
+
+    Memory is fixed at construction and bounded by `cache_bytes`: a power-of-two table of
+    16-byte records (about 3/4 of the budget; at most half the records in use, and only the
+    prefix the current entry count needs is touched) and a byte arena for keys longer than 8
+    bytes (the rest). Eviction and growth re-insert the live records through temporary
+    arrays of at most 16 bytes per live record (plus the arena's compaction order).
+    """
+
+    RECORD_BYTES = 16
+
+    def __init__(self, cache_bytes: int):
+        if cache_bytes < 64 << 10:
+            raise ValueError(f"cache_bytes={cache_bytes} is below the minimum of 64 KiB")
+        slot_count = 1 << ((cache_bytes * 3 // 4) // self.RECORD_BYTES).bit_length() - 1
+        arena_bytes = min(cache_bytes - slot_count * self.RECORD_BYTES, (1 << 31) - 1)  # offsets < 2^31
+        self.slots = np.zeros((slot_count, 2), dtype=np.int64)
+        self.arena = np.zeros(arena_bytes, dtype=np.uint8)
+        self.meta = np.zeros(kernels.META_SIZE, dtype=np.int64)
+        self.meta[kernels.META_SLOT_MASK] = min(slot_count, kernels.FIRST_SLOT_COUNT) - 1
+
+    @property
+    def allocated_bytes(self) -> int:
+        return self.slots.nbytes + self.arena.nbytes + self.meta.nbytes
+
+    @property
+    def capacity_entries(self) -> int:
+        return self.slots.shape[0] // 2
+
+    def as_tuple(self) -> tuple:
+        return (self.slots, self.arena, self.meta, MAX_CACHED_PRETOKEN_BYTES)
+
+
+class FastCounter:
+    """Exact token counts, ``count(texts)[i] == len(encode(texts[i], add_special_tokens).ids)``.
+
+    Single-threaded (one per worker process, like TokenCounter); keeps its cache across calls.
+    """
+
+    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool = True, cache_bytes: int = 256 << 20):
+        supported, why = fast_support(spec)
+        if not supported:
+            raise ValueError(f"the fast engine does not support this tokenizer: {why}")
+        self.spec = spec
+        self.add_special_tokens = add_special_tokens
+        self.plan = engine_plan(spec)
+        self.tables = codepoint_tables()
+        self.cache = PretokenCache(cache_bytes)
+        self._reference = TokenCounter(spec, add_special_tokens)
+        self._normalizer = build_tokenizer(spec).normalizer if self.plan.nfc else None
+        self._no_literals = LiteralSet.of([]).as_tuple()
+        self._counters = dict(
+            documents=0, bytes=0, pretokens=0, nfc_documents=0, nfc_bytes=0, slow_documents=0, slow_bytes=0
+        )
+
+    @property
+    def stats(self) -> dict:
+        meta = self.cache.meta
+        return {
+            **self._counters,
+            "fast_bytes": self._counters["bytes"] - self._counters["slow_bytes"],
+            "added_tokens": int(meta[kernels.META_ADDED_TOKENS]),
+            "cache_hits": int(meta[kernels.META_HITS]),
+            "cache_misses": int(meta[kernels.META_MISSES]),
+            "uncached_pretokens": int(meta[kernels.META_UNCACHED]),
+            "cache_evictions": int(meta[kernels.META_EVICTIONS]),
+            "cache_evicted_entries": int(meta[kernels.META_EVICTED_ENTRIES]),
+            "cache_entries": int(meta[kernels.META_ENTRIES]),
+            "cache_capacity_entries": self.cache.capacity_entries,
+            "cache_key_bytes": int(meta[kernels.META_ARENA_USED]),
+            "cache_allocated_bytes": self.cache.allocated_bytes,
+        }
+
+    def count(self, texts: list[str]) -> np.ndarray:
+        """int64 array: element i is len(encode(texts[i], add_special_tokens).ids)."""
+        return self._count(texts, pretokens_only=False)
+
+    def count_pieces(self, texts: list[str]) -> np.ndarray:
+        """Pre-tokens plus added tokens of each text (no BPE, no post-processor): what a
+        tokenizer with the same normalizer, added tokens and pre-tokenizer but a model giving
+        one token per word would count. For checking the splitting on its own."""
+        return self._count(texts, pretokens_only=True)
+
+    def _count(self, texts: list[str], pretokens_only: bool) -> np.ndarray:
+        if not isinstance(texts, list):
+            texts = list(texts)
+        n = len(texts)
+        counts = np.zeros(n, dtype=np.int64)
+        if n == 0:
+            return counts
+        try:
+            encoded = [text.encode("utf-8") for text in texts]
+        except (UnicodeEncodeError, AttributeError):
+            return self._reference.count(texts)  # raises the reference's error for the bad text
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        if buf.shape[0] == 0:
+            buf = np.zeros(1, dtype=np.uint8)  # numba wants a real array; no document reads it
+        self._counters["documents"] += n
+        self._counters["bytes"] += int(ends[-1])
+
+        fast = np.ones(n, dtype=bool)
+        slow: list[int] = []
+        renormalized: list[tuple[int, str]] = []
+        if self.plan.nfc:
+            suspects = kernels.documents_not_nfc_safe(buf, starts, ends, self.tables.nfc_safe)
+            if suspects.shape[0]:
+                fast[suspects] = False
+                has_unnormalized = np.zeros(suspects.shape[0], dtype=np.uint8)
+                if not self.plan.unnormalized.empty:
+                    has_unnormalized = kernels.documents_with_added_token(
+                        buf, starts, ends, suspects, *self.plan.unnormalized.as_tuple()
+                    )
+                for d, exact_only in zip(suspects.tolist(), has_unnormalized.tolist()):
+                    if exact_only:
+                        # Added tokens are matched before normalization, the rest after: leave
+                        # that interleaving to tokenizers.
+                        slow.append(d)
+                        continue
+                    normalized = self._normalizer.normalize_str(texts[d])
+                    if normalized == texts[d]:
+                        fast[d] = True
+                    else:
+                        renormalized.append((d, normalized))
+
+        documents = np.flatnonzero(fast)
+        self._run(buf, starts, ends, documents, counts, self.plan.unnormalized.as_tuple(), pretokens_only)
+        if renormalized:
+            indices = np.array([d for d, _ in renormalized], dtype=np.int64)
+            sub_counts = self._count_normalized([text for _, text in renormalized], pretokens_only)
+            counts[indices] = sub_counts
+            self._counters["nfc_documents"] += len(renormalized)
+            self._counters["nfc_bytes"] += int(lengths[indices].sum())
+        if self.add_special_tokens and self.plan.post_processor_tokens and not pretokens_only:
+            counts += self.plan.post_processor_tokens
+        if slow:
+            slow_indices = np.array(slow, dtype=np.int64)
+            if pretokens_only:
+                raise ValueError("count_pieces: a text needs tokenizers' encode (added token + NFC)")
+            counts[slow_indices] = self._reference.count([texts[d] for d in slow])
+            self._counters["slow_documents"] += len(slow)
+            self._counters["slow_bytes"] += int(lengths[slow_indices].sum())
+        return counts
+
+    def _count_normalized(self, normalized_texts: list[str], pretokens_only: bool) -> np.ndarray:
+        """Counts of texts that are already normalized: the non-normalized added tokens were
+        looked for before normalizing (none found), so only the normalized set is matched."""
+        encoded = [text.encode("utf-8") for text in normalized_texts]
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        if buf.shape[0] == 0:
+            buf = np.zeros(1, dtype=np.uint8)
+        counts = np.zeros(len(encoded), dtype=np.int64)
+        self._run(buf, starts, ends, np.arange(len(encoded), dtype=np.int64), counts, self._no_literals, pretokens_only)
+        return counts
+
+    def _run(self, buf, starts, ends, documents, counts, unnormalized, pretokens_only: bool) -> None:
+        if documents.shape[0] == 0:
+            return
+        self._counters["pretokens"] += int(
+            kernels.count_documents(
+                buf, starts, ends, documents, counts, self.plan.pattern,
+                self.tables.classes, self.tables.folds,
+                unnormalized, self.plan.normalized.as_tuple(),
+                self.cache.as_tuple(), self.plan.model.as_tuple(), pretokens_only,
+            )
+        )
