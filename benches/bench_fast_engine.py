@@ -69,6 +69,7 @@ def _megabytes(texts: list[str]) -> float:
 
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_fast_engine_cold(benchmark, texts, name):
+    benchmark.group = f"one core, cold, {name}"
     spec = load_tokenizer_spec(_path(name))
     supported, why = fast_support(spec)
     if not supported:
@@ -96,8 +97,30 @@ def test_fast_engine_cold(benchmark, texts, name):
 
 @pytest.mark.parametrize("name", TOKENIZERS)
 def test_tokenizers_encode_batch_fast(benchmark, texts, name):
+    benchmark.group = f"one core, cold, {name}"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core, like one FastCounter
     tokenizer = Tokenizer.from_file(_path(name))
     benchmark.pedantic(lambda: tokenizer.encode_batch_fast(texts), rounds=1, iterations=1)
     megabytes = _megabytes(texts)
     benchmark.extra_info.update(tokenizer=name, megabytes=round(megabytes, 2), mb_per_s=round(megabytes / benchmark.stats.stats.min, 2))
+
+
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_gigatoken_one_thread(benchmark, texts, name):
+    """gigatoken (Rust, SIMD), one thread, a new tokenizer each round; counts checked against HF."""
+    gigatoken = pytest.importorskip("gigatoken", reason="pip install gigatoken (the bench extra)")
+    benchmark.group = f"one core, cold, {name}"
+    path = _path(name)
+    spec = load_tokenizer_spec(path)
+    reference = Tokenizer.from_str(spec.json)
+    expected = [len(e) for e in reference.encode_batch_fast(texts)]
+
+    def setup():
+        return (gigatoken.Tokenizer(path),), {}
+
+    out = benchmark.pedantic(lambda tok: tok.encode_batch_list(texts, parallel=False), setup=setup, rounds=3,
+                             iterations=1)
+    agree = sum(len(ids) == n for ids, n in zip(out, expected))
+    megabytes = _megabytes(texts)
+    benchmark.extra_info.update(tokenizer=name, megabytes=round(megabytes, 2), agreeing_documents=agree,
+                                documents=len(texts), mb_per_s=round(megabytes / benchmark.stats.stats.min, 2))

@@ -103,6 +103,7 @@ def test_hf_encode_batch_fast(benchmark, corpus_slice, name):
     path, text_bytes = corpus_slice
     tok = Tokenizer.from_file(_tokenizer(name))
     texts = _texts(path)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"  # every core, as a user would run it
     total = benchmark.pedantic(lambda: sum(len(e) for e in tok.encode_batch_fast(texts)), rounds=2, iterations=1)
     _record(benchmark, text_bytes)
     assert total > 0
@@ -133,8 +134,35 @@ def test_tokcount_scan(benchmark, corpus_slice, name):
     options = TextOptions(tokenizer=tok_path, workers=WORKERS, unit_bytes=1 << 20)
     report = benchmark.pedantic(lambda: scan([str(path)], text=options), rounds=2, iterations=1)
     _record(benchmark, text_bytes)
+    benchmark.extra_info["engine"] = report.options["engine"]
     reference = Tokenizer.from_file(tok_path)
     assert report.total["tokens"] == sum(len(e) for e in reference.encode_batch_fast(_texts(path)))
+
+
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_tokcount_scan_hf_engine(benchmark, corpus_slice, name):
+    benchmark.group = f"text count, {name}"
+    path, text_bytes = corpus_slice
+    options = TextOptions(tokenizer=_tokenizer(name), workers=WORKERS, unit_bytes=1 << 20, engine="hf")
+    report = benchmark.pedantic(lambda: scan([str(path)], text=options), rounds=1, iterations=1)
+    _record(benchmark, text_bytes)
+    assert report.options["engine"] == "hf"
+
+
+@pytest.mark.parametrize("name", TOKENIZERS)
+def test_gigatoken_parallel(benchmark, corpus_slice, name):
+    """gigatoken on every core over the same documents (a cold tokenizer each round)."""
+    gigatoken = pytest.importorskip("gigatoken", reason="pip install gigatoken (the bench extra)")
+    benchmark.group = f"text count, {name}"
+    path, text_bytes = corpus_slice
+    tok_path = _tokenizer(name)
+    texts = _texts(path)
+    out = benchmark.pedantic(lambda: gigatoken.Tokenizer(tok_path).encode_batch_list(texts, parallel=True),
+                             rounds=2, iterations=1)
+    _record(benchmark, text_bytes)
+    expected = [len(e) for e in Tokenizer.from_file(tok_path).encode_batch_fast(texts)]
+    benchmark.extra_info["agreeing_documents"] = sum(len(ids) == n for ids, n in zip(out, expected))
+    benchmark.extra_info["documents"] = len(texts)
 
 
 def _peak_rss_mb(args) -> float:
