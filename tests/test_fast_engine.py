@@ -403,3 +403,61 @@ def _valid(word: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
+
+
+def test_short_word_rank_scan_matches_the_heap():
+    """Words up to SCAN_BPE_MAX_BYTES skip the heap; both merge loops must agree on them
+    (corpus pre-tokens, so ties, repeats and non-ASCII bytes occur)."""
+    import dataclasses
+
+    from tokcount.fast_engine import engine_plan
+
+    texts = corpus_sample()[:300] or adversarial_texts()
+    for name in ("bytelevel_bpe", "llama3_style_bpe", "gpt2", "llama3"):
+        path = fixtures.shared_tokenizer(name) if name in SHARED else LOCAL[name]()
+        if path is None:
+            continue
+        plan = engine_plan(load_tokenizer_spec(path))
+        assert plan.model.scan_ok
+        data = np.frombuffer("".join(texts).encode("utf-8"), dtype=np.uint8)
+        tables = codepoint_tables()
+        ends = kernels.pretoken_boundaries(plan.pattern, data, tables.classes, tables.folds)
+        starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+        short = (ends - starts) <= kernels.SCAN_BPE_MAX_BYTES
+        starts, ends = starts[short], ends[short]
+        scan = kernels.words_token_counts(data, starts, ends, *plan.model.as_tuple())
+        heap = kernels.words_token_counts(data, starts, ends, *dataclasses.replace(plan.model, scan_ok=False).as_tuple())
+        assert np.array_equal(scan, heap), name
+
+
+@pytest.mark.parametrize("name", ["neox_style_bpe", "gpt-neox-20b"])
+def test_precomposed_characters_next_to_combining_marks(name):
+    """Precomposed letters skip NFC; the marks and jamo that could recompose with them do not."""
+    pieces = ["ü", "u\u0308", "ü\u0301", "ǘ", "が", "か\u3099", "が\u3099", "각", "가\u11a8", "\u1100\u1161",
+              "Å", "A\u030a", "\u212b", "é\u0327", "ạ\u0302", "ậ", "ö̈", "\u0b47\u0b3e", "ୋ"]
+    rng = np.random.default_rng(5)
+    texts = pieces + ["".join(rng.choice(pieces + [" ", "a", "x ", "  "], size=12)) for _ in range(200)]
+    assert_same_counts(name, texts, True, FastCounter(spec_of(name)))
+
+
+@pytest.mark.parametrize("name", ["neox_style_bpe", "gpt-neox-20b"])
+def test_whitespace_runs_of_every_length(name):
+    """Runs of one repeated byte are matched by run length; every length and neighbour."""
+    texts = []
+    for n in range(1, 40):
+        for before, after in (("a", "b"), ("\n", "x"), ("", ""), ("\t", "\t"), ("<|endoftext|>", "\n")):
+            texts.append(before + " " * n + after)
+            texts.append(before + " " * n + "\t" + " " * (n // 2) + after)
+    assert_same_counts(name, texts, True, FastCounter(spec_of(name)))
+
+
+def test_repeated_new_words_within_one_batch_are_counted_and_cached_once():
+    """Cache misses are counted in batches: a new word missed several times in one batch must
+    count every time and be inserted once."""
+    words = [f"w{i:05d}x" for i in range(3 * kernels.PENDING_MISSES)]
+    texts = [" ".join(words[i : i + 50] * 3) for i in range(0, len(words), 50)]
+    fast = FastCounter(spec_of("bytelevel_bpe"))
+    assert_same_counts("bytelevel_bpe", texts, True, fast)
+    stats = fast.stats
+    assert stats["cache_hits"] + stats["cache_misses"] + stats["uncached_pretokens"] == stats["pretokens"]
+    assert stats["cache_entries"] == stats["cache_misses"]

@@ -54,7 +54,7 @@ LLAMA3_PATTERN = (
 )
 LLAMA3_CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"
 
-TABLES_FORMAT = 1  # bump when the derivation changes
+TABLES_FORMAT = 2  # bump when the derivation changes
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,13 @@ def _check_classes_in_full_patterns(classes: np.ndarray) -> None:
 
 
 def _nfc_safe_table() -> np.ndarray:
-    """Starters that no canonical composition can absorb, assigned in unicodedata's version."""
+    """Starters that no canonical composition can absorb, assigned in unicodedata's version.
+
+    A precomposed starter (ü, が) qualifies when it is its own NFC and its decomposition starts
+    with a starter that is not the second of any pair: decomposing then recomposing gives it
+    back whatever surrounds it (the code point after it is checked on its own), and nothing
+    before it can compose with its first code point.
+    """
     second_of_pair = set()
     for c in range(CODE_POINTS):
         if c in SURROGATES:
@@ -223,7 +229,12 @@ def _nfc_safe_table() -> np.ndarray:
             continue
         decomposition = unicodedata.decomposition(ch)
         if decomposition and not decomposition.startswith("<"):
-            continue  # has a canonical decomposition: NFC may change it
+            # has a canonical decomposition: safe only if NFC rebuilds it in any context
+            if unicodedata.normalize("NFC", ch) != ch:
+                continue
+            first = unicodedata.normalize("NFD", ch)[0]
+            if ord(first) in second_of_pair or unicodedata.combining(first) != 0:
+                continue
         safe[c] = 1
     text = "".join(map(chr, np.flatnonzero(safe).tolist()))
     if normalizers.NFC().normalize_str(text) != text:

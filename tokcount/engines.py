@@ -31,12 +31,13 @@ def choose_engine(spec, requested: str) -> tuple[str, str]:
     return "hf", f"auto: the fast engine does not support this tokenizer ({why})"
 
 
-def make_counter(spec, add_special_tokens: bool, engine: str):
-    """An object with count(texts) -> int64 array, for this process."""
+def make_counter(spec, add_special_tokens: bool, engine: str, reference=None):
+    """An object with count(texts) -> int64 array, for this process. ``reference`` (a
+    TokenCounter) is reused by the fast engine for its slow path instead of building another."""
     if engine == "fast":
         from .fast_engine import FastCounter
 
-        return FastCounter(spec, add_special_tokens=add_special_tokens)
+        return FastCounter(spec, add_special_tokens=add_special_tokens, reference=reference)
     from .tokenizer import TokenCounter
 
     return TokenCounter(spec, add_special_tokens=add_special_tokens)

@@ -20,20 +20,26 @@ before normalizing, the whole document goes to ``Tokenizer.encode``).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
+import pickle
 from dataclasses import dataclass
 
 import numpy as np
+import tokenizers
 from tokenizers import Tokenizer, pre_tokenizers
 
 from tokcount import pretokenizer_kernels as kernels
-from tokcount.codepoint_classes import LLAMA3_PATTERN, codepoint_tables
+from tokcount.codepoint_classes import LLAMA3_PATTERN, cache_directory, codepoint_tables
 from tokcount.tokenizer import TokenCounter, TokenizerSpec, build_tokenizer
 
 # Pre-tokens longer than this are not cached (BPE each time): long runs are rare and would
 # crowd the arena.
 MAX_CACHED_PRETOKEN_BYTES = 256
 assert MAX_CACHED_PRETOKEN_BYTES <= kernels.MAX_KEY_BYTES  # lengths and counts fit the record
+# Merges in the small table of frequent (small-id) pairs: 64 KiB, which stays in the CPU caches.
+HOT_MERGES = 1 << 12
 # Bytes that never occur in UTF-8 text, so the byte-level vocabulary may lack them.
 IMPOSSIBLE_UTF8_BYTES = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])
 # Texts on which the post-processor's added-token count is measured; it must be the same for all.
@@ -76,8 +82,9 @@ class LiteralSet:
     lengths: np.ndarray
     first_begin: np.ndarray
     first_end: np.ndarray
-    pair_possible: np.ndarray
-    single_possible: np.ndarray
+    first_mask: np.ndarray  # uint8[b0]: group bit of b0 if a pattern starts with it
+    second_mask: np.ndarray  # uint8[b1]: groups whose first byte b1 may follow
+    uniform: np.ndarray  # 1 for a pattern repeating one byte
 
     @classmethod
     def of(cls, contents: list[bytes]) -> "LiteralSet":
@@ -87,21 +94,28 @@ class LiteralSet:
         patterns = np.frombuffer(b"".join(unique), dtype=np.uint8).copy() if unique else np.zeros(0, np.uint8)
         first_begin = np.zeros(256, dtype=np.int64)
         first_end = np.zeros(256, dtype=np.int64)
-        pair_possible = np.zeros(65536, dtype=np.uint8)
-        single_possible = np.zeros(256, dtype=np.uint8)
+        first_mask = np.zeros(256, dtype=np.uint8)
+        second_mask = np.zeros(256, dtype=np.uint8)
+        uniform = np.zeros(max(1, len(unique)), dtype=np.uint8)
         for k, content in enumerate(unique):
             b0 = content[0]
             if first_end[b0] == first_begin[b0]:
                 first_begin[b0] = k
             first_end[b0] = k + 1
+            uniform[k] = content == bytes([b0]) * len(content)
+            group = 1 << (b0 % 8)  # a superset prefilter: sharing a group only costs a check
+            first_mask[b0] |= group
             if len(content) == 1:
-                single_possible[b0] = 1
+                second_mask |= group  # any next byte (or none)
             else:
-                pair_possible[b0 * 256 + content[1]] = 1
-        return cls(patterns, starts, lengths, first_begin, first_end, pair_possible, single_possible)
+                second_mask[content[1]] |= group
+        return cls(patterns, starts, lengths, first_begin, first_end, first_mask, second_mask, uniform)
 
     def as_tuple(self) -> tuple:
-        return (self.patterns, self.starts, self.lengths, self.first_begin, self.first_end, self.pair_possible, self.single_possible)
+        return (
+            self.patterns, self.starts, self.lengths, self.first_begin, self.first_end,
+            self.first_mask, self.second_mask, self.uniform,
+        )
 
     @property
     def empty(self) -> bool:
@@ -113,8 +127,14 @@ class BpeModel:
     """Arrays for kernels.word_token_count."""
 
     byte_ids: np.ndarray
-    merges: np.ndarray  # rows [left << 32 | right, rank << 32 | new id], open addressing
+    byte_pair_ranks: np.ndarray  # int32[b0 << 8 | b1]: rank of the merge of two bytes, or -1
+    merges: tuple  # (hot table, table of the rest, hot_below, id_bits): see kernels.merge_rank
+    merge_ids: np.ndarray  # int32[rank]: the merge's new id
+    id_bits: int
+    rank_bits: int
+    scan_ok: bool  # distinct vocabulary strings have distinct ids: short words may skip the heap
     ignore_merges: bool
+    vocab_filter: np.ndarray  # uint64 bitset of the vocabulary keys' hashes (kernels.filter_bit)
     vocab_slots: np.ndarray
     vocab_keys: np.ndarray
     vocab_starts: np.ndarray
@@ -122,7 +142,8 @@ class BpeModel:
 
     def as_tuple(self) -> tuple:
         return (
-            self.byte_ids, self.merges, self.ignore_merges,
+            self.byte_ids, self.byte_pair_ranks, self.merges, self.merge_ids, self.id_bits, self.rank_bits,
+            self.scan_ok, self.ignore_merges, self.vocab_filter,
             self.vocab_slots, self.vocab_keys, self.vocab_starts, self.vocab_lengths,
         )
 
@@ -155,6 +176,42 @@ def fast_support(spec: TokenizerSpec) -> tuple[bool, str]:
 
 @functools.lru_cache(maxsize=8)
 def engine_plan(spec: TokenizerSpec) -> EnginePlan:
+    """The plan for this tokenizer, from the on-disk cache when it is there: building it costs
+    up to ~2 s (Llama-3's 280k merges), paid once per machine instead of once per worker."""
+    path = _plan_cache_path(spec)
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        pass
+    plan = _build_engine_plan(spec)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(partial, "wb") as f:
+            pickle.dump(plan, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(partial, path)  # atomic: workers starting together never read half a file
+    except OSError:
+        pass  # a read-only cache only costs time
+    return plan
+
+
+@functools.lru_cache(maxsize=1)
+def _engine_code_version() -> str:
+    """Plans are only reused by the code that built them."""
+    digest = hashlib.sha256()
+    for module_file in (__file__, kernels.__file__):
+        with open(module_file, "rb") as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def _plan_cache_path(spec: TokenizerSpec):
+    key = f"{spec.fingerprint[:32]}-code-{_engine_code_version()}-tokenizers-{tokenizers.__version__}"
+    return cache_directory() / "plans" / f"plan-{key}.pkl"
+
+
+def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
     config = json.loads(spec.json)
     model = config.get("model") or {}
     if model.get("type") != "BPE":
@@ -274,12 +331,31 @@ def _bpe_model(model: dict) -> BpeModel:
         lefts.append(vocab[left])
         rights.append(vocab[right])
         new_ids.append(vocab[left + right])
+    # One int64 per merge-table slot: pair key and rank packed, non-negative (-1 = empty).
+    id_bits = max(1, max(vocab.values(), default=0).bit_length())
+    rank_bits = max(1, (len(lefts) - 1).bit_length())
+    if 2 * id_bits + rank_bits > 63:
+        raise Unsupported(f"vocabulary ({id_bits}-bit ids) and merges ({len(lefts)}) too large to pack")
     lefts_a = np.array(lefts, dtype=np.int64)
     rights_a = np.array(rights, dtype=np.int64)
-    merges = kernels.build_merge_table(
-        lefts_a, rights_a, np.arange(len(lefts), dtype=np.int64), np.array(new_ids, dtype=np.int64),
-        _next_power_of_two(2 * len(lefts) + 1),
-    )
+    pair_keys = (lefts_a << id_bits) | rights_a
+    ranks = np.arange(len(lefts), dtype=np.int64)
+    # The hot table: merges among the smallest ids, at most HOT_MERGES of them.
+    larger = np.maximum(lefts_a, rights_a)
+    hot_below = 0
+    if len(lefts):
+        ordered = np.sort(larger)
+        hot_below = int(ordered[min(HOT_MERGES, len(ordered)) - 1])  # ids strictly below are hot
+    hot = larger < hot_below
+
+    def table(selected):
+        # Load factor at most 3/4 (8-byte slots: a probe run stays within a line or two).
+        count = int(selected.sum())
+        return kernels.build_merge_table(pair_keys[selected], ranks[selected], _next_power_of_two(count * 4 // 3 + 1), rank_bits)
+
+    merges = (table(hot), table(~hot), np.int64(hot_below), np.int64(id_bits))
+    merge_ids = np.array(new_ids, dtype=np.int32) if new_ids else np.zeros(1, np.int32)
+    byte_pair_ranks = kernels.build_byte_pair_ranks(byte_ids, merges, id_bits, rank_bits)
 
     ignore_merges = bool(model.get("ignore_merges", False))
     # Vocabulary as raw bytes, for ignore_merges' whole-word lookup; a token with a character
@@ -295,7 +371,13 @@ def _bpe_model(model: dict) -> BpeModel:
     starts = (np.cumsum(lengths) - lengths).astype(np.int64)
     key_bytes = np.frombuffer(b"".join(keys), dtype=np.uint8).copy() if keys else np.zeros(1, np.uint8)
     vocab_slots = kernels.build_key_table(key_bytes, starts, lengths, _next_power_of_two(2 * len(keys) + 1))
-    return BpeModel(byte_ids, merges, ignore_merges, vocab_slots, key_bytes, starts, lengths)
+    # About 8 bits per key: one in nine or so non-vocabulary words passes to the table.
+    vocab_filter = kernels.build_key_filter(key_bytes, starts, lengths, _next_power_of_two(len(keys) // 8 + 1))
+    return BpeModel(
+        byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits,
+        len(set(vocab.values())) == len(vocab), ignore_merges, vocab_filter,
+        vocab_slots, key_bytes, starts, lengths,
+    )
 
 
 class PretokenCache:
@@ -338,7 +420,8 @@ class FastCounter:
     Single-threaded (one per worker process, like TokenCounter); keeps its cache across calls.
     """
 
-    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool = True, cache_bytes: int = 256 << 20):
+    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool = True, cache_bytes: int = 256 << 20,
+                 reference: TokenCounter | None = None):
         supported, why = fast_support(spec)
         if not supported:
             raise ValueError(f"the fast engine does not support this tokenizer: {why}")
@@ -347,8 +430,11 @@ class FastCounter:
         self.plan = engine_plan(spec)
         self.tables = codepoint_tables()
         self.cache = PretokenCache(cache_bytes)
-        self._reference = TokenCounter(spec, add_special_tokens)
-        self._normalizer = build_tokenizer(spec).normalizer if self.plan.nfc else None
+        # The slow path's reference; a worker passes its own so the tokenizer is built once.
+        if reference is None or reference.add_special_tokens != add_special_tokens:
+            reference = TokenCounter(spec, add_special_tokens)
+        self._reference = reference
+        self._normalizer = reference._tokenizer.normalizer if self.plan.nfc else None
         self._no_literals = LiteralSet.of([]).as_tuple()
         self._counters = dict(
             documents=0, bytes=0, pretokens=0, nfc_documents=0, nfc_bytes=0, slow_documents=0, slow_bytes=0

@@ -235,47 +235,77 @@ def pretoken_boundaries(pattern, buf, classes, folds):
 
 
 @numba.njit(inline="always")
-def next_added_token(buf, pos, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, pair_possible, single_possible):
+def first_added_token_at(buf, q, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, uniform):
+    """Length of the longest pattern matching at q, or 0. Patterns are sorted by first byte,
+    then by decreasing length, so the first full match is the longest. A pattern that repeats
+    one byte (NeoX's runs of spaces) matches when the run at q is at least as long: the run is
+    measured once, instead of comparing every such pattern byte by byte."""
+    b0 = buf[q]
+    run = np.int64(-1)
+    for k in range(first_begin[b0], first_end[b0]):
+        length = pattern_lengths[k]
+        if q + length > end:
+            continue
+        if uniform[k]:
+            if run < 0:
+                # the first uniform pattern seen is the longest: no need to measure beyond it
+                run = 1
+                while run < length and buf[q + run] == b0:
+                    run += 1
+            if run >= length:
+                return length
+            continue
+        start = pattern_starts[k]
+        same = True
+        for i in range(1, length):
+            if buf[q + i] != patterns[start + i]:
+                same = False
+                break
+        if same:
+            return length
+    return np.int64(0)
+
+
+@numba.njit(inline="always")
+def next_added_token(buf, pos, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform):
     """(start, length) of the leftmost-longest match in buf[pos:end], or (end, 0).
 
-    Patterns are sorted by first byte, then by decreasing length, so the first full match at a
-    position is the longest. `pair_possible[b0*256+b1]` / `single_possible[b0]` reject most
-    positions with one lookup.
+    Prefilter: each first byte of a pattern has a group bit (of 8); `first_mask[b0]` holds the
+    groups of b0 and `second_mask[b1]` the groups in which b1 may follow (all of them after a
+    one-byte pattern). Positions where the two masks share no bit cannot start a match: two
+    L1 loads and a branch that is almost never taken, even when a frequent byte (a space)
+    starts some pattern.
     """
     if patterns.shape[0] == 0:
         return end, 0
     q = pos
-    while q < end:
-        b0 = np.int64(buf[q])
-        if first_end[b0] > first_begin[b0]:
-            candidate = single_possible[b0] != 0
-            if not candidate and q + 1 < end:
-                candidate = pair_possible[b0 * 256 + np.int64(buf[q + 1])] != 0
-            if candidate:
-                for k in range(first_begin[b0], first_end[b0]):
-                    length = pattern_lengths[k]
-                    if q + length > end:
-                        continue
-                    start = pattern_starts[k]
-                    same = True
-                    for i in range(1, length):
-                        if buf[q + i] != patterns[start + i]:
-                            same = False
-                            break
-                    if same:
-                        return q, length
+    if q >= end:
+        return end, 0
+    m0 = first_mask[buf[q]]
+    while q + 1 < end:
+        m1 = second_mask[buf[q + 1]]
+        if m0 & m1:
+            length = first_added_token_at(buf, q, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, uniform)
+            if length > 0:
+                return q, length
         q += 1
+        m0 = first_mask[buf[q]]
+    if m0:
+        # last byte: only a one-byte pattern fits, which first_added_token_at checks
+        length = first_added_token_at(buf, q, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, uniform)
+        if length > 0:
+            return q, length
     return end, 0
 
 
 @numba.njit(cache=True)
-def documents_with_added_token(buf, starts, ends, documents, patterns, pattern_starts, pattern_lengths, first_begin, first_end, pair_possible, single_possible):
+def documents_with_added_token(buf, starts, ends, documents, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform):
     """1 for each listed document containing a match of the pattern set."""
     found = np.zeros(documents.shape[0], dtype=np.uint8)
     for i in range(documents.shape[0]):
         d = documents[i]
         start, length = next_added_token(
-            buf, starts[d], ends[d], patterns, pattern_starts, pattern_lengths, first_begin, first_end, pair_possible, single_possible
+            buf, starts[d], ends[d], patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform
         )
         found[i] = length > 0
     return found
@@ -308,9 +338,21 @@ def documents_not_nfc_safe(buf, starts, ends, nfc_safe):
 
 @numba.njit(inline="always")
 def hash_bytes(buf, start, end):
-    h = FNV_OFFSET
-    for i in range(start, end):
-        h = (h ^ np.uint64(buf[i])) * FNV_PRIME
+    """64-bit hash of buf[start:end], eight bytes per multiply (a multiply per byte made the
+    hash of long pre-tokens cost as much as their table probe)."""
+    h = FNV_OFFSET ^ (np.uint64(end - start) * np.uint64(0x9E3779B97F4A7C15))
+    i = start
+    while i + 8 <= end:
+        w = np.uint64(0)
+        for k in range(8):
+            w |= np.uint64(buf[i + k]) << np.uint64(8 * k)
+        h = (h ^ w) * FNV_PRIME
+        h ^= h >> np.uint64(32)
+        i += 8
+    w = np.uint64(0)
+    for k in range(end - i):
+        w |= np.uint64(buf[i + k]) << np.uint64(8 * k)
+    h = (h ^ w) * FNV_PRIME
     # Final avalanche so that the low bits (slot index) depend on every byte.
     h ^= h >> np.uint64(29)
     h *= np.uint64(0xBF58476D1CE4E5B9)
@@ -352,9 +394,29 @@ def build_key_table(keys, key_starts, key_lengths, slot_count):
 
 
 @numba.njit(inline="always")
+def filter_bit(h, bits):
+    # high hash bits: the table's slot index uses the low ones
+    return np.int64((h >> np.uint64(24)) & np.uint64(bits.shape[0] * 64 - 1))
+
+
+@numba.njit(cache=True)
+def build_key_filter(keys, key_starts, key_lengths, word_count):
+    """Bitset (word_count 64-bit words, a power of two) with the filter_bit of every key set."""
+    bits = np.zeros(word_count, dtype=np.uint64)
+    for k in range(key_starts.shape[0]):
+        bit = filter_bit(hash_bytes(keys, key_starts[k], key_starts[k] + key_lengths[k]), bits)
+        bits[bit >> 6] |= np.uint64(1) << np.uint64(bit & 63)
+    return bits
+
+
+@numba.njit(inline="always")
 def key_table_find(slots, keys, key_starts, key_lengths, buf, start, end):
     """Index of the key equal to buf[start:end], or -1."""
-    h = hash_bytes(buf, start, end)
+    return key_table_find_hashed(slots, keys, key_starts, key_lengths, buf, start, end, hash_bytes(buf, start, end))
+
+
+@numba.njit(inline="always")
+def key_table_find_hashed(slots, keys, key_starts, key_lengths, buf, start, end, h):
     mask = np.uint64(slots.shape[0] - 1)
     i = h & mask
     length = end - start
@@ -374,69 +436,92 @@ def key_table_find(slots, keys, key_starts, key_lengths, buf, start, end):
 
 
 @numba.njit(inline="always")
-def pair_hash(left, right):
-    h = (np.uint64(left) << np.uint64(32)) | np.uint64(right)
-    h *= np.uint64(0x9E3779B97F4A7C15)
+def pair_hash(key):
+    h = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15)
     return h ^ (h >> np.uint64(31))
 
 
 @numba.njit(cache=True)
-def build_merge_table(lefts, rights, ranks, new_ids, slot_count):
-    """(left id, right id) -> (rank, new id) as rows [key, value] (one cache line per probe).
-    Later duplicates overwrite earlier ones, as collecting into tokenizers' HashMap does."""
-    table = np.empty((slot_count, 2), dtype=np.int64)
-    table[:, 0] = -1
-    table[:, 1] = 0
+def build_merge_table(pair_keys, ranks, slot_count, rank_bits):
+    """(left id << id_bits | right id) -> rank, packed as pair key << rank_bits | rank in one
+    int64 per slot (-1 = empty): 8 bytes a slot keeps the table twice as dense in the CPU
+    caches as [key, value] rows, and the new id is read by rank (merge_ids) only when a merge
+    is applied. Later duplicates overwrite earlier ones, as collecting into tokenizers' HashMap
+    does."""
+    table = np.full(slot_count, -1, dtype=np.int64)
     mask = np.uint64(slot_count - 1)
-    for k in range(lefts.shape[0]):
-        key = (np.int64(lefts[k]) << 32) | np.int64(rights[k])
-        i = pair_hash(lefts[k], rights[k]) & mask
-        while table[i, 0] != -1 and table[i, 0] != key:
+    for k in range(pair_keys.shape[0]):
+        key = pair_keys[k]
+        i = pair_hash(key) & mask
+        while table[i] != -1 and (table[i] >> rank_bits) != key:
             i = (i + np.uint64(1)) & mask
-        table[i, 0] = key
-        table[i, 1] = (np.int64(ranks[k]) << 32) | np.int64(new_ids[k])
+        table[i] = (key << rank_bits) | np.int64(ranks[k])
     return table
 
 
 @numba.njit(inline="always")
-def merge_lookup(merges, left, right):
-    """(rank, new id) or (-1, -1)."""
-    key = (np.int64(left) << 32) | np.int64(right)
+def table_rank(merges, key, rank_bits):
     mask = np.uint64(merges.shape[0] - 1)
-    i = pair_hash(left, right) & mask
+    rank_mask = (np.int64(1) << rank_bits) - 1
+    i = pair_hash(key) & mask
     while True:
-        k = merges[i, 0]
-        if k == key:
-            v = merges[i, 1]
-            return v >> 32, v & 0xFFFFFFFF
-        if k == -1:
-            return -1, -1
+        w = merges[i]
+        if w < 0:
+            return np.int64(-1)
+        if (w >> rank_bits) == key:
+            return w & rank_mask
         i = (i + np.uint64(1)) & mask
 
 
 @numba.njit(inline="always")
-def heap_push(heap_keys, heap_ids, heap_pairs, size, key, new_id, pair):
+def merge_rank(merges, key, rank_bits):
+    """Rank of the merge of the pair `key` (left << id_bits | right), or -1.
+
+    `merges` is (hot, all, hot_below): `hot` holds every merge whose two ids are below
+    `hot_below` and `all` the others, so each pair has one table to look in. Frequent tokens
+    have small ids (ids follow the merge order), so most lookups land in the small hot table,
+    which stays in the CPU caches while the full one (megabytes) does not.
+    """
+    hot, rest, hot_below, id_bits = merges
+    if (key >> id_bits) < hot_below and (key & ((np.int64(1) << id_bits) - 1)) < hot_below:
+        return table_rank(hot, key, rank_bits)
+    return table_rank(rest, key, rank_bits)
+
+
+@numba.njit(cache=True)
+def build_byte_pair_ranks(byte_ids, merges, id_bits, rank_bits):
+    """rank of the merge of bytes (b0, b1) at b0 << 8 | b1, or -1: a word's first n - 1
+    lookups are all byte pairs, and this direct table keeps the frequent ones in a few lines."""
+    out = np.full(65536, -1, dtype=np.int32)
+    for b0 in range(256):
+        if byte_ids[b0] < 0:
+            continue
+        for b1 in range(256):
+            if byte_ids[b1] >= 0:
+                out[b0 * 256 + b1] = merge_rank(merges, (byte_ids[b0] << id_bits) | byte_ids[b1], rank_bits)
+    return out
+
+
+@numba.njit(inline="always")
+def heap_push(heap_keys, heap_pairs, size, key, pair):
     i = size
     while i > 0:
         parent = (i - 1) >> 1
         if heap_keys[parent] <= key:
             break
         heap_keys[i] = heap_keys[parent]
-        heap_ids[i] = heap_ids[parent]
         heap_pairs[i] = heap_pairs[parent]
         i = parent
     heap_keys[i] = key
-    heap_ids[i] = new_id
     heap_pairs[i] = pair
     return size + 1
 
 
 @numba.njit(inline="always")
-def heap_pop(heap_keys, heap_ids, heap_pairs, size):
+def heap_pop(heap_keys, heap_pairs, size):
     """Removes the minimum (caller read it at index 0); returns the new size."""
     size -= 1
     key = heap_keys[size]
-    new_id = heap_ids[size]
     pair = heap_pairs[size]
     i = 0
     while True:
@@ -448,36 +533,35 @@ def heap_pop(heap_keys, heap_ids, heap_pairs, size):
         if heap_keys[child] >= key:
             break
         heap_keys[i] = heap_keys[child]
-        heap_ids[i] = heap_ids[child]
         heap_pairs[i] = heap_pairs[child]
         i = child
     heap_keys[i] = key
-    heap_ids[i] = new_id
     heap_pairs[i] = pair
     return size
 
 
 @numba.njit
-def bpe_token_count(buf, start, end, byte_ids, merges, workspace):
+def bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace):
     """Number of tokens tokenizers' BPE produces for the byte-level word buf[start:end].
 
     Follows ``Word::merge_all``: a min-heap of (rank, position) candidates; a popped candidate
     is applied when its position is still alive, has a right neighbour, and the current pair
     there maps to the candidate's new id (tokenizers checks the id, not the rank, and so do
     we; when the pair is the one the candidate was made for, that holds without a lookup).
+    The candidate's new id is merge_ids[rank] (the map is single-valued, so the rank pushed
+    for a pair determines the id tokenizers pushed).
     """
     n = end - start
     if n <= 1:
         return n
     if workspace.shape[1] < 3 * n + 1:
-        workspace = np.empty((7, 3 * n + 1), dtype=np.int64)
+        workspace = np.empty((6, 3 * n + 1), dtype=np.int64)
     symbol = workspace[0]
     prev = workspace[1]
     nxt = workspace[2]
     alive = workspace[3]
     heap_keys = workspace[4]
-    heap_ids = workspace[5]
-    heap_pairs = workspace[6]
+    heap_pairs = workspace[5]
     for i in range(n):
         symbol[i] = byte_ids[buf[start + i]]
         prev[i] = i - 1
@@ -486,27 +570,27 @@ def bpe_token_count(buf, start, end, byte_ids, merges, workspace):
     nxt[n - 1] = -1
     size = 0
     for i in range(n - 1):
-        rank, new_id = merge_lookup(merges, symbol[i], symbol[i + 1])
+        rank = np.int64(byte_pair_ranks[(np.int64(buf[start + i]) << 8) | np.int64(buf[start + i + 1])])
         if rank >= 0:
-            size = heap_push(heap_keys, heap_ids, heap_pairs, size, (rank << 32) | i, new_id, (symbol[i] << 32) | symbol[i + 1])
+            size = heap_push(heap_keys, heap_pairs, size, (rank << 32) | i, (symbol[i] << id_bits) | symbol[i + 1])
     remaining = n
     while size > 0:
         top = heap_keys[0]
-        top_id = heap_ids[0]
         top_pair = heap_pairs[0]
-        size = heap_pop(heap_keys, heap_ids, heap_pairs, size)
+        size = heap_pop(heap_keys, heap_pairs, size)
         pos = top & 0xFFFFFFFF
         if alive[pos] == 0:
             continue
         right = nxt[pos]
         if right == -1:
             continue
-        current_pair = (symbol[pos] << 32) | symbol[right]
+        new_id = np.int64(merge_ids[top >> 32])
+        current_pair = (symbol[pos] << id_bits) | symbol[right]
         if current_pair != top_pair:
-            current_rank, current_id = merge_lookup(merges, symbol[pos], symbol[right])
-            if current_rank < 0 or current_id != top_id:
+            current_rank = merge_rank(merges, current_pair, rank_bits)
+            if current_rank < 0 or merge_ids[current_rank] != new_id:
                 continue
-        symbol[pos] = top_id
+        symbol[pos] = new_id
         nxt[pos] = nxt[right]
         alive[right] = 0
         remaining -= 1
@@ -514,33 +598,97 @@ def bpe_token_count(buf, start, end, byte_ids, merges, workspace):
             prev[nxt[right]] = pos
         p = prev[pos]
         if p >= 0:
-            r, new_id = merge_lookup(merges, symbol[p], symbol[pos])
+            pair = (symbol[p] << id_bits) | new_id
+            r = merge_rank(merges, pair, rank_bits)
             if r >= 0:
-                size = heap_push(heap_keys, heap_ids, heap_pairs, size, (r << 32) | p, new_id, (symbol[p] << 32) | symbol[pos])
+                size = heap_push(heap_keys, heap_pairs, size, (r << 32) | p, pair)
         q = nxt[pos]
         if q != -1:
-            r, new_id = merge_lookup(merges, symbol[pos], symbol[q])
+            pair = (new_id << id_bits) | symbol[q]
+            r = merge_rank(merges, pair, rank_bits)
             if r >= 0:
-                size = heap_push(heap_keys, heap_ids, heap_pairs, size, (r << 32) | pos, new_id, (symbol[pos] << 32) | symbol[q])
+                size = heap_push(heap_keys, heap_pairs, size, (r << 32) | pos, pair)
     return remaining
 
 
+# Words up to this many bytes use the rank scan below instead of the heap.
+SCAN_BPE_MAX_BYTES = 32
+NO_MERGE = np.int64(1) << 62
+
+
+@numba.njit(inline="always")
+def scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace):
+    """bpe_token_count for short words (no heap: short scans are cheaper than heap upkeep).
+
+    Repeatedly merges the current pair of lowest rank, leftmost on ties. That is what
+    ``Word::merge_all`` does when distinct vocabulary strings have distinct ids (the caller
+    checks): a popped entry whose pair has changed since its push is skipped there, because
+    the pair now spans more bytes and so maps to another id; each current pair has exactly
+    one live heap entry, with its own rank.
+    """
+    n = end - start
+    symbol = workspace[0]
+    rank = workspace[1]
+    for i in range(n):
+        symbol[i] = byte_ids[buf[start + i]]
+    for i in range(n - 1):
+        r = np.int64(byte_pair_ranks[(np.int64(buf[start + i]) << 8) | np.int64(buf[start + i + 1])])
+        rank[i] = r if r >= 0 else NO_MERGE
+    m = n
+    while m > 1:
+        best = NO_MERGE
+        at = -1
+        for i in range(m - 1):
+            if rank[i] < best:
+                best = rank[i]
+                at = i
+        if at < 0:
+            break
+        new_id = np.int64(merge_ids[best])
+        symbol[at] = new_id
+        for j in range(at + 1, m - 1):
+            symbol[j] = symbol[j + 1]
+            rank[j] = rank[j + 1]
+        m -= 1
+        if at > 0:
+            r = merge_rank(merges, (symbol[at - 1] << id_bits) | new_id, rank_bits)
+            rank[at - 1] = r if r >= 0 else NO_MERGE
+        if at < m - 1:
+            r = merge_rank(merges, (new_id << id_bits) | symbol[at + 1], rank_bits)
+            rank[at] = r if r >= 0 else NO_MERGE
+    return m
+
+
 @numba.njit
-def word_token_count(buf, start, end, byte_ids, merges, ignore_merges, vocab_slots, vocab_keys, vocab_starts, vocab_lengths, workspace):
-    if ignore_merges and key_table_find(vocab_slots, vocab_keys, vocab_starts, vocab_lengths, buf, start, end) >= 0:
-        return 1
-    return bpe_token_count(buf, start, end, byte_ids, merges, workspace)
+def word_token_count(model, buf, start, end, workspace):
+    """Tokens of the word: 1 when ignore_merges is on and the word is a vocabulary token, else
+    its BPE count. BPE runs first: when it gives one token the vocabulary cannot change the
+    answer, and otherwise a bit filter of the vocabulary's hashes rules out most words
+    before the table lookup (whose lines are rarely in the CPU caches)."""
+    byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, scan_ok, ignore_merges, vocab_filter, vocab_slots, vocab_keys, vocab_starts, vocab_lengths = model
+    n = end - start
+    if n <= 1:
+        return n
+    if scan_ok and n <= SCAN_BPE_MAX_BYTES:
+        count = scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace)
+    else:
+        count = bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace)
+    if count > 1 and ignore_merges:
+        h = hash_bytes(buf, start, end)
+        bit = filter_bit(h, vocab_filter)
+        if (vocab_filter[bit >> 6] >> np.uint64(bit & 63)) & np.uint64(1):
+            if key_table_find_hashed(vocab_slots, vocab_keys, vocab_starts, vocab_lengths, buf, start, end, h) >= 0:
+                return 1
+    return count
 
 
 @numba.njit(cache=True)
-def words_token_counts(buf, starts, ends, byte_ids, merges, ignore_merges, vocab_slots, vocab_keys, vocab_starts, vocab_lengths):
+def words_token_counts(buf, starts, ends, *model):
     """BPE token count of each word buf[starts[i]:ends[i]] (for tests: BPE alone vs tokenizers)."""
-    workspace = np.empty((7, 3 * 64 + 1), dtype=np.int64)
+    workspace = np.empty((6, 3 * 64 + 1), dtype=np.int64)
     out = np.empty(starts.shape[0], dtype=np.int64)
     for i in range(starts.shape[0]):
-        out[i] = word_token_count(
-            buf, starts[i], ends[i], byte_ids, merges, ignore_merges, vocab_slots, vocab_keys, vocab_starts, vocab_lengths, workspace
-        )
+        out[i] = word_token_count(model, buf, starts[i], ends[i], workspace)
     return out
 
 
@@ -660,23 +808,37 @@ def evict(slots, arena, meta):
 
 
 @numba.njit(inline="always")
-def cached_count(buf, start, end, slots, arena, meta):
-    """The cached count of buf[start:end], or -1 (the hot path: kept small so it stays fast)."""
-    length = end - start
-    if length <= SHORT_KEY_BYTES:
-        key = pack_short_key(buf, start, length)
-        h = short_key_hash(key, length)
-    else:
-        h = hash_bytes(buf, start, end)
-        key = h
+def cached_short_count(buf, start, length, slots, meta):
+    """The cached count of the short key buf[start:start+length], or -1 (the hot path: ~90% of
+    pre-tokens; kept apart from the long-key path, which made it a third slower)."""
+    key = pack_short_key(buf, start, length)
+    h = short_key_hash(key, length)
     mask = np.uint64(meta[META_SLOT_MASK])
     i = h & mask
     while True:
         info = slots[i, 1]
         if info == 0:
-            return -1
+            return np.int64(-1)
         if np.uint64(slots[i, 0]) == key and (info & INFO_LENGTH_MASK) == length:
-            if length <= SHORT_KEY_BYTES or same_bytes(arena, info >> INFO_OFFSET_SHIFT, buf, start, length):
+            if ((info >> INFO_HITS_SHIFT) & INFO_HITS_MASK) < INFO_HITS_MASK:
+                slots[i, 1] = info + (np.int64(1) << INFO_HITS_SHIFT)
+            return (info >> INFO_COUNT_SHIFT) & INFO_COUNT_MASK
+        i = (i + np.uint64(1)) & mask
+
+
+@numba.njit(inline="always")
+def cached_long_count(buf, start, end, slots, arena, meta):
+    """The cached count of buf[start:end] (more than SHORT_KEY_BYTES bytes), or -1."""
+    length = end - start
+    h = hash_bytes(buf, start, end)
+    mask = np.uint64(meta[META_SLOT_MASK])
+    i = h & mask
+    while True:
+        info = slots[i, 1]
+        if info == 0:
+            return np.int64(-1)
+        if np.uint64(slots[i, 0]) == h and (info & INFO_LENGTH_MASK) == length:
+            if same_bytes(arena, info >> INFO_OFFSET_SHIFT, buf, start, length):
                 if ((info >> INFO_HITS_SHIFT) & INFO_HITS_MASK) < INFO_HITS_MASK:
                     slots[i, 1] = info + (np.int64(1) << INFO_HITS_SHIFT)
                 return (info >> INFO_COUNT_SHIFT) & INFO_COUNT_MASK
@@ -686,11 +848,8 @@ def cached_count(buf, start, end, slots, arena, meta):
 @numba.njit(cache=True)
 def count_and_cache(buf, start, end, slots, arena, meta, max_key_length, model, workspace):
     """Cache miss: BPE, then insert (evicting or growing first when needed)."""
-    byte_ids, merges, ignore_merges, vocab_slots, vocab_keys, vocab_starts, vocab_lengths = model
     length = end - start
-    count = word_token_count(
-        buf, start, end, byte_ids, merges, ignore_merges, vocab_slots, vocab_keys, vocab_starts, vocab_lengths, workspace
-    )
+    count = word_token_count(model, buf, start, end, workspace)
     if length > max_key_length:
         meta[META_UNCACHED] += 1
         return count
@@ -720,6 +879,33 @@ def count_and_cache(buf, start, end, slots, arena, meta, max_key_length, model, 
     return count
 
 
+# Cache misses are counted in batches of this many: BPE back to back keeps the merge tables in
+# the CPU caches, where BPE interleaved with pre-tokenizing found them evicted (half again slower).
+PENDING_MISSES = 1024
+
+
+@numba.njit
+def count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace):
+    """Adds each pending pre-token's count to its document's; returns how many were cache hits
+    by now (a pre-token missed twice within one batch is counted and inserted once)."""
+    hits = 0
+    for k in range(n_pending):
+        start = pending[0, k]
+        end = pending[1, k]
+        length = end - start
+        count = np.int64(-1)
+        if length <= SHORT_KEY_BYTES:
+            count = cached_short_count(buf, start, length, slots, meta)
+        elif length <= max_key_length:
+            count = cached_long_count(buf, start, end, slots, arena, meta)
+        if count >= 0:
+            hits += 1
+        else:
+            count = count_and_cache(buf, start, end, slots, arena, meta, max_key_length, model, workspace)
+        counts[pending[2, k]] += count
+    return hits
+
+
 @numba.njit(cache=True)
 def count_documents(
     buf,
@@ -740,19 +926,21 @@ def count_documents(
     (post-processor tokens excluded).
 
     `unnormalized_tokens` / `normalized_tokens`: (patterns, starts, lengths, first_begin,
-    first_end, pair_possible, single_possible) of the added tokens matched on the original and
+    first_end, first_mask, second_mask, uniform) of the added tokens matched on the original and
     on the normalized text (for text that was normalized here, the caller passes an empty first
     set: tokenizers matches it only before normalizing).
     `cache`: (slots, arena, meta, max_key_length).
-    `model`: (byte_ids, merges, ignore_merges, vocab_slots, vocab_keys,
-    vocab_starts, vocab_lengths).
+    `model`: (byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, scan_ok, ignore_merges,
+    vocab_filter, vocab_slots, vocab_keys, vocab_starts, vocab_lengths).
     `pretokens_only`: count each pre-token as 1 (tests compare the splitting with tokenizers'
     pre-tokenizer under a one-token-per-word model).
     """
-    u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single = unnormalized_tokens
-    n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single = normalized_tokens
+    u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform = unnormalized_tokens
+    n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform = normalized_tokens
     slots, arena, meta, max_key_length = cache
-    workspace = np.empty((7, 3 * 64 + 1), dtype=np.int64)
+    workspace = np.empty((6, 3 * 64 + 1), dtype=np.int64)
+    pending = np.empty((3, PENDING_MISSES), dtype=np.int64)  # rows: start, end, document
+    n_pending = 0
     pretokens = np.int64(0)
     hits = np.int64(0)
     for di in range(documents.shape[0]):
@@ -762,24 +950,33 @@ def count_documents(
         total = np.int64(0)
         while pos < end:
             outer_match, outer_length = next_added_token(
-                buf, pos, end, u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single
+                buf, pos, end, u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform
             )
             while pos < outer_match:
                 inner_match, inner_length = next_added_token(
-                    buf, pos, outer_match, n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single
+                    buf, pos, outer_match, n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform
                 )
                 while pos < inner_match:
                     token_end = pretoken_end(pattern, buf, pos, inner_match, classes, folds)
                     count = np.int64(-1)
+                    length = token_end - pos
                     if pretokens_only:
                         count = 1
-                    elif token_end - pos <= max_key_length:
-                        count = cached_count(buf, pos, token_end, slots, arena, meta)
+                    elif length <= SHORT_KEY_BYTES:
+                        count = cached_short_count(buf, pos, length, slots, meta)
+                    elif length <= max_key_length:
+                        count = cached_long_count(buf, pos, token_end, slots, arena, meta)
                     if count >= 0:
                         hits += 1
+                        total += count
                     else:
-                        count = count_and_cache(buf, pos, token_end, slots, arena, meta, max_key_length, model, workspace)
-                    total += count
+                        pending[0, n_pending] = pos
+                        pending[1, n_pending] = token_end
+                        pending[2, n_pending] = d
+                        n_pending += 1
+                        if n_pending == PENDING_MISSES:
+                            hits += count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace)
+                            n_pending = 0
                     pretokens += 1
                     pos = token_end
                 if inner_length > 0:
@@ -791,5 +988,6 @@ def count_documents(
                 meta[META_ADDED_TOKENS] += 1
                 pos = outer_match + outer_length
         counts[d] += total
+    hits += count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace)
     meta[META_HITS] += hits
     return pretokens

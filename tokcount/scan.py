@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -10,7 +11,7 @@ import numpy as np
 from . import columnar, indexed_dataset, jsonl
 from .engines import choose_engine
 from .errors import FileCheckError, UsageError
-from .executors import LocalExecutor
+from .executors import LocalExecutor, default_workers
 from .report import FileReport, Report, length_stats
 from .sources import INDEXED, JSONL, Source, find_sources
 from .work import TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, run_unit
@@ -54,7 +55,7 @@ class TextOptions:
     skip_bad_records: bool = False
     workers: int | None = None  # default: every core
     engine: str = "auto"  # "hf" (the reference), "fast" (numba), "auto": fast where supported, guarded
-    unit_bytes: int = 16 << 20  # plain jsonl byte range per work unit
+    unit_bytes: int | None = None  # plain jsonl byte range per work unit (default: sized to balance the workers)
     in_process_bytes: int = 4 << 20  # below this, starting worker processes costs more than it saves
 
     def policy(self) -> TextPolicy:
@@ -101,10 +102,11 @@ def scan(
             results[i] = e
 
     spec = _tokenizer_for(text_sources, text, report)
+    unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], text.workers)
     units = []
     for i, source, _ in text_sources:
         try:
-            units.extend(plan_units(i, source.path, source.format, text.policy(), text.unit_bytes))
+            units.extend(plan_units(i, source.path, source.format, text.policy(), unit_bytes))
         except FileCheckError as e:
             results[i] = e
     total_bytes = sum(u.cost for u in units)
@@ -130,6 +132,15 @@ def scan(
     if training is not None and report.files and report.complete:
         report.plan, report.blend = _plan(report.files, training)
     return report
+
+
+def _balanced_unit_bytes(sources: list[Source], workers: int | None) -> int:
+    """About four ranges per worker over the plain jsonl, so that the last ones to finish are
+    small; never below 1 MB (per-unit overhead) or above 64 MB (progress and Ctrl-C latency)."""
+    plain = sum(os.path.getsize(s.path) for s in sources
+                if s.format == JSONL and jsonl.compression_of(s.path) is None and os.path.isfile(s.path))
+    target = plain // (4 * (workers or default_workers())) if plain else 0
+    return int(min(64 << 20, max(1 << 20, target)))
 
 
 def _text_kind(source: Source, text: TextOptions) -> str:

@@ -115,7 +115,7 @@ def init_worker(tokenizer_spec, add_special_tokens: bool, engine: str = "hf", gu
 
     _counter = TokenCounter(tokenizer_spec, add_special_tokens=add_special_tokens)
     if engine == "fast":
-        _fast = make_counter(tokenizer_spec, add_special_tokens, "fast")
+        _fast = make_counter(tokenizer_spec, add_special_tokens, "fast", reference=_counter)
         _guard = ParityGuard(_counter) if guard else None
 
 
