@@ -412,7 +412,8 @@ def test_short_word_rank_scan_matches_the_heap():
 
     from tokcount.fast_engine import engine_plan
 
-    texts = corpus_sample()[:300] or adversarial_texts()
+    # Without the shared corpus: the fixtures' multilingual training text and the adversarial pieces.
+    texts = corpus_sample()[:300] or (fixtures.TRAINING_TEXT.splitlines() + list(ADVERSARIAL_PIECES))
     for name in ("bytelevel_bpe", "llama3_style_bpe", "gpt2", "llama3"):
         path = fixtures.shared_tokenizer(name) if name in SHARED else LOCAL[name]()
         if path is None:
