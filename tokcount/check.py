@@ -26,7 +26,7 @@ from .documents import DocumentBatch
 from .engines import choose_engine, make_counter
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, report_progress
-from .work import WorkUnit
+from .work import WorkUnit, plan_units
 
 PRESETS = ("megatron", "megatron-fast", "neox")
 NEOX_PARAGRAPH_JOINER = "\n\n"  # lm_dataformat's para_joiner (§2.1)
@@ -540,8 +540,7 @@ def _raw_units(paths: Sequence[str], unit_bytes: int) -> list[WorkUnit]:
         if not jsonl.is_jsonl(path):
             raise UsageError(f"{path}: check reads JSON lines (.jsonl[.gz|.zst|.bz2|.xz]), what the preprocessors read")
         jsonl.check_magic(path)
-        for k, (a, b) in enumerate(jsonl.split_ranges(path, unit_bytes)):
-            units.append(WorkUnit(i, path, "jsonl", k, a, b, max(1, b - a)))
+        units.extend(plan_units(i, path, "jsonl", None, unit_bytes))
     return units
 
 
