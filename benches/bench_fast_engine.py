@@ -55,12 +55,7 @@ def texts() -> list[str]:
 
 
 def _path(name: str) -> str:
-    if name in tokenizer_fixtures.TRAINED:
-        return tokenizer_fixtures.TRAINED[name]()
-    path = tokenizer_fixtures.shared_tokenizer(name)
-    if path is None:
-        pytest.skip(f"../shared/tokenizers/{name}.json not present")
-    return path
+    return tokenizer_fixtures.path_or_skip(name)
 
 
 def _megabytes(texts: list[str]) -> float:

@@ -36,10 +36,7 @@ TOKENIZERS = ["gpt2", "gpt-neox-20b", "llama3", "llama2"]
 
 
 def _tokenizer(name: str) -> str:
-    path = tokenizer_fixtures.shared_tokenizer(name)
-    if path is None:
-        pytest.skip(f"../shared/tokenizers/{name}.json not present")
-    return path
+    return tokenizer_fixtures.path_or_skip(name, trained={})
 
 
 @pytest.fixture(scope="module")

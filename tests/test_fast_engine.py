@@ -94,12 +94,7 @@ PATTERN_REPRESENTATIVES = ["bytelevel_bpe", "llama3_style_bpe", "neox_style_bpe"
 
 
 def tokenizer_path(name: str) -> str:
-    if name in LOCAL:
-        return LOCAL[name]()
-    path = fixtures.shared_tokenizer(name)
-    if path is None:
-        pytest.skip(f"../shared/tokenizers/{name}.json not present")
-    return path
+    return fixtures.path_or_skip(name, trained=LOCAL)
 
 
 @functools.lru_cache(maxsize=None)

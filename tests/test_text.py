@@ -43,9 +43,7 @@ SHARED = [name for name in ("gpt2", "gpt-neox-20b", "llama3", "llama2") if token
 
 
 def tokenizer_path(name: str) -> str:
-    if name in TOKENIZERS:
-        return TOKENIZERS[name]()
-    return tokenizer_fixtures.shared_tokenizer(name)
+    return tokenizer_fixtures.path_or_skip(name, trained=TOKENIZERS)
 
 
 def reference(tok_path: str, documents, add_special_tokens=True, append_eod=False):

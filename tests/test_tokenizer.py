@@ -40,12 +40,7 @@ TOKENIZER_NAMES = list(fixtures.TRAINED) + list(fixtures.SHARED_NAMES)
 
 
 def tokenizer_path(name: str) -> str:
-    if name in fixtures.TRAINED:
-        return fixtures.TRAINED[name]()
-    path = fixtures.shared_tokenizer(name)
-    if path is None:
-        pytest.skip(f"../shared/tokenizers/{name}.json is not there")
-    return path
+    return fixtures.path_or_skip(name)
 
 
 @functools.lru_cache(maxsize=None)

@@ -157,3 +157,15 @@ def shared_tokenizer(name: str) -> str | None:
     """Path of a real tokenizer.json from ../shared/tokenizers, or None when it is not there."""
     path = SHARED_TOKENIZERS / f"{name}.json"
     return str(path) if path.is_file() else None
+
+
+def path_or_skip(name: str, trained: dict = TRAINED) -> str:
+    """A trained tokenizer's path by name, else the shared one; skips the test when absent."""
+    if name in trained:
+        return trained[name]()
+    path = shared_tokenizer(name)
+    if path is None:
+        import pytest
+
+        pytest.skip(f"../shared/tokenizers/{name}.json is not there")
+    return path

@@ -91,21 +91,21 @@ class _Docs:
 
 class _Encoder:
     def __init__(self, spec, add_special_tokens: bool, engine: str = "hf"):
-        from .tokenizer import build_tokenizer
+        from .tokenizer import TokenCounter
 
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the executor's processes are the parallelism
-        tokenizer = build_tokenizer(spec)
-        self._encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-        self.add_special_tokens = add_special_tokens
+        self._reference = TokenCounter(spec, add_special_tokens)  # single-threaded, ids when asked
         # Lengths alone can come from the fast engine; ids always come from Hugging Face.
-        self._lengths = make_counter(spec, add_special_tokens, "fast") if engine == "fast" else None
+        self._lengths = (make_counter(spec, add_special_tokens, "fast", reference=self._reference)
+                         if engine == "fast" else None)
 
     def encode(self, texts: list[str], want_ids: bool):
         if self._lengths is not None and not want_ids:
             return np.asarray(self._lengths.count(texts), dtype=np.int64), None
+        from .tokenizer import UnencodableText
+
         try:
-            encodings = self._encode(texts, add_special_tokens=self.add_special_tokens)
-        except TypeError as e:  # only a lone surrogate gets here; orjson rejects those first
+            encodings = self._reference.encode_batch(texts)
+        except UnencodableText as e:  # only a lone surrogate gets here; orjson rejects those first
             raise ValueError(f"the tokenizer refused the text: {e}") from None
         lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
         ids = None

@@ -285,17 +285,21 @@ class TokenCounter:
         # encode_batch_fast (tokenizers >= 0.21) skips offset tracking; ids are the same.
         self._encode_batch = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
 
-    def count(self, texts: list[str]) -> np.ndarray:
-        """int64 array: element i is len(encode(texts[i], add_special_tokens).ids)."""
+    def encode_batch(self, texts: list[str]) -> list:
+        """The Encodings of ``texts`` (for callers that need ids, e.g. tokcount check)."""
         if not isinstance(texts, list):
             texts = list(texts)
         try:
-            encodings = self._encode_batch(texts, add_special_tokens=self.add_special_tokens)
+            return self._encode_batch(texts, add_special_tokens=self.add_special_tokens)
         except TypeError as error:
             # A lone surrogate surfaces as a generic TypeError for the whole batch; only on this
             # rare path do we pay for locating it.
             _raise_if_unencodable(texts, error)
             raise
+
+    def count(self, texts: list[str]) -> np.ndarray:
+        """int64 array: element i is len(encode(texts[i], add_special_tokens).ids)."""
+        encodings = self.encode_batch(texts)
         # len(Encoding) is len(ids) without building the Python list of ids (~70x faster).
         return np.fromiter((len(encoding) for encoding in encodings), dtype=np.int64, count=len(encodings))
 
