@@ -4,6 +4,11 @@ tokenizer, same run, same 2 cores:
 - ``encode_batch_fast`` over all documents in one process (Rayon uses every core)
 - Megatron ``preprocess_data.py`` style: ``json.loads`` + ``encode`` per line in a
   ``multiprocessing.Pool`` of all cores
+- gigatoken (the bench extra) on every core
+
+Two inputs: a TOKCOUNT_BENCH_BYTES slice as plain jsonl, and the whole shared corpus as it
+ships (one ``.jsonl.zst`` stream, which tokcount reads as interleaved parts on every core).
+The baselines get the corpus's texts already decompressed and parsed, in memory.
 
     python -m pytest benches/bench_text.py --benchmark-columns=min,rounds
 
@@ -35,6 +40,14 @@ WORKERS = os.cpu_count() or 1
 TOKENIZERS = ["gpt2", "gpt-neox-20b", "llama3", "llama2"]
 
 
+GENERATED_WORDS = "the quick brown fox jumps over the lazy dog Größe 漢字 число 12345 def f(x): return x".split()
+
+
+def _generated_text(i: int) -> str:
+    """Document i of the stand-in corpus used when ../shared is absent."""
+    return " ".join(GENERATED_WORDS[(i * 7 + k) % len(GENERATED_WORDS)] for k in range(400))
+
+
 def _tokenizer(name: str) -> str:
     return tokenizer_fixtures.path_or_skip(name, trained={})
 
@@ -61,10 +74,9 @@ def corpus_slice(tmp_path_factory) -> tuple[Path, int]:
                     if taken >= SLICE_BYTES:
                         break
         else:
-            words = "the quick brown fox jumps over the lazy dog Größe 漢字 число 12345 def f(x): return x".split()
             i = 0
             while taken < SLICE_BYTES:
-                text = " ".join(words[(i * 7 + k) % len(words)] for k in range(400))
+                text = _generated_text(i)
                 f.write(json.dumps({"text": text}, ensure_ascii=False) + "\n")
                 taken += len(text.encode("utf-8"))
                 i += 1
@@ -187,3 +199,61 @@ def test_peak_memory(benchmark, tmp_path, megabytes):
     rss = benchmark.pedantic(lambda: _peak_rss_mb(args), rounds=1, iterations=1)
     benchmark.extra_info["peak_rss_mb"] = round(rss, 1)
     assert rss > 0
+
+
+_WHOLE_EXPECTED: dict[str, int] = {}  # HF's total per tokenizer, from the HF run of the group
+
+
+@pytest.fixture(scope="module")
+def whole_corpus(tmp_path_factory) -> tuple[str, list[str], int]:
+    """The shared corpus as it ships, one zstd stream, and its texts; generated without it."""
+    if CORPUS.exists():
+        path = str(CORPUS)
+    else:
+        lines = [json.dumps({"text": _generated_text(i)}, ensure_ascii=False) for i in range(20000)]
+        path = str(tmp_path_factory.mktemp("whole") / "generated.jsonl.zst")
+        with pa.CompressedOutputStream(path, "zstd") as out:
+            out.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    data = pa.input_stream(path, compression="zstd").read()
+    texts = [json.loads(line)["text"] for line in data.split(b"\n") if line]
+    return path, texts, sum(len(t.encode("utf-8")) for t in texts)
+
+
+@pytest.mark.parametrize("name", TOKENIZERS[:3])
+def test_whole_corpus_hf_encode_batch_fast(benchmark, whole_corpus, name):
+    benchmark.group = f"whole corpus .jsonl.zst, {name}"
+    _, texts, text_bytes = whole_corpus
+    tok = Tokenizer.from_file(_tokenizer(name))
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    total = benchmark.pedantic(lambda: sum(len(e) for e in tok.encode_batch_fast(texts)), rounds=1, iterations=1)
+    _WHOLE_EXPECTED[name] = total
+    _record(benchmark, text_bytes)
+
+
+@pytest.mark.parametrize("name", TOKENIZERS[:3])
+def test_whole_corpus_tokcount_scan(benchmark, whole_corpus, name):
+    """``tokcount scan corpus.jsonl.zst``: new worker processes each round, start-up included."""
+    benchmark.group = f"whole corpus .jsonl.zst, {name}"
+    path, texts, text_bytes = whole_corpus
+    tok_path = _tokenizer(name)
+    options = TextOptions(tokenizer=tok_path, workers=WORKERS)
+    report = benchmark.pedantic(lambda: scan([path], text=options), rounds=2, iterations=1)
+    _record(benchmark, text_bytes)
+    benchmark.extra_info["engine"] = report.options["engine"]
+    if name not in _WHOLE_EXPECTED:
+        os.environ["TOKENIZERS_PARALLELISM"] = "true"
+        _WHOLE_EXPECTED[name] = sum(len(e) for e in Tokenizer.from_file(tok_path).encode_batch_fast(texts))
+    assert report.total["tokens"] == _WHOLE_EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", TOKENIZERS[:3])
+def test_whole_corpus_gigatoken(benchmark, whole_corpus, name):
+    gigatoken = pytest.importorskip("gigatoken", reason="pip install gigatoken (the bench extra)")
+    benchmark.group = f"whole corpus .jsonl.zst, {name}"
+    _, texts, text_bytes = whole_corpus
+    tok_path = _tokenizer(name)
+    out = benchmark.pedantic(lambda: gigatoken.Tokenizer(tok_path).encode_batch_list(texts, parallel=True),
+                             rounds=2, iterations=1)
+    _record(benchmark, text_bytes)
+    if name in _WHOLE_EXPECTED:
+        benchmark.extra_info["agrees_with_hf_total"] = sum(map(len, out)) == _WHOLE_EXPECTED[name]

@@ -431,3 +431,80 @@ def test_bench_command_times_engines_and_checks_agreement(tmp_path):
     proc = run_cli("bench", path, "--tokenizer", tokenizer_fixtures.wordpiece(), "--json")
     assert proc.returncode == 0
     assert "fast" in json.loads(proc.stdout)["unavailable"]
+
+
+def _varied_documents(count: int, seed: int = 0) -> list[str]:
+    """Documents of random words (poorly compressible, with non-ASCII and empty ones)."""
+    rng = np.random.default_rng(seed)
+    alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + ["é", "ß", "ж", "漢", "'s", "\n"]
+    docs = []
+    for i in range(count):
+        if i % 97 == 5:
+            docs.append("")
+            continue
+        words = ["".join(rng.choice(alphabet, size=int(rng.integers(1, 12)))) for _ in range(int(rng.integers(1, 120)))]
+        docs.append(" ".join(words))
+    return docs
+
+
+@pytest.mark.parametrize("compression", ["gz", "zst"])
+def test_compressed_stream_read_as_interleaved_parts(tmp_path, monkeypatch, compression):
+    from tokcount import jsonl
+    from tokcount.work import TextPolicy, plan_units
+
+    # Tiny blocks, so that most lines straddle a block boundary; in this process (small input).
+    monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 301)
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = _varied_documents(400)
+    path = write_jsonl(tmp_path / f"d.jsonl.{compression}", docs, compression=compression)
+    units = plan_units(0, str(path), "jsonl", TextPolicy(), 1 << 20, compressed_parts=3)
+    assert [(u.part, u.parts) for u in units] == [(0, 3), (1, 3), (2, 3)]
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=3, append_eod=True))
+    expected = reference(tok, docs, append_eod=True)
+    f = report.files[0]
+    assert f.documents == len(docs) and f.tokens == sum(expected)
+    assert f.sizes.tolist() == [n for n in expected if n > 0]  # file order restored block by block
+
+
+def test_slow_codecs_stay_one_stream(tmp_path, monkeypatch):
+    from tokcount import jsonl
+    from tokcount.work import TextPolicy, plan_units
+
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    for compression in ("bz2", "xz"):
+        path = write_jsonl(tmp_path / f"d.jsonl.{compression}", ["a b c"] * 50, compression=compression)
+        assert [u.parts for u in plan_units(0, str(path), "jsonl", TextPolicy(), 1 << 20, 4)] == [1]
+
+
+def test_bad_line_located_in_an_interleaved_part(tmp_path, monkeypatch):
+    from tokcount import jsonl
+
+    monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 257)
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    lines = [json.dumps({"text": d}) for d in _varied_documents(300)]
+    lines[236] = '{"text": 42}'
+    data = "".join(line + "\n" for line in lines).encode()
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as out:
+        out.write(data)
+    path = tmp_path / "bad.jsonl.zst"
+    path.write_bytes(sink.getvalue().to_pybytes())
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=2))
+    assert report.files == [] and report.failures[0].position == "line 237"
+
+
+def test_one_large_compressed_file_counted_by_two_processes(tmp_path):
+    """Default block size, real worker processes: the interleaved parts of one .zst stream."""
+    from tokcount import jsonl
+
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = _varied_documents(5000, seed=1)
+    path = write_jsonl(tmp_path / "big.jsonl.zst", docs, compression="zst")
+    assert path.stat().st_size >= jsonl.MIN_INTERLEAVED_BYTES
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=2, in_process_bytes=0))
+    expected = reference(tok, docs)
+    f = report.files[0]
+    assert f.documents == len(docs) and f.tokens == sum(expected)
+    assert f.sizes.tolist() == [n for n in expected if n > 0]

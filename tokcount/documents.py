@@ -24,6 +24,7 @@ class DocumentBatch:
     bad: list[BadRecord] = field(default_factory=list)
     locate: Callable[[int], str] = str  # position -> "line 17", for messages
     at_file_start: bool = False  # the first batch of a file (the parity guard always checks it)
+    block: int = 0  # interleaved block of a compressed stream (jsonl.read_documents), for ordering
 
     def add_document(self, value, position: int) -> None:
         if isinstance(value, str):

@@ -78,7 +78,9 @@ class LocalExecutor:
                     yield i, result
                 self._drain(progress_queue, on_progress, timeout=0.1 if not done else 0)
             self._drain(progress_queue, on_progress, timeout=0)
-            pool.close()
+            # Every result is in: stop the idle workers now rather than wait for their
+            # interpreter teardown (~0.4 s with numba and a tokenizer loaded).
+            pool.terminate()
         except BaseException:
             pool.terminate()  # Ctrl-C or a bug: stop the workers now, not after their tasks
             raise

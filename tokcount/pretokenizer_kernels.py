@@ -114,7 +114,7 @@ def line_break_run_end(buf, pos, end):
     return pos
 
 
-@numba.njit
+@numba.njit(inline="always")
 def gpt2_pretoken_end(buf, pos, end, classes):
     """End of the pre-token at `pos` for
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+ (leftmost
@@ -165,7 +165,7 @@ def whitespace_end(buf, pos, end, classes, line_breaks_end_match):
     return last_start
 
 
-@numba.njit
+@numba.njit(inline="always")
 def llama3_pretoken_end(buf, pos, end, classes, folds):
     """End of the pre-token at `pos` for the Llama-3 / cl100k pattern
     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*
@@ -659,7 +659,7 @@ def scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, mer
     return m
 
 
-@numba.njit
+@numba.njit(inline="always")
 def word_token_count(model, buf, start, end, workspace):
     """Tokens of the word: 1 when ignore_merges is on and the word is a vocabulary token, else
     its BPE count. BPE runs first: when it gives one token the vocabulary cannot change the

@@ -103,10 +103,13 @@ def scan(
 
     spec = _tokenizer_for(text_sources, text, report)
     unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], text.workers)
+    # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
+    workers = text.workers or default_workers()
+    compressed_parts = workers if len(text_sources) < workers else 1
     units = []
     for i, source, _ in text_sources:
         try:
-            units.extend(plan_units(i, source.path, source.format, text.policy(), unit_bytes))
+            units.extend(plan_units(i, source.path, source.format, text.policy(), unit_bytes, compressed_parts))
         except FileCheckError as e:
             results[i] = e
     total_bytes = sum(u.cost for u in units)
@@ -221,13 +224,30 @@ def _parity_summary(by_source: dict[int, list[UnitResult]]) -> dict:
     return {"texts_checked": sum(r.parity_checked for r in results), "mismatch": mismatch}
 
 
+def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-document tokens and sequence sizes of a file, in file order: units by part, and
+    the blocks of interleaved parts back in stream order."""
+    if all(r.unit.parts == 1 for r in unit_results):
+        return (np.concatenate([r.document_tokens for r in unit_results]),
+                np.concatenate([r.sequence_sizes for r in unit_results]))
+    pieces = []
+    for r in unit_results:
+        d = s = 0
+        for block, documents, sequences in r.blocks:
+            pieces.append((block, r.document_tokens[d:d + documents], r.sequence_sizes[s:s + sequences]))
+            d += documents
+            s += sequences
+    pieces.sort(key=lambda piece: piece[0])
+    empty = np.zeros(0, np.int64)
+    return (np.concatenate([empty] + [p[1] for p in pieces]), np.concatenate([empty] + [p[2] for p in pieces]))
+
+
 def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complete: bool):
     unit_results.sort(key=lambda r: r.unit.part)
     failed = [r.failure for r in unit_results if r.failure is not None]
     if failed:
         return failed[0]  # the earliest in the file
-    doc_tokens = np.concatenate([r.document_tokens for r in unit_results])
-    sizes = np.concatenate([r.sequence_sizes for r in unit_results])
+    doc_tokens, sizes = _in_file_order(unit_results)
     documents = sum(r.documents for r in unit_results)
     tokens = sum(r.tokens for r in unit_results)
     text_bytes = sum(r.text_bytes for r in unit_results)

@@ -1,12 +1,14 @@
 """Work units of a text scan and the code that runs one, in whatever process an executor picks.
 
-A unit is one byte range of a plain jsonl file, one compressed jsonl file, one Parquet row
-group or one Arrow record batch. Its result holds the counts and the per-document lengths, in
-order, so the scan can put files back together exactly.
+A unit is one byte range of a plain jsonl file, one compressed jsonl file or one interleaved
+part of it (jsonl.read_documents), one Parquet row group or one Arrow record batch. Its result
+holds the counts and the per-document lengths, in order (for an interleaved part, block by
+block), so the scan can put files back together exactly.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import time
 from dataclasses import dataclass, field
@@ -43,6 +45,8 @@ class WorkUnit:
     start: int
     stop: int
     cost: int  # bytes, for balancing and progress
+    parts: int = 1  # > 1: `part` is one of this many interleaved parts of a compressed stream
+    block_bytes: int = 0  # their block size, decided once by the planner for every part
 
 
 @dataclass
@@ -60,6 +64,7 @@ class UnitResult:
     engine: str = "hf"
     parity_checked: int = 0  # texts also counted with the reference by the parity guard
     parity_mismatch: dict | None = None
+    blocks: list = field(default_factory=list)  # [block, documents, sequences] in reading order
 
 
 class ParityMismatch(Exception):
@@ -115,8 +120,18 @@ def init_worker(tokenizer_spec, add_special_tokens: bool, engine: str = "hf", gu
 
     _counter = TokenCounter(tokenizer_spec, add_special_tokens=add_special_tokens)
     if engine == "fast":
+        _skip_numba_extensions()
         _fast = make_counter(tokenizer_spec, add_special_tokens, "fast", reference=_counter)
         _guard = ParityGuard(_counter) if guard else None
+
+
+def _skip_numba_extensions() -> None:
+    """The kernels use no numba extension, but numba imports every installed one (awkward, for
+    one, costs 0.13 s) before its first compile or cache load; in a worker process, skip them."""
+    from numba.core import entrypoints
+
+    if multiprocessing.parent_process() is not None:
+        entrypoints._already_initialized = True
 
 
 def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
@@ -132,6 +147,12 @@ def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
                 docs, seqs = _count_texts(batch, policy, result)
             doc_chunks.append(docs)
             seq_chunks.append(seqs)
+            block = getattr(batch, "block", 0)
+            if result.blocks and result.blocks[-1][0] == block:
+                result.blocks[-1][1] += len(docs)
+                result.blocks[-1][2] += len(seqs)
+            else:
+                result.blocks.append([block, len(docs), len(seqs)])
             result.skipped += len(batch.bad)
             room = MAX_EXAMPLES - len(result.skipped_examples)
             if room > 0:
@@ -152,6 +173,9 @@ def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
 
 def _batches(unit: WorkUnit, policy: TextPolicy):
     if unit.format == "jsonl":
+        if unit.parts > 1:
+            return jsonl.read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records,
+                                        unit.part, unit.parts, unit.block_bytes)
         return jsonl.read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records)
     return columnar.read_documents(unit.path, unit.part, policy.text_column, policy.skip_bad_records)
 
@@ -248,9 +272,18 @@ def _list_document_sequences(part_tokens: np.ndarray, parts: np.ndarray, eod: in
     return np.asarray(out, dtype=np.int64)
 
 
-def plan_units(source_index: int, path: str, fmt: str, policy: TextPolicy, target_bytes: int) -> list[WorkUnit]:
+def plan_units(source_index: int, path: str, fmt: str, policy: TextPolicy, target_bytes: int,
+               compressed_parts: int = 1) -> list[WorkUnit]:
+    """Units of one file; a compressed jsonl file becomes up to `compressed_parts` interleaved
+    parts (jsonl.interleaved_parts decides)."""
     if fmt == "jsonl":
-        return [WorkUnit(source_index, path, fmt, k, a, b, max(1, b - a))
-                for k, (a, b) in enumerate(jsonl.split_ranges(path, target_bytes))]
+        ranges = jsonl.split_ranges(path, target_bytes)
+        parts = jsonl.interleaved_parts(path, compressed_parts) if jsonl.compression_of(path) else 1
+        if parts > 1:
+            size = ranges[0][1]
+            block = jsonl.INTERLEAVE_BLOCK_BYTES
+            return [WorkUnit(source_index, path, fmt, k, 0, size, max(1, size // parts), parts, block)
+                    for k in range(parts)]
+        return [WorkUnit(source_index, path, fmt, k, a, b, max(1, b - a)) for k, (a, b) in enumerate(ranges)]
     return [WorkUnit(source_index, path, fmt, part, 0, 0, cost)
             for part, cost in columnar.units(path, policy.text_column)]
