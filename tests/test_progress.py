@@ -55,3 +55,48 @@ def test_no_progress_flag(tmp_path):
         ["scan", path, "--tokenizer", tok, "--engine", "hf", "--workers", "1", "--no-progress"])
     assert code == 0
     assert "scanning" not in terminal
+
+
+class _RecordedProgress:
+    def __init__(self):
+        self.total = None
+        self.advanced = 0
+
+    def start(self, total_bytes: int) -> None:
+        self.total = total_bytes
+
+    def advance(self, nbytes: int = 0, tokens: int = 0, documents: int = 0) -> None:
+        self.advanced += nbytes
+
+
+def _compressed(path: Path, data: bytes, codec: str) -> Path:
+    import lzma
+
+    import pyarrow as pa
+
+    if codec == "xz":
+        path.write_bytes(lzma.compress(data))
+        return path
+    with pa.CompressedOutputStream(str(path), codec) as out:
+        out.write(data)
+    return path
+
+
+def test_progress_of_compressed_files_adds_up_to_their_size(tmp_path, monkeypatch):
+    """Progress through a compressed file is its compressed bytes, also when it is read as
+    interleaved parts; the decompressed lines would overshoot the total."""
+    from tokcount import TextOptions, jsonl, scan
+
+    monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    data = "".join(json.dumps({"text": f"document {i} " + "with words " * (i % 40)}) + "\n" for i in range(3000)).encode()
+    paths = [_compressed(tmp_path / "a.jsonl.zst", data, "zstd"), _compressed(tmp_path / "b.jsonl.gz", data, "gzip"),
+             _compressed(tmp_path / "c.jsonl.xz", data, "xz")]
+    for path in paths:
+        progress = _RecordedProgress()
+        report = scan([str(path)], progress=progress, text=TextOptions(tokenizer=tok, workers=2))
+        assert report.ok and report.files[0].documents == 3000
+        size = path.stat().st_size
+        assert progress.total == size, path
+        assert size - 2 <= progress.advanced <= size, path  # parts round their shares down

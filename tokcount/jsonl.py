@@ -12,6 +12,7 @@ surrogates (both are bad records, not text).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import lzma
 import os
@@ -98,6 +99,21 @@ def open_stream(path: str):
     return io.BufferedReader(pa.input_stream(path, compression=compression), buffer_size=READ_BYTES)
 
 
+def _open_with_raw(path: str):
+    """(decompressed stream, the compressed file under it or None for plain files): progress
+    through a compressed file is its raw position (the decompressed size is unknown)."""
+    if compression_of(path) is None:
+        return open_stream(path), None
+    raw = open(path, "rb")
+    try:
+        if compression_of(path) == "xz":
+            return lzma.open(raw, "rb"), raw
+        return io.BufferedReader(pa.CompressedInputStream(raw, compression_of(path)), buffer_size=READ_BYTES), raw
+    except BaseException:
+        raw.close()
+        raise
+
+
 def lines_before(path: str, offset: int) -> int:
     """Number of newlines in the first `offset` bytes (for 1-based line numbers of a range)."""
     count = 0
@@ -151,11 +167,22 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
         return f"line {line_number(relative)}"
 
     try:
-        stream = open_stream(path)
+        stream, raw = _open_with_raw(path)
     except OSError as e:
         raise FileCheckError(path, "open", e.strerror or str(e)) from None
+    raw_reported = 0
+
+    def with_progress(batch: DocumentBatch) -> DocumentBatch:
+        # A compressed file's parts each report their share of its raw bytes read so far.
+        nonlocal raw_reported
+        if raw is not None:
+            now = raw.tell()
+            batch.input_bytes = now // parts - raw_reported // parts
+            raw_reported = now
+        return batch
+
     relative = 0
-    with stream:
+    with stream, (raw or contextlib.nullcontext()):
         pos = start
         try:
             if start > 0:
@@ -176,7 +203,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                         continue
                     if block != batch.block:
                         if batch.documents or batch.bad or batch.input_bytes:
-                            yield batch
+                            yield with_progress(batch)
                         batch = DocumentBatch(locate=locate, block=block)
                         batch_text = 0
                 pos += len(line)
@@ -207,9 +234,10 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                     batch.bad.append(BadRecord(where, kind, detail))
                 relative += 1
                 if batch_text >= BATCH_BYTES:
-                    yield batch
+                    yield with_progress(batch)
                     batch = DocumentBatch(locate=locate, block=batch.block)
                     batch_text = 0
+            with_progress(batch)
             if batch.documents or batch.bad or batch.input_bytes:
                 yield batch
         except (OSError, EOFError, lzma.LZMAError) as e:
