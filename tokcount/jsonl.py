@@ -102,13 +102,14 @@ def open_stream(path: str):
 def _open_with_raw(path: str):
     """(decompressed stream, the compressed file under it or None for plain files): progress
     through a compressed file is its raw position (the decompressed size is unknown)."""
-    if compression_of(path) is None:
+    compression = compression_of(path)
+    if compression is None:
         return open_stream(path), None
     raw = open(path, "rb")
     try:
-        if compression_of(path) == "xz":
+        if compression == "xz":
             return lzma.open(raw, "rb"), raw
-        return io.BufferedReader(pa.CompressedInputStream(raw, compression_of(path)), buffer_size=READ_BYTES), raw
+        return io.BufferedReader(pa.CompressedInputStream(raw, compression), buffer_size=READ_BYTES), raw
     except BaseException:
         raw.close()
         raise

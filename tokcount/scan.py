@@ -102,9 +102,9 @@ def scan(
             results[i] = e
 
     spec = _tokenizer_for(text_sources, text, report)
-    unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], text.workers)
-    # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
     workers = text.workers or default_workers()
+    unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], workers)
+    # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
     compressed_parts = workers if len(text_sources) < workers else 1
     units = []
     for i, source, _ in text_sources:
@@ -137,12 +137,12 @@ def scan(
     return report
 
 
-def _balanced_unit_bytes(sources: list[Source], workers: int | None) -> int:
+def _balanced_unit_bytes(sources: list[Source], workers: int) -> int:
     """About four ranges per worker over the plain jsonl, so that the last ones to finish are
     small; never below 1 MB (per-unit overhead) or above 64 MB (progress and Ctrl-C latency)."""
     plain = sum(os.path.getsize(s.path) for s in sources
                 if s.format == JSONL and jsonl.compression_of(s.path) is None and os.path.isfile(s.path))
-    target = plain // (4 * (workers or default_workers())) if plain else 0
+    target = plain // (4 * workers) if plain else 0
     return int(min(64 << 20, max(1 << 20, target)))
 
 

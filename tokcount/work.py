@@ -200,7 +200,8 @@ def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult):
     except ParityMismatch as e:
         e.detail["position"] = batch.locate(batch.positions[_document_of(batch, e.detail["text_index"])])
         raise
-    result.text_bytes += sum(len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
+    # An ASCII str's length is its UTF-8 size (isascii is a flag check): encode only the others.
+    result.text_bytes += sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
     parts = np.asarray(batch.parts, dtype=np.int64)
     part_tokens = np.asarray(part_tokens, dtype=np.int64)
     ends = np.cumsum(parts)
