@@ -378,33 +378,51 @@ def test_cli_unknown_tokenizer_exit_1(tmp_path):
 
 
 def test_parity_guard_catches_a_wrong_count():
+    from tokcount.engines import ParityGuard
     from tokcount.tokenizer import TokenCounter, load_tokenizer_spec
-    from tokcount.work import ParityGuard, ParityMismatch
+
+    spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())
+    texts = ADVERSARIAL[:10]
+    right = TokenCounter(spec).count(texts).tolist()
+    samples = [(text, n, f"line {k + 1}") for k, (text, n) in enumerate(zip(texts, right))]
+    guard = ParityGuard(spec, add_special_tokens=True)
+    assert guard.check(samples) is None and guard.texts_checked == len(texts)
+    samples[7] = (texts[7], right[7] + 1, "line 8")
+    detail = ParityGuard(spec, add_special_tokens=True).check(samples)
+    assert detail == {"position": "line 8", "fast": right[7] + 1, "reference": right[7], "preview": texts[7][:120]}
+
+
+def test_parity_sampler_takes_first_texts_then_a_spread_sample():
+    from tokcount.work import ParitySampler
+
+    sampler = ParitySampler("f.jsonl:0", fraction=0.01, first_texts=4)
+    texts = ["x" * 100] * 50
+    first = sampler.pick(texts, 5000, at_file_start=True)
+    assert first[:4] == [0, 1, 2, 3] and len(first) == 5  # under budget: one random text as well
+    assert sampler.pick(texts, 100, at_file_start=False) == []  # 500 bytes sampled > 1 % of 5100
+    later = sampler.pick(texts, 100_000, at_file_start=False)
+    assert len(later) == 1 and 0 <= later[0] < len(texts)
+
+
+def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch):
+    """A fast engine that is wrong on one document: the scan says so and reports exact counts."""
+    from tokcount import fast_engine
 
     tok = tokenizer_fixtures.bytelevel_bpe()
-    reference_counter = TokenCounter(load_tokenizer_spec(tok))
-    texts = ADVERSARIAL[:10]
-    right = reference_counter.count(texts)
-    guard = ParityGuard(reference_counter)
-    assert guard.check(texts, right, at_file_start=True) == len(texts)
-    wrong = right.copy()
-    wrong[7] += 1
-    with pytest.raises(ParityMismatch) as info:
-        ParityGuard(reference_counter).check(texts, wrong, at_file_start=True)
-    assert info.value.detail["text_index"] == 7 and info.value.detail["preview"] == texts[7][:120]
+    docs = ADVERSARIAL[:20] + ["the wrong one"] + ADVERSARIAL[20:]
+    path = write_jsonl(tmp_path / "d.jsonl", docs)
+    right_count = fast_engine.FastCounter.count
 
+    def off_by_one_on_marker(self, texts):
+        counts = right_count(self, texts)
+        return counts + np.array(["wrong one" in t for t in texts], dtype=np.int64)
 
-def test_parity_guard_samples_beyond_the_first_texts():
-    from tokcount.tokenizer import TokenCounter, load_tokenizer_spec
-    from tokcount.work import ParityGuard
-
-    counter = TokenCounter(load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe()))
-    guard = ParityGuard(counter, budget=0.01)
-    texts = ADVERSARIAL
-    counts = counter.count(texts)
-    assert guard.check(texts, counts, at_file_start=False) == 0  # no fast time spent yet: no budget
-    guard.fast_seconds = 1000.0
-    assert guard.check(texts, counts, at_file_start=False) == 1  # a random text once there is budget
+    monkeypatch.setattr(fast_engine.FastCounter, "count", off_by_one_on_marker)
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=1))
+    assert report.options["engine"] == "hf"
+    assert "disagreed" in report.options["engine_reason"] and "line 21" in report.options["engine_reason"]
+    assert report.options["parity"]["mismatch"]["preview"] == "the wrong one"
+    assert report.files[0].tokens == sum(reference(tok, docs))
 
 
 def test_engine_fast_refused_for_unsupported_tokenizer(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from .errors import UsageError
 
 ENGINES = ("auto", "fast", "hf")
@@ -41,3 +43,33 @@ def make_counter(spec, add_special_tokens: bool, engine: str, reference=None):
     from .tokenizer import TokenCounter
 
     return TokenCounter(spec, add_special_tokens=add_special_tokens)
+
+
+class ParityGuard:
+    """Recounts, with the Hugging Face reference, the texts the workers sampled (work.ParitySampler)
+    and compares them with the fast engine's counts. It runs in the scanning process, whose
+    tokenizer is already loaded, so workers never build the reference just for the guard."""
+
+    def __init__(self, spec, add_special_tokens: bool):
+        self.spec = spec
+        self.add_special_tokens = add_special_tokens
+        self._reference = None
+        self.texts_checked = 0
+        self.seconds = 0.0
+
+    def check(self, samples: list[tuple[str, int, str]]) -> dict | None:
+        """None when every sample agrees, else the first disagreement."""
+        if not samples:
+            return None
+        if self._reference is None:
+            from .tokenizer import TokenCounter
+
+            self._reference = TokenCounter(self.spec, self.add_special_tokens)
+        started = time.perf_counter()
+        expected = self._reference.count([text for text, _, _ in samples])
+        self.seconds += time.perf_counter() - started
+        self.texts_checked += len(samples)
+        for (text, fast, where), reference in zip(samples, expected.tolist()):
+            if fast != reference:
+                return {"position": where, "fast": fast, "reference": reference, "preview": text[:120]}
+        return None

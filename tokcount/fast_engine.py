@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import tokenizers
-from tokenizers import Tokenizer, pre_tokenizers
+from tokenizers import Tokenizer, normalizers, pre_tokenizers
 
 from tokcount import pretokenizer_kernels as kernels
 from tokcount.codepoint_classes import LLAMA3_PATTERN, cache_directory, codepoint_tables
@@ -434,7 +434,8 @@ class FastCounter:
         if reference is None or reference.add_special_tokens != add_special_tokens:
             reference = TokenCounter(spec, add_special_tokens)
         self._reference = reference
-        self._normalizer = reference._tokenizer.normalizer if self.plan.nfc else None
+        # The plan's NFC is the tokenizer's whole normalizer (alone or a one-step Sequence).
+        self._normalizer = normalizers.NFC() if self.plan.nfc else None
         self._no_literals = LiteralSet.of([]).as_tuple()
         self._counters = dict(
             documents=0, bytes=0, pretokens=0, nfc_documents=0, nfc_bytes=0, slow_documents=0, slow_bytes=0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -9,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from . import columnar, indexed_dataset, jsonl
-from .engines import choose_engine
+from .engines import ParityGuard, choose_engine
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .report import FileReport, Report, length_stats
@@ -185,12 +186,13 @@ def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, pr
     expected = {}
     for u in units:
         expected[u.source] = expected.get(u.source, 0) + 1
+    parity = ParityGuard(spec, text.add_special_tokens) if guard else None
     try:
-        _run_units(units, policy, LocalExecutor(workers, init_worker, (spec, text.add_special_tokens, engine, guard)),
-                   progress, by_source)
-        if guard:
-            report.options["parity"] = _parity_summary(by_source)
-            mismatch = report.options["parity"]["mismatch"]
+        mismatch = _run_units(units, policy, LocalExecutor(workers, init_worker, (spec, text.add_special_tokens, engine, guard)),
+                              progress, by_source, parity)
+        if parity is not None:
+            report.options["parity"] = {"texts_checked": parity.texts_checked, "seconds": round(parity.seconds, 3),
+                                        "mismatch": mismatch}
             if mismatch is not None:
                 # Never a silently wrong total: every unit is recounted with the reference.
                 report.options["engine"] = "hf"
@@ -211,17 +213,21 @@ def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, pr
             results[i] = _assemble(source, kind, unit_results, complete=len(unit_results) == expected[i])
 
 
-def _run_units(units, policy, executor, progress, by_source: dict[int, list[UnitResult]]) -> None:
-    """Fill by_source as units finish, so an interrupt keeps what was done."""
+def _run_units(units, policy, executor, progress, by_source: dict[int, list[UnitResult]],
+               parity: ParityGuard | None = None) -> dict | None:
+    """Fill by_source as units finish, so an interrupt keeps what was done. With a parity
+    guard, each unit's samples are checked as it arrives; the first disagreement stops the
+    run (its workers too) and is returned."""
     tasks = [(u, policy) for u in units]
-    for _, unit_result in executor.run(run_unit, tasks, [u.cost for u in units], on_progress=progress.advance):
-        by_source.setdefault(unit_result.unit.source, []).append(unit_result)
-
-
-def _parity_summary(by_source: dict[int, list[UnitResult]]) -> dict:
-    results = [r for rs in by_source.values() for r in rs]
-    mismatch = next((dict(r.parity_mismatch, path=r.unit.path) for r in results if r.parity_mismatch), None)
-    return {"texts_checked": sum(r.parity_checked for r in results), "mismatch": mismatch}
+    with contextlib.closing(executor.run(run_unit, tasks, [u.cost for u in units], on_progress=progress.advance)) as done:
+        for _, unit_result in done:
+            if parity is not None:
+                mismatch = parity.check(unit_result.parity_samples)
+                unit_result.parity_samples = []
+                if mismatch is not None:
+                    return dict(mismatch, path=unit_result.unit.path)
+            by_source.setdefault(unit_result.unit.source, []).append(unit_result)
+    return None
 
 
 def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarray]:

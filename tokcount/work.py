@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import time
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,81 +62,76 @@ class UnitResult:
     skipped_examples: list[BadRecord] = field(default_factory=list)
     failure: FileCheckError | None = None
     engine: str = "hf"
-    parity_checked: int = 0  # texts also counted with the reference by the parity guard
-    parity_mismatch: dict | None = None
+    parity_samples: list = field(default_factory=list)  # (text, fast count, position) for the guard
     blocks: list = field(default_factory=list)  # [block, documents, sequences] in reading order
 
 
-class ParityMismatch(Exception):
-    def __init__(self, detail: dict):
-        super().__init__(detail)
-        self.detail = detail
+class ParitySampler:
+    """Picks the texts the parity guard (engines.ParityGuard, in the parent) recounts with the
+    Hugging Face reference: the first texts of every file, plus random texts spread through
+    the data while the sampled bytes stay under ``fraction`` of the bytes counted. The
+    reference is ~15x slower than the fast engine, so 1/1500 of the bytes costs about 1 % of
+    the run."""
 
-
-class ParityGuard:
-    """Counts a sample of texts with the Hugging Face reference as well as the fast engine.
-
-    The sample is the first texts of every file plus random texts spread through the data,
-    drawn while the reference's time stays under ``budget`` of the fast engine's time, so the
-    guard costs about 1 % of the run whatever the speed ratio.
-    """
-
-    def __init__(self, reference, budget: float = 0.01, first_texts: int = 32, seed: int = 0):
-        self.reference = reference
-        self.budget = budget
-        self.first_texts = first_texts
+    def __init__(self, seed: str, fraction: float = 1 / 1500, first_texts: int = 32):
         self.rng = random.Random(seed)
-        self.fast_seconds = 0.0
-        self.reference_seconds = 0.0
+        self.fraction = fraction
+        self.first_texts = first_texts
+        self.counted_bytes = 0
+        self.sampled_bytes = 0
 
-    def check(self, texts: list[str], fast_counts: np.ndarray, at_file_start: bool) -> int:
-        """Raise ParityMismatch on the first disagreement; return how many texts were checked."""
+    def pick(self, texts: list[str], text_bytes: int, at_file_start: bool) -> list[int]:
+        self.counted_bytes += text_bytes
         chosen = list(range(min(self.first_texts, len(texts)))) if at_file_start else []
-        if texts and self.reference_seconds < self.budget * self.fast_seconds:
+        if texts and self.sampled_bytes < self.fraction * self.counted_bytes:
             chosen.append(self.rng.randrange(len(texts)))
-        if not chosen:
-            return 0
-        started = time.perf_counter()
-        expected = self.reference.count([texts[i] for i in chosen])
-        self.reference_seconds += time.perf_counter() - started
-        for i, n in zip(chosen, expected):
-            if int(fast_counts[i]) != int(n):
-                raise ParityMismatch({"text_index": i, "fast": int(fast_counts[i]), "reference": int(n),
-                                      "preview": texts[i][:120]})
-        return len(chosen)
+        self.sampled_bytes += sum(len(texts[i]) for i in chosen)
+        return chosen
 
 
-_counter = None  # this process's reference TokenCounter
+_counter = None  # this process's reference TokenCounter (its tokenizer is built on first use)
 _fast = None  # this process's FastCounter, when the fast engine is in use
-_guard: ParityGuard | None = None
+_sample_for_parity = False
 
 
 def init_worker(tokenizer_spec, add_special_tokens: bool, engine: str = "hf", guard: bool = False) -> None:
-    global _counter, _fast, _guard
-    _counter = _fast = _guard = None
+    global _counter, _fast, _sample_for_parity
+    _counter = _fast = None
+    _sample_for_parity = False
     if tokenizer_spec is None:
         return
     from .tokenizer import TokenCounter
 
     _counter = TokenCounter(tokenizer_spec, add_special_tokens=add_special_tokens)
     if engine == "fast":
-        _skip_numba_extensions()
+        _quiet_numba_start()
         _fast = make_counter(tokenizer_spec, add_special_tokens, "fast", reference=_counter)
-        _guard = ParityGuard(_counter) if guard else None
+        _sample_for_parity = guard
 
 
-def _skip_numba_extensions() -> None:
-    """The kernels use no numba extension, but numba imports every installed one (awkward, for
-    one, costs 0.13 s) before its first compile or cache load; in a worker process, skip them."""
+def _quiet_numba_start() -> None:
+    """In a worker process, skip what numba loads before its first compile or cache load that
+    the kernels never use: every installed numba extension (awkward's alone costs 0.13 s),
+    and SciPy's BLAS, which numba imports to offer np.dot (0.19 s when SciPy is installed)."""
+    if multiprocessing.parent_process() is None:
+        return
     from numba.core import entrypoints
 
-    if multiprocessing.parent_process() is not None:
-        entrypoints._already_initialized = True
+    entrypoints._already_initialized = True
+    if "numba.np.arraymath" not in sys.modules:
+        blocked = "scipy.linalg.cython_blas"
+        sys.modules.setdefault(blocked, None)  # an import of a None entry raises ImportError
+        try:
+            import numba.np.arraymath  # noqa: F401  (finds no BLAS: the kernels need none)
+        finally:
+            if sys.modules.get(blocked, 0) is None:
+                del sys.modules[blocked]
 
 
 def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
     unit, policy = args
     result = UnitResult(unit, engine="fast" if _fast is not None else "hf")
+    sampler = ParitySampler(f"{unit.path}:{unit.part}") if _sample_for_parity else None
     doc_chunks, seq_chunks = [], []
     try:
         for batch in _batches(unit, policy):
@@ -144,7 +139,7 @@ def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
             if isinstance(batch, TokenIdBatch):
                 docs, seqs = _count_token_ids(batch, result)
             else:
-                docs, seqs = _count_texts(batch, policy, result)
+                docs, seqs = _count_texts(batch, policy, result, sampler)
             doc_chunks.append(docs)
             seq_chunks.append(seqs)
             block = getattr(batch, "block", 0)
@@ -160,10 +155,6 @@ def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
             report_progress(nbytes=batch.input_bytes, tokens=int(docs.sum()), documents=len(docs))
     except FileCheckError as e:
         result.failure = e
-        return result
-    except ParityMismatch as e:
-        # The caller recounts everything with the reference; this unit's numbers are void.
-        result.parity_mismatch = e.detail
         return result
     if doc_chunks:
         result.document_tokens = np.concatenate(doc_chunks)
@@ -188,20 +179,23 @@ def _count_token_ids(batch: TokenIdBatch, result: UnitResult):
     return lengths, lengths[lengths > 0]
 
 
-def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult):
+def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult, sampler: ParitySampler | None):
     from .tokenizer import UnencodableText
 
     if _counter is None:
         raise AssertionError("text unit without a tokenizer")
+    counter = _fast if _fast is not None else _counter
     try:
-        part_tokens = _count(batch.texts, result, getattr(batch, "at_file_start", False))
+        part_tokens = counter.count(batch.texts)
     except UnencodableText:
         part_tokens = _count_one_by_one(batch, policy, result)
-    except ParityMismatch as e:
-        e.detail["position"] = batch.locate(batch.positions[_document_of(batch, e.detail["text_index"])])
-        raise
     # An ASCII str's length is its UTF-8 size (isascii is a flag check): encode only the others.
-    result.text_bytes += sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
+    text_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
+    result.text_bytes += text_bytes
+    if sampler is not None:
+        for i in sampler.pick(batch.texts, text_bytes, batch.at_file_start):
+            where = batch.locate(batch.positions[_document_of(batch, i)])
+            result.parity_samples.append((batch.texts[i], int(part_tokens[i]), where))
     parts = np.asarray(batch.parts, dtype=np.int64)
     part_tokens = np.asarray(part_tokens, dtype=np.int64)
     ends = np.cumsum(parts)
@@ -218,17 +212,6 @@ def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult):
     result.empty_documents += int(np.count_nonzero(~nonempty))
     result.tokens += int(doc_tokens.sum())
     return doc_tokens, sequences
-
-
-def _count(texts: list[str], result: UnitResult, at_file_start: bool) -> np.ndarray:
-    if _fast is None:
-        return _counter.count(texts)
-    started = time.perf_counter()
-    counts = _fast.count(texts)
-    if _guard is not None:
-        _guard.fast_seconds += time.perf_counter() - started
-        result.parity_checked += _guard.check(texts, counts, at_file_start)
-    return counts
 
 
 def _document_of(batch: DocumentBatch, text_index: int) -> int:
