@@ -140,6 +140,15 @@ def test_spec_survives_pickling_and_info_is_json():
     assert info["tokenizers_version"]
 
 
+@pytest.mark.parametrize("name", TOKENIZER_NAMES)
+def test_info_from_the_summary_equals_info_from_the_whole_json(name):
+    import dataclasses
+
+    spec = load_tokenizer_spec(tokenizer_path(name))
+    assert spec.summary  # loading keeps what info() needs, so reports skip parsing the whole JSON
+    assert spec.info() == dataclasses.replace(spec, summary="").info()
+
+
 def test_end_of_document_id_of_trained_tokenizers():
     reference = Tokenizer.from_file(fixtures.bytelevel_bpe())
     assert end_of_document_id(load_tokenizer_spec(fixtures.bytelevel_bpe())) == reference.token_to_id("<|endoftext|>")
@@ -313,6 +322,7 @@ def test_stored_truncation_and_padding_do_not_change_counts(tmp_path):
     assert [len(configured.encode(t).ids) for t in texts][1] == 4  # the stored setting is real
     spec = load_tokenizer_spec(str(path))
     assert spec.info()["ignored_truncation"] and spec.info()["ignored_padding"]
+    assert spec.info() == TokenizerSpec(spec.source, spec.json, spec.fingerprint, spec.vocab_size).info()
     assert TokenCounter(spec).count(texts).tolist() == [len(reference.encode(t).ids) for t in texts]
 
 
