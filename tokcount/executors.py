@@ -28,70 +28,124 @@ def default_workers() -> int:
 
 
 # Initializer arguments larger than this go to workers through a file: the spawn pipe holds
-# ~64 KiB, so a bigger payload (a tokenizer's JSON) makes the parent wait until each child has
-# started and imported enough to read it, one child after the other.
+# ~64 KiB, so a bigger payload (a tokenizer's JSON) would make the parent wait until each
+# child has started and read it, one child after the other.
 INITARGS_PIPE_BYTES = 32 << 10
 
+_initialized_with = None  # in a worker: the key of the initializer call it last ran
 
-def _worker_init(progress_queue, initializer, initargs, initargs_file=None):
+
+def _worker_init(progress_queue, prepare):
     global _progress_sink
     # Ctrl-C reaches the whole process group; the parent decides, workers must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _progress_sink = lambda **c: progress_queue.put(c)  # noqa: E731
-    if initargs_file is not None:
-        with open(initargs_file, "rb") as f:
-            initargs = pickle.load(f)
-    if initializer is not None:
-        initializer(*initargs)
+    if prepare is not None:
+        prepare()
+
+
+def _run_task(job):
+    """In a worker: run the run's initializer once (the first task of each run brings it), then
+    the task."""
+    global _initialized_with
+    key, initializer, initargs, initargs_file, fn, task = job
+    if _initialized_with != key:
+        if initargs_file is not None:
+            with open(initargs_file, "rb") as f:
+                initargs = pickle.load(f)
+        if initializer is not None:
+            initializer(*initargs)
+        _initialized_with = key
+    return fn(task)
 
 
 class LocalExecutor:
     """A pool of spawned processes (spawn, not fork: the parent may already hold tokenizer or
-    numba threads). With one worker, or one task, everything runs in this process."""
+    numba threads). With one worker, or one task, everything runs in this process.
+
+    ``start()`` spawns the workers ahead of the first run, so that their start-up (interpreter,
+    imports, ``prepare``) overlaps whatever the caller does meanwhile; the pool then lives until
+    ``close()`` and serves every run. Without it, each run starts and stops its own pool.
+    """
 
     def __init__(self, workers: int | None = None, initializer=None, initargs: tuple = ()):
         self.workers = max(1, workers or default_workers())
         self.initializer = initializer
         self.initargs = initargs
+        self._pool = None
+        self._progress_queue = None
+        self._scratch = None
+        self._runs = 0
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self, prepare: Callable[[], None] | None = None) -> None:
+        """Spawn the workers now; each calls ``prepare()`` first (imports, warm-up)."""
+        if self._pool is not None or self.workers == 1:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        self._progress_queue = ctx.Queue()
+        self._scratch = tempfile.TemporaryDirectory(prefix="tokcount-")
+        self._pool = ctx.Pool(self.workers, _worker_init, (self._progress_queue, prepare))
+
+    def close(self) -> None:
+        """Stop the workers now rather than wait for their interpreter teardown (~0.4 s with
+        numba and a tokenizer loaded); their tasks are done or no longer wanted."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     def run(self, fn: Callable, tasks: Sequence, costs: Sequence[int],
-            on_progress: Callable[..., None] | None = None) -> Iterator[tuple[int, object]]:
-        """Yield (task index, result) as tasks finish; the most costly tasks start first."""
+            on_progress: Callable[..., None] | None = None, initializer=None, initargs: tuple | None = None,
+            ) -> Iterator[tuple[int, object]]:
+        """Yield (task index, result) as tasks finish; the most costly tasks start first. Every
+        worker runs ``initializer(*initargs)`` (default: the constructor's) before its first
+        task of this run."""
+        if initargs is None:
+            initializer, initargs = self.initializer, self.initargs
         order = sorted(range(len(tasks)), key=lambda i: -costs[i])
         if self.workers == 1 or len(tasks) <= 1:
-            yield from self._run_here(fn, tasks, order, on_progress)
+            yield from self._run_here(fn, tasks, order, on_progress, initializer, initargs)
+        elif self._pool is not None:
+            yield from self._run_pool(fn, tasks, order, on_progress, initializer, initargs)
         else:
-            yield from self._run_pool(fn, tasks, order, on_progress)
+            try:
+                self.start()
+                yield from self._run_pool(fn, tasks, order, on_progress, initializer, initargs)
+            finally:
+                self.close()
 
-    def _run_here(self, fn, tasks, order, on_progress):
+    def _run_here(self, fn, tasks, order, on_progress, initializer, initargs):
         global _progress_sink
         previous = _progress_sink
         _progress_sink = on_progress
         try:
-            if self.initializer is not None:
-                self.initializer(*self.initargs)
+            if initializer is not None:
+                initializer(*initargs)
             for i in order:
                 yield i, fn(tasks[i])
         finally:
             _progress_sink = previous
 
-    def _run_pool(self, fn, tasks, order, on_progress):
-        ctx = multiprocessing.get_context("spawn")
-        progress_queue = ctx.Queue()
-        workers = min(self.workers, len(tasks))
-        with tempfile.TemporaryDirectory(prefix="tokcount-") as scratch:
-            payload = pickle.dumps(self.initargs, protocol=pickle.HIGHEST_PROTOCOL)
-            if len(payload) <= INITARGS_PIPE_BYTES:
-                init = (progress_queue, self.initializer, self.initargs)
-            else:
-                initargs_file = os.path.join(scratch, "initargs.pkl")
-                with open(initargs_file, "wb") as f:
-                    f.write(payload)
-                init = (progress_queue, self.initializer, (), initargs_file)
-            pool = ctx.Pool(workers, _worker_init, init)
-            yield from self._run_started_pool(pool, fn, tasks, order, progress_queue, on_progress)
-
-    def _run_started_pool(self, pool, fn, tasks, order, progress_queue, on_progress):
+    def _run_pool(self, fn, tasks, order, on_progress, initializer, initargs):
+        self._runs += 1
+        key = (os.getpid(), id(self), self._runs)
+        payload = pickle.dumps(initargs, protocol=pickle.HIGHEST_PROTOCOL)
+        initargs_file = None
+        if len(payload) > INITARGS_PIPE_BYTES:
+            initargs_file = os.path.join(self._scratch.name, f"initargs-{self._runs}.pkl")
+            with open(initargs_file, "wb") as f:
+                f.write(payload)
+            initargs = ()
+        progress_queue = self._progress_queue
         try:
             # The pool's result thread files each outcome here and posts a wake-up on the
             # progress queue, so the loop sleeps on that one queue and hands results on at once.
@@ -104,7 +158,8 @@ class LocalExecutor:
                 return record
 
             for i in order:
-                pool.apply_async(fn, (tasks[i],), callback=on_done(i, True), error_callback=on_done(i, False))
+                job = (key, initializer, initargs, initargs_file, fn, tasks[i])
+                self._pool.apply_async(_run_task, (job,), callback=on_done(i, True), error_callback=on_done(i, False))
             remaining = len(order)
             while remaining:
                 for i in list(finished):
@@ -116,14 +171,9 @@ class LocalExecutor:
                 if remaining:
                     self._drain(progress_queue, on_progress, timeout=0.5)
             self._drain(progress_queue, on_progress, timeout=0)
-            # Every result is in: stop the idle workers now rather than wait for their
-            # interpreter teardown (~0.4 s with numba and a tokenizer loaded).
-            pool.terminate()
         except BaseException:
-            pool.terminate()  # Ctrl-C or a bug: stop the workers now, not after their tasks
+            self.close()  # Ctrl-C, a bug, or a caller that stopped early: stop the workers now
             raise
-        finally:
-            pool.join()
 
     @staticmethod
     def _drain(progress_queue, on_progress, timeout: float) -> None:

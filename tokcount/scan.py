@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -15,7 +16,7 @@ from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .report import FileReport, Report, length_stats
 from .sources import INDEXED, JSONL, Source, find_sources
-from .work import TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, run_unit
+from .work import TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, prepare_worker, run_unit
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def scan(
         except FileCheckError as e:
             results[i] = e
 
-    spec = _tokenizer_for(text_sources, text, report)
+    _require_tokenizer(text_sources, text)
     workers = text.workers or default_workers()
     unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], workers)
     # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
@@ -113,20 +114,27 @@ def scan(
             units.extend(plan_units(i, source.path, source.format, text.policy(), unit_bytes, compressed_parts))
         except FileCheckError as e:
             results[i] = e
-    total_bytes = sum(u.cost for u in units)
-    if verify_tokens is not None:
-        total_bytes += sum(shard.bin_bytes for _, _, shard in shards)
-    if total_bytes:
-        progress.start(total_bytes)
-    try:
-        for i, source, shard in shards:
-            try:
-                results[i] = _count_shard(source, shard, verify_tokens, progress)
-            except FileCheckError as e:
-                results[i] = e
-        _count_text(units, text_sources, text, spec, progress, results, report)
-    except KeyboardInterrupt:
-        report.complete = False
+    if text.workers is None and sum(u.cost for u in units) < text.in_process_bytes:
+        workers = 1  # starting worker processes would cost more than it saves
+    with LocalExecutor(workers) as executor:
+        if len(units) > 1:
+            # The workers start up (imports, numba) while this process loads the tokenizer.
+            executor.start(functools.partial(prepare_worker, text.engine != "hf"))
+        spec = _tokenizer_for(text_sources, text, report)
+        total_bytes = sum(u.cost for u in units)
+        if verify_tokens is not None:
+            total_bytes += sum(shard.bin_bytes for _, _, shard in shards)
+        if total_bytes:
+            progress.start(total_bytes)
+        try:
+            for i, source, shard in shards:
+                try:
+                    results[i] = _count_shard(source, shard, verify_tokens, progress)
+                except FileCheckError as e:
+                    results[i] = e
+            _count_text(units, text_sources, text, spec, progress, results, report, executor)
+        except KeyboardInterrupt:
+            report.complete = False
     for i in range(len(sources)):
         outcome = results.get(i)
         if isinstance(outcome, FileCheckError):
@@ -156,13 +164,16 @@ def _text_kind(source: Source, text: TextOptions) -> str:
     return kind
 
 
-def _tokenizer_for(text_sources, text: TextOptions, report: Report):
+def _require_tokenizer(text_sources, text: TextOptions) -> None:
     needing = [source.path for _, source, kind in text_sources if kind == columnar.TEXT]
-    if not needing:
-        return None
-    if text.tokenizer is None:
+    if needing and text.tokenizer is None:
         raise UsageError(f"--tokenizer is needed to count the text in {needing[0]}" +
                          (f" and {len(needing) - 1} more" if len(needing) > 1 else ""))
+
+
+def _tokenizer_for(text_sources, text: TextOptions, report: Report):
+    if not any(kind == columnar.TEXT for _, _, kind in text_sources):
+        return None
     from .tokenizer import load_tokenizer_spec
 
     spec = load_tokenizer_spec(text.tokenizer)
@@ -173,13 +184,10 @@ def _tokenizer_for(text_sources, text: TextOptions, report: Report):
 
 
 def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, progress: Progress, results,
-                report: Report) -> None:
+                report: Report, executor: LocalExecutor) -> None:
     if not units:
         return
     policy = text.policy()
-    workers = text.workers
-    if workers is None and sum(u.cost for u in units) < text.in_process_bytes:
-        workers = 1
     engine = report.options.get("engine", "hf") if spec is not None else "hf"
     guard = engine == "fast" and text.engine == "auto"
     by_source: dict[int, list[UnitResult]] = {}
@@ -188,8 +196,8 @@ def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, pr
         expected[u.source] = expected.get(u.source, 0) + 1
     parity = ParityGuard(spec, text.add_special_tokens) if guard else None
     try:
-        mismatch = _run_units(units, policy, LocalExecutor(workers, init_worker, (spec, text.add_special_tokens, engine, guard)),
-                              progress, by_source, parity)
+        mismatch = _run_units(units, policy, executor, (spec, text.add_special_tokens, engine, guard), progress,
+                              by_source, parity)
         if parity is not None:
             report.options["parity"] = {"texts_checked": parity.texts_checked, "seconds": round(parity.seconds, 3),
                                         "mismatch": mismatch}
@@ -201,8 +209,7 @@ def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, pr
                     f"({mismatch['fast']} vs {mismatch['reference']} tokens); every file was recounted with hf")
                 by_source.clear()
                 progress.start(sum(u.cost for u in units))
-                _run_units(units, policy, LocalExecutor(workers, init_worker, (spec, text.add_special_tokens, "hf", False)),
-                           progress, by_source)
+                _run_units(units, policy, executor, (spec, text.add_special_tokens, "hf", False), progress, by_source)
     finally:
         # Even when interrupted, files whose units all finished are complete and reported.
         kinds = {i: (source, kind) for i, source, kind in text_sources}
@@ -213,13 +220,14 @@ def _count_text(units: list[WorkUnit], text_sources, text: TextOptions, spec, pr
             results[i] = _assemble(source, kind, unit_results, complete=len(unit_results) == expected[i])
 
 
-def _run_units(units, policy, executor, progress, by_source: dict[int, list[UnitResult]],
+def _run_units(units, policy, executor: LocalExecutor, initargs: tuple, progress, by_source: dict[int, list[UnitResult]],
                parity: ParityGuard | None = None) -> dict | None:
     """Fill by_source as units finish, so an interrupt keeps what was done. With a parity
     guard, each unit's samples are checked as it arrives; the first disagreement stops the
     run (its workers too) and is returned."""
     tasks = [(u, policy) for u in units]
-    with contextlib.closing(executor.run(run_unit, tasks, [u.cost for u in units], on_progress=progress.advance)) as done:
+    running = executor.run(run_unit, tasks, [u.cost for u in units], progress.advance, init_worker, initargs)
+    with contextlib.closing(running) as done:
         for _, unit_result in done:
             if parity is not None:
                 mismatch = parity.check(unit_result.parity_samples)

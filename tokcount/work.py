@@ -109,6 +109,19 @@ def init_worker(tokenizer_spec, add_special_tokens: bool, engine: str = "hf", gu
         _sample_for_parity = guard
 
 
+def prepare_worker(fast_engine: bool) -> None:
+    """Runs in each worker as it starts, while the scanning process still loads the tokenizer:
+    the imports and numba's one-off set-up that the first unit would otherwise wait for."""
+    if fast_engine:
+        _quiet_numba_start()
+        from numba.core.registry import cpu_target
+
+        from . import fast_engine as _  # noqa: F401  (numba and the kernels' module)
+
+        cpu_target.target_context.refresh()  # numba's registries, loaded before a first cache load
+        cpu_target.typing_context.refresh()
+
+
 def _quiet_numba_start() -> None:
     """In a worker process, skip what numba loads before its first compile or cache load that
     the kernels never use: every installed numba extension (awkward's alone costs 0.13 s),
