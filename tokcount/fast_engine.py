@@ -128,7 +128,7 @@ class BpeModel:
 
     byte_ids: np.ndarray
     byte_pair_ranks: np.ndarray  # int32[b0 << 8 | b1]: rank of the merge of two bytes, or -1
-    merges: tuple  # (hot table, table of the rest, hot_below, id_bits): see kernels.merge_rank
+    merges: tuple  # (hot table, table of the rest, hot_below, id_bits, filter of the rest): kernels.merge_rank
     merge_ids: np.ndarray  # int32[rank]: the merge's new id
     id_bits: int
     rank_bits: int
@@ -353,7 +353,10 @@ def _bpe_model(model: dict) -> BpeModel:
         count = int(selected.sum())
         return kernels.build_merge_table(pair_keys[selected], ranks[selected], _next_power_of_two(count * 4 // 3 + 1), rank_bits)
 
-    merges = (table(hot), table(~hot), np.int64(hot_below), np.int64(id_bits))
+    # 4 to 8 filter bits per merge of the rest (256 KiB for Llama-3): about one in eight missing
+    # pairs gets through to the table.
+    rest_filter = kernels.build_pair_filter(pair_keys[~hot], _next_power_of_two(int((~hot).sum()) // 16 + 1))
+    merges = (table(hot), table(~hot), np.int64(hot_below), np.int64(id_bits), rest_filter)
     merge_ids = np.array(new_ids, dtype=np.int32) if new_ids else np.zeros(1, np.int32)
     byte_pair_ranks = kernels.build_byte_pair_ranks(byte_ids, merges, id_bits, rank_bits)
 

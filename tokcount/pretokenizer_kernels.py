@@ -474,17 +474,38 @@ def table_rank(merges, key, rank_bits):
 
 
 @numba.njit(inline="always")
+def pair_filter_bit(key, bits):
+    # high hash bits: the table's slot index uses the low ones
+    return np.int64((pair_hash(key) >> np.uint64(40)) & np.uint64(bits.shape[0] * 64 - 1))
+
+
+@numba.njit(cache=True)
+def build_pair_filter(pair_keys, word_count):
+    """Bitset (word_count 64-bit words, a power of two) with the pair_filter_bit of every key set."""
+    bits = np.zeros(word_count, dtype=np.uint64)
+    for k in range(pair_keys.shape[0]):
+        bit = pair_filter_bit(pair_keys[k], bits)
+        bits[bit >> 6] |= np.uint64(1) << np.uint64(bit & 63)
+    return bits
+
+
+@numba.njit(inline="always")
 def merge_rank(merges, key, rank_bits):
     """Rank of the merge of the pair `key` (left << id_bits | right), or -1.
 
-    `merges` is (hot, all, hot_below): `hot` holds every merge whose two ids are below
-    `hot_below` and `all` the others, so each pair has one table to look in. Frequent tokens
-    have small ids (ids follow the merge order), so most lookups land in the small hot table,
-    which stays in the CPU caches while the full one (megabytes) does not.
+    `merges` is (hot, rest, hot_below, id_bits, rest_filter): `hot` holds every merge whose two
+    ids are below `hot_below` and `rest` the others, so each pair has one table to look in.
+    Frequent tokens have small ids (ids follow the merge order), so many lookups land in the
+    small hot table, which stays in the CPU caches while the full one (megabytes) does not.
+    Most lookups in `rest` find nothing (the pair is not a merge): a bit filter of its keys,
+    small enough for the CPU caches, answers most of those without touching the table.
     """
-    hot, rest, hot_below, id_bits = merges
+    hot, rest, hot_below, id_bits, rest_filter = merges
     if (key >> id_bits) < hot_below and (key & ((np.int64(1) << id_bits) - 1)) < hot_below:
         return table_rank(hot, key, rank_bits)
+    bit = pair_filter_bit(key, rest_filter)
+    if not ((rest_filter[bit >> 6] >> np.uint64(bit & 63)) & np.uint64(1)):
+        return np.int64(-1)
     return table_rank(rest, key, rank_bits)
 
 
