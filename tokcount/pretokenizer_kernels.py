@@ -72,6 +72,40 @@ MAX_KEY_BYTES = INFO_LENGTH_MASK  # counts never exceed lengths (a token has >= 
 
 
 # ----------------------------------------------------------------------------------------------
+# Machine words
+
+
+@intrinsic
+def load_u64(typingctx, buf, index):
+    """The 8 bytes buf[index:index+8] as a little-endian uint64, in one unaligned load (the
+    caller guarantees they are inside the array)."""
+    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.dtype == types.uint8 and buf.layout == "C"):
+        return None  # the pointer arithmetic below assumes contiguous bytes
+    sig = types.uint64(buf, index)
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        at = context.cast(builder, args[1], signature.args[1], types.intp)
+        pointer = builder.bitcast(builder.gep(array.data, [at]), ir.IntType(64).as_pointer())
+        return builder.load(pointer, align=1)
+
+    return sig, codegen
+
+
+@intrinsic
+def trailing_zeros(typingctx, value):
+    """Count of trailing zero bits of a uint64 (64 for zero)."""
+    if value != types.uint64:
+        return None
+    sig = types.uint64(value)
+
+    def codegen(context, builder, signature, args):
+        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
+
+    return sig, codegen
+
+
+# ----------------------------------------------------------------------------------------------
 # UTF-8 and code point classes
 
 
@@ -96,6 +130,8 @@ def decode_utf8(buf, pos):
 @numba.njit(inline="always")
 def class_run_end(buf, pos, end, cls, classes):
     """End of the run of code points of class `cls` starting at `pos`."""
+    if cls == CLASS_LETTER:
+        pos = ascii_letters_end(buf, pos, end)
     while pos < end:
         b0 = buf[pos]
         if b0 < 0x80:
@@ -107,6 +143,30 @@ def class_run_end(buf, pos, end, cls, classes):
             if classes[cp] != cls:
                 return pos
             pos += width
+    return pos
+
+
+ASCII_HIGH_BITS = np.uint64(0x8080808080808080)
+
+
+@numba.njit(inline="always")
+def ascii_letters_end(buf, pos, end):
+    """Skips ASCII letters [A-Za-z] eight bytes at a time (bit tricks on a 64-bit word: no
+    per-byte branch, whose exit at a word's end the CPU mispredicts); stops at the first other
+    byte (non-ASCII bytes included: the caller's class table takes over from there)."""
+    while pos + 8 <= buf.shape[0]:
+        raw = load_u64(buf, pos)
+        low7 = (raw | np.uint64(0x2020202020202020)) & np.uint64(0x7F7F7F7F7F7F7F7F)  # folded to lower case
+        at_least_a = low7 + np.uint64(0x1F1F1F1F1F1F1F1F)  # high bit set: byte >= 'a'
+        above_z = low7 + np.uint64(0x0505050505050505)  # high bit set: byte > 'z'
+        letters = at_least_a & ~above_z & ~raw & ASCII_HIGH_BITS
+        stops = ~letters & ASCII_HIGH_BITS
+        if stops != 0:
+            pos += np.int64(trailing_zeros(stops) >> np.uint64(3))
+            return pos if pos < end else end
+        pos += 8
+        if pos >= end:
+            return end
     return pos
 
 
@@ -337,23 +397,6 @@ def documents_not_nfc_safe(buf, starts, ends, nfc_safe):
 
 # ----------------------------------------------------------------------------------------------
 # Hashing and byte-keyed tables
-
-
-@intrinsic
-def load_u64(typingctx, buf, index):
-    """The 8 bytes buf[index:index+8] as a little-endian uint64, in one unaligned load (the
-    caller guarantees they are inside the array)."""
-    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.dtype == types.uint8 and buf.layout == "C"):
-        return None  # the pointer arithmetic below assumes contiguous bytes
-    sig = types.uint64(buf, index)
-
-    def codegen(context, builder, signature, args):
-        array = context.make_array(signature.args[0])(context, builder, args[0])
-        at = context.cast(builder, args[1], signature.args[1], types.intp)
-        pointer = builder.bitcast(builder.gep(array.data, [at]), ir.IntType(64).as_pointer())
-        return builder.load(pointer, align=1)
-
-    return sig, codegen
 
 
 @numba.njit(inline="always")
