@@ -447,6 +447,21 @@ def test_whitespace_runs_of_every_length(name):
     assert_same_counts(name, texts, True, FastCounter(spec_of(name)))
 
 
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_word_at_a_time_scans_at_every_offset(name):
+    """The letter runs and added-token candidates are found eight bytes at a time: put words,
+    special tokens, near misses and non-ASCII letters at every offset from a word boundary,
+    in the middle of the batch's buffer and at its very end (where the byte loop takes over)."""
+    pieces = ["<|endoftext|>", "<|begin_of_text|>", "<|", "<", "<<|endoftext|>", "|<|unk|>", "  ", "   \n",
+              "abcdefghijklmnopq", "abcdefgé", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "zZaA[`{@", "naïveté", "x"]
+    texts = [" " * offset + piece + tail for piece in pieces for offset in range(17) for tail in ("", " a", "<|")]
+    for flag in (True, False):
+        fast = FastCounter(spec_of(name), add_special_tokens=flag)
+        assert_same_counts(name, texts, flag, fast)
+        for text in texts[::7]:  # alone: the text ends at the end of the buffer
+            assert_same_counts(name, [text], flag, fast)
+
+
 def test_repeated_new_words_within_one_batch_are_counted_and_cached_once():
     """Cache misses are counted in batches: a new word missed several times in one batch must
     count every time and be inserted once."""

@@ -85,6 +85,7 @@ class LiteralSet:
     first_mask: np.ndarray  # uint8[b0]: group bit of b0 if a pattern starts with it
     second_mask: np.ndarray  # uint8[b1]: groups whose first byte b1 may follow
     uniform: np.ndarray  # 1 for a pattern repeating one byte
+    lone_bytes: tuple  # (first byte all patterns share or -1, second byte all share or -1)
 
     @classmethod
     def of(cls, contents: list[bytes]) -> "LiteralSet":
@@ -109,12 +110,17 @@ class LiteralSet:
                 second_mask |= group  # any next byte (or none)
             else:
                 second_mask[content[1]] |= group
-        return cls(patterns, starts, lengths, first_begin, first_end, first_mask, second_mask, uniform)
+        firsts = {content[0] for content in unique}
+        seconds = {content[1] if len(content) > 1 else None for content in unique}
+        lone_first = firsts.pop() if len(firsts) == 1 else -1
+        lone_second = seconds.pop() if lone_first >= 0 and len(seconds) == 1 and None not in seconds else -1
+        return cls(patterns, starts, lengths, first_begin, first_end, first_mask, second_mask, uniform,
+                   (lone_first, lone_second))
 
     def as_tuple(self) -> tuple:
         return (
             self.patterns, self.starts, self.lengths, self.first_begin, self.first_end,
-            self.first_mask, self.second_mask, self.uniform,
+            self.first_mask, self.second_mask, self.uniform, (np.int64(self.lone_bytes[0]), np.int64(self.lone_bytes[1])),
         )
 
     @property

@@ -329,19 +329,61 @@ def first_added_token_at(buf, q, end, patterns, pattern_starts, pattern_lengths,
     return np.int64(0)
 
 
+ONE_PER_BYTE = np.uint64(0x0101010101010101)
+
+
 @numba.njit(inline="always")
-def next_added_token(buf, pos, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform):
+def zero_bytes(x):
+    """High bit set in each zero byte of x: exact for the lowest one; a byte above a zero byte
+    may be flagged too (the borrow), so callers only trust the lowest flag or re-check."""
+    return (x - ONE_PER_BYTE) & ~x & ASCII_HIGH_BITS
+
+
+@numba.njit(inline="always")
+def next_candidate(buf, q, end, first, second):
+    """A position q' >= q where buf[q'] == first (and buf[q' + 1] == second when second >= 0)
+    may start, never beyond the first one that does; `end` when there is none. Eight bytes per
+    step: the zero-byte test on the word xor the broadcast byte."""
+    first_word = np.uint64(first) * ONE_PER_BYTE
+    if second >= 0:
+        second_word = np.uint64(second) * ONE_PER_BYTE
+        while q < end and q + 8 <= buf.shape[0]:
+            word = load_u64(buf, q)
+            hits = zero_bytes(word ^ first_word) & (zero_bytes(word ^ second_word) >> np.uint64(8))
+            if hits != 0:
+                q += np.int64(trailing_zeros(hits) >> np.uint64(3))
+                return q if q < end else end
+            q += 7  # the last byte's partner is in the next word
+    else:
+        while q < end and q + 8 <= buf.shape[0]:
+            hits = zero_bytes(load_u64(buf, q) ^ first_word)
+            if hits != 0:
+                q += np.int64(trailing_zeros(hits) >> np.uint64(3))
+                return q if q < end else end
+            q += 8
+    while q < end and buf[q] != first:
+        q += 1
+    return q if q < end else end
+
+
+@numba.njit(inline="always")
+def next_added_token(buf, pos, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform, lone_bytes):
     """(start, length) of the leftmost-longest match in buf[pos:end], or (end, 0).
 
     Prefilter: each first byte of a pattern has a group bit (of 8); `first_mask[b0]` holds the
     groups of b0 and `second_mask[b1]` the groups in which b1 may follow (all of them after a
     one-byte pattern). Positions where the two masks share no bit cannot start a match: two
     L1 loads and a branch that is almost never taken, even when a frequent byte (a space)
-    starts some pattern.
+    starts some pattern. When every pattern starts with the same byte, `lone_bytes` is (that
+    byte, the second byte all share or -1), else (-1, -1) ("<|" for Llama-3's special tokens,
+    two spaces for NeoX's space runs): the scan then jumps from one candidate to the next.
     """
     if patterns.shape[0] == 0:
         return end, 0
+    lone_first, lone_second = lone_bytes
     q = pos
+    if lone_first >= 0:
+        q = next_candidate(buf, q, end, lone_first, lone_second)
     if q >= end:
         return end, 0
     m0 = first_mask[buf[q]]
@@ -352,6 +394,10 @@ def next_added_token(buf, pos, end, patterns, pattern_starts, pattern_lengths, f
             if length > 0:
                 return q, length
         q += 1
+        if lone_first >= 0:
+            q = next_candidate(buf, q, end, lone_first, lone_second)
+            if q >= end:
+                return end, 0
         m0 = first_mask[buf[q]]
     if m0:
         # last byte: only a one-byte pattern fits, which first_added_token_at checks
@@ -362,13 +408,14 @@ def next_added_token(buf, pos, end, patterns, pattern_starts, pattern_lengths, f
 
 
 @numba.njit(cache=True)
-def documents_with_added_token(buf, starts, ends, documents, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform):
+def documents_with_added_token(buf, starts, ends, documents, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform, lone_bytes):
     """1 for each listed document containing a match of the pattern set."""
     found = np.zeros(documents.shape[0], dtype=np.uint8)
     for i in range(documents.shape[0]):
         d = documents[i]
         start, length = next_added_token(
-            buf, starts[d], ends[d], patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform
+            buf, starts[d], ends[d], patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform,
+            lone_bytes,
         )
         found[i] = length > 0
     return found
@@ -1011,7 +1058,7 @@ def count_documents(
     (post-processor tokens excluded).
 
     `unnormalized_tokens` / `normalized_tokens`: (patterns, starts, lengths, first_begin,
-    first_end, first_mask, second_mask, uniform) of the added tokens matched on the original and
+    first_end, first_mask, second_mask, uniform, lone_bytes) of the added tokens matched on the original and
     on the normalized text (for text that was normalized here, the caller passes an empty first
     set: tokenizers matches it only before normalizing).
     `cache`: (slots, arena, meta, max_key_length).
@@ -1020,8 +1067,8 @@ def count_documents(
     `pretokens_only`: count each pre-token as 1 (tests compare the splitting with tokenizers'
     pre-tokenizer under a one-token-per-word model).
     """
-    u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform = unnormalized_tokens
-    n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform = normalized_tokens
+    u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform, u_lone = unnormalized_tokens
+    n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform, n_lone = normalized_tokens
     slots, arena, meta, max_key_length = cache
     workspace = np.empty((6, 3 * 64 + 1), dtype=np.int64)
     pending = np.empty((3, PENDING_MISSES), dtype=np.int64)  # rows: start, end, document
@@ -1035,11 +1082,12 @@ def count_documents(
         total = np.int64(0)
         while pos < end:
             outer_match, outer_length = next_added_token(
-                buf, pos, end, u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform
+                buf, pos, end, u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform, u_lone
             )
             while pos < outer_match:
                 inner_match, inner_length = next_added_token(
-                    buf, pos, outer_match, n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform
+                    buf, pos, outer_match, n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform,
+                    n_lone,
                 )
                 while pos < inner_match:
                     token_end = pretoken_end(pattern, buf, pos, inner_match, classes, folds)
