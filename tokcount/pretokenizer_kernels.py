@@ -431,7 +431,11 @@ def documents_not_nfc_safe(buf, starts, ends, nfc_safe):
         end = ends[d]
         while pos < end:
             if buf[pos] < 0x80:
-                pos += 1
+                # ASCII is the common case: skip it eight bytes at a time
+                while pos + 8 <= end and (load_u64(buf, pos) & ASCII_HIGH_BITS) == 0:
+                    pos += 8
+                while pos < end and buf[pos] < 0x80:
+                    pos += 1
                 continue
             cp, width = decode_utf8(buf, pos)
             if nfc_safe[cp] == 0:
