@@ -425,6 +425,28 @@ def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkey
     assert report.files[0].tokens == sum(reference(tok, docs))
 
 
+def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_lines(tmp_path, monkeypatch):
+    """Samples from byte ranges after the first keep their line unresolved: counting the lines
+    before a range reads the file up to it, which only a reported mismatch may cost."""
+    from tokcount import fast_engine, jsonl
+
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = [f"ok document {i}" for i in range(300)] + [f"wrong one {i}" for i in range(300)]
+    path = write_jsonl(tmp_path / "d.jsonl", docs)
+    right_count = fast_engine.FastCounter.count
+    monkeypatch.setattr(fast_engine.FastCounter, "count", lambda self, texts: right_count(self, texts) + np.array(
+        ["wrong one" in t for t in texts], dtype=np.int64))
+    counted = []
+    lines_before = jsonl.lines_before
+    monkeypatch.setattr(jsonl, "lines_before", lambda *a: counted.append(a) or lines_before(*a))
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=1, unit_bytes=2000))
+    reason = report.options["engine_reason"]
+    line = int(reason.split(" line ")[1].split()[0])
+    assert docs[line - 1].startswith("wrong one") and report.options["parity"]["mismatch"]["preview"] == docs[line - 1]
+    assert len(counted) == 1  # the reported line only
+    assert report.files[0].tokens == sum(reference(tok, docs))
+
+
 def test_engine_fast_refused_for_unsupported_tokenizer(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", ["a"])
     proc = run_cli("scan", path, "--tokenizer", tokenizer_fixtures.wordpiece(), "--engine", "fast")

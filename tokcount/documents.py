@@ -23,6 +23,9 @@ class DocumentBatch:
     input_bytes: int = 0  # bytes of input consumed, for progress
     bad: list[BadRecord] = field(default_factory=list)
     locate: Callable[[int], str] = str  # position -> "line 17", for messages
+    # position -> the same, or, when that costs I/O (counting the lines before a range), what
+    # the reader needs to work it out later: kept for parity samples, resolved only if used
+    locate_later: Callable[[int], object] | None = None
     at_file_start: bool = False  # the first batch of a file (the parity guard always checks it)
     block: int = 0  # interleaved block of a compressed stream (jsonl.read_documents), for ordering
 

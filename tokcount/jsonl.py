@@ -129,6 +129,15 @@ def lines_before(path: str, offset: int) -> int:
     return count
 
 
+def resolve_location(where) -> str:
+    """A position from a batch's ``locate_later`` as "line N" (counting the lines before the
+    range now, if that was left for later)."""
+    if isinstance(where, str):
+        return where
+    _, path, first_line_start, relative = where
+    return f"line {lines_before(path, first_line_start) + relative + 1}"
+
+
 def _lookup(record, key_path: tuple[str, ...], dotted: str):
     if isinstance(record, dict) and dotted in record:  # a literal key containing dots wins
         return record[dotted], True
@@ -167,6 +176,11 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
     def locate(relative: int) -> str:
         return f"line {line_number(relative)}"
 
+    def locate_later(relative: int):
+        if line_base is not None:
+            return locate(relative)
+        return ("line", path, first_line_start, relative)  # resolve_location finishes it
+
     try:
         stream, raw = _open_with_raw(path)
     except OSError as e:
@@ -190,7 +204,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                 stream.seek(start - 1)
                 pos = start - 1 + len(stream.readline())  # finish the line that began before us
                 first_line_start = pos
-            batch = DocumentBatch(locate=locate, block=part)
+            batch = DocumentBatch(locate=locate, locate_later=locate_later, block=part)
             batch_text = 0
             while pos < stop:
                 line = stream.readline()
@@ -205,7 +219,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                     if block != batch.block:
                         if batch.documents or batch.bad or batch.input_bytes:
                             yield with_progress(batch)
-                        batch = DocumentBatch(locate=locate, block=block)
+                        batch = DocumentBatch(locate=locate, locate_later=locate_later, block=block)
                         batch_text = 0
                 pos += len(line)
                 batch.input_bytes += len(line)
@@ -236,7 +250,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                 relative += 1
                 if batch_text >= BATCH_BYTES:
                     yield with_progress(batch)
-                    batch = DocumentBatch(locate=locate, block=batch.block)
+                    batch = DocumentBatch(locate=locate, locate_later=locate_later, block=batch.block)
                     batch_text = 0
             with_progress(batch)
             if batch.documents or batch.bad or batch.input_bytes:

@@ -16,7 +16,7 @@ from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .report import FileReport, Report, length_stats
 from .sources import INDEXED, JSONL, Source, find_sources
-from .work import TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, prepare_worker, run_unit
+from .work import TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, prepare_worker, run_unit, sample_location
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def _run_units(units, policy, executor: LocalExecutor, initargs: tuple, progress
                 mismatch = parity.check(unit_result.parity_samples)
                 unit_result.parity_samples = []
                 if mismatch is not None:
-                    return dict(mismatch, path=unit_result.unit.path)
+                    return dict(mismatch, path=unit_result.unit.path, position=sample_location(mismatch["position"]))
             by_source.setdefault(unit_result.unit.source, []).append(unit_result)
     return None
 

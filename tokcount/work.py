@@ -207,7 +207,8 @@ def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult, s
     result.text_bytes += text_bytes
     if sampler is not None:
         for i in sampler.pick(batch.texts, text_bytes, batch.at_file_start):
-            where = batch.locate(batch.positions[_document_of(batch, i)])
+            locate = batch.locate_later or batch.locate  # no I/O per sample: lines are counted only if one is reported
+            where = locate(batch.positions[_document_of(batch, i)])
             result.parity_samples.append((batch.texts[i], int(part_tokens[i]), where))
     parts = np.asarray(batch.parts, dtype=np.int64)
     part_tokens = np.asarray(part_tokens, dtype=np.int64)
@@ -225,6 +226,11 @@ def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult, s
     result.empty_documents += int(np.count_nonzero(~nonempty))
     result.tokens += int(doc_tokens.sum())
     return doc_tokens, sequences
+
+
+def sample_location(where) -> str:
+    """A parity sample's position as text (jsonl leaves a range's line count for later)."""
+    return jsonl.resolve_location(where)
 
 
 def _document_of(batch: DocumentBatch, text_index: int) -> int:
