@@ -517,6 +517,33 @@ def test_slow_codecs_stay_one_stream(tmp_path, monkeypatch):
         assert [u.parts for u in plan_units(0, str(path), "jsonl", TextPolicy(), 1 << 20, 4)] == [1]
 
 
+def test_first_bad_line_of_the_file_is_reported_across_interleaved_parts(tmp_path, monkeypatch):
+    """Two bad lines: the first in the file sits in a block of part 1, the other in a later
+    block of part 0; the report names the first, whichever part failed first."""
+    from tokcount import jsonl
+
+    block = 257
+    monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", block)
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    lines = [json.dumps({"text": d}) for d in _varied_documents(300)]
+    starts = np.cumsum([0] + [len(line) + 1 for line in lines[:-1]])
+    first = next(i for i in range(50, 300) if (starts[i] // block) % 2 == 1)
+    later = next(i for i in range(first + 20, 300) if (starts[i] // block) % 2 == 0)
+    for i in (first, later):  # same byte length, so the blocks computed above stay right
+        lines[i] = json.dumps({"texx": "y" * (len(lines[i]) - len('{"texx": ""}'))})
+    path = tmp_path / "two-bad.jsonl.zst"
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as out:
+        out.write("".join(line + "\n" for line in lines).encode())
+    path.write_bytes(sink.getvalue().to_pybytes())
+    report = scan([str(path)], text=TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe(), workers=2))
+    assert report.files == [] and report.failures[0].position == f"line {first + 1}"
+    assert report.failures[0].check == "missing key"
+    skipping = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe(), workers=2, skip_bad_records=True)
+    examples = scan([str(path)], text=skipping).files[0].extra["skipped_examples"]
+    assert [e["position"] for e in examples] == [f"line {first + 1}", f"line {later + 1}"]  # file order
+
+
 def test_bad_line_located_in_an_interleaved_part(tmp_path, monkeypatch):
     from tokcount import jsonl
 

@@ -13,6 +13,10 @@ class BadRecord:
     position: str  # e.g. "line 17" or "row group 3, row 5"
     kind: str  # "malformed JSON", "missing key", "wrong type", "invalid UTF-8", "null value", ...
     detail: str
+    order: int | None = None  # where it falls in the file (a line number), to list examples in file order
+
+    def describe(self) -> dict:
+        return {"position": self.position, "kind": self.kind, "detail": self.detail}
 
 
 @dataclass

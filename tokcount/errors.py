@@ -35,13 +35,16 @@ class FileCheckError(TokcountError):
 
     exit_code = EXIT_INVALID_FILE
 
-    def __init__(self, path: str, check: str, detail: str, position: str | None = None):
+    def __init__(self, path: str, check: str, detail: str, position: str | None = None, order: int | None = None):
         self.path = str(path)
         self.check = check
         self.detail = detail
         self.position = position
+        # Where the position falls in the file (a line number), when units that read the file
+        # out of order (interleaved parts) must agree on which of their failures came first.
+        self.order = order
         where = f" at {position}" if position else ""
         super().__init__(f"{self.path}: {check} failed{where}: {detail}")
 
     def __reduce__(self):  # travels back from worker processes
-        return (type(self), (self.path, self.check, self.detail, self.position))
+        return (type(self), (self.path, self.check, self.detail, self.position, self.order))

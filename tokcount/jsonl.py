@@ -245,8 +245,8 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                     kind, detail = bad
                     where = f"line {line_number(relative)}"
                     if not skip_bad_records:
-                        raise FileCheckError(path, kind, detail, where)
-                    batch.bad.append(BadRecord(where, kind, detail))
+                        raise FileCheckError(path, kind, detail, where, order=line_number(relative))
+                    batch.bad.append(BadRecord(where, kind, detail, order=line_number(relative)))
                 relative += 1
                 if batch_text >= BATCH_BYTES:
                     yield with_progress(batch)
@@ -258,7 +258,8 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
         except (OSError, EOFError, lzma.LZMAError) as e:
             message = str(e) or type(e).__name__
             kind = "truncated or corrupt compressed stream" if compression_of(path) else "read"
-            raise FileCheckError(path, kind, message, f"after line {line_number(relative - 1) if relative else 0}") from None
+            last_line = line_number(relative - 1) if relative else 0
+            raise FileCheckError(path, kind, message, f"after line {last_line}", order=last_line) from None
 
 
 def _classify_decode_error(error: Exception, line: bytes) -> tuple[str, str]:

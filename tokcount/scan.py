@@ -260,12 +260,18 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
     unit_results.sort(key=lambda r: r.unit.part)
     failed = [r.failure for r in unit_results if r.failure is not None]
     if failed:
-        return failed[0]  # the earliest in the file
+        # The earliest in the file: units are in file order, except interleaved parts, whose
+        # failures say where they fall (a stable sort keeps unit order for the others).
+        failed.sort(key=lambda e: e.order if e.order is not None else 0)
+        return failed[0]
     doc_tokens, sizes = _in_file_order(unit_results)
     documents = sum(r.documents for r in unit_results)
     tokens = sum(r.tokens for r in unit_results)
     text_bytes = sum(r.text_bytes for r in unit_results)
-    skipped_examples = [vars(b) for r in unit_results for b in r.skipped_examples][:5]
+    # Each unit keeps its first examples; interleaved parts' are merged back into file order.
+    examples = sorted((b for r in unit_results for b in r.skipped_examples),
+                      key=lambda b: b.order if b.order is not None else 0)
+    skipped_examples = [b.describe() for b in examples[:5]]
     footer = columnar.footer_documents(source.path) if source.format != JSONL else None
     fmt = jsonl.format_name(source.path) if source.format == JSONL else source.format
     report = FileReport(
