@@ -366,6 +366,9 @@ def test_cli_text_scan_json_and_errors(tmp_path):
     assert doc["options"]["parity"]["mismatch"] is None
     for key in ("text_bytes", "tokens_per_byte", "document_tokens", "skipped_records"):
         assert key in doc["files"][0]
+    table = run_cli("scan", good, "--tokenizer", tok, "--workers", "1")
+    checked = doc["options"]["parity"]["texts_checked"]
+    assert table.returncode == 0 and f"parity guard: {checked:,} texts also counted with hf" in table.stdout
 
 
 def test_cli_unknown_tokenizer_exit_1(tmp_path):

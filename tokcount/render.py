@@ -129,6 +129,10 @@ def _print_text_details(report: Report) -> None:
         _out.print(f"tokenizer {tok['source']} (sha256 {tok['fingerprint'][:12]}, vocab {tok['vocab_size']:,}, "
                    f"tokenizers {tok['tokenizers_version']}), engine {options.get('engine')} ({options.get('engine_reason')}), "
                    f"add_special_tokens={policy.get('add_special_tokens')}, append_eod={policy.get('append_eod')}")
+        parity = options.get("parity")
+        if parity is not None and parity.get("mismatch") is None:
+            _out.print(f"parity guard: {parity['texts_checked']:,} texts also counted with hf in "
+                       f"{parity.get('seconds', 0):.2f} s, all equal")
     t = Table(title="tokens per document")
     for c in ("file", "text bytes", "tokens/byte", "min", "p50", "p90", "p99", "max", "log2 histogram (0, 1, 2-3, 4-7, ...)", "skipped"):
         t.add_column(c, justify="left" if c in ("file", "log2 histogram (0, 1, 2-3, 4-7, ...)") else "right", overflow="fold")
