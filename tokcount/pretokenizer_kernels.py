@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from tokcount.codepoint_classes import (
@@ -448,6 +448,28 @@ def documents_not_nfc_safe(buf, starts, ends, nfc_safe):
 
 # ----------------------------------------------------------------------------------------------
 # Hashing and byte-keyed tables
+
+
+@intrinsic
+def prefetch_row(typingctx, table, row):
+    """Hint the CPU to fetch table[row, 0] into its caches (no effect on results)."""
+    if not (isinstance(table, types.Array) and table.ndim == 2):
+        return None
+    sig = types.void(table, row)
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        at = context.cast(builder, args[1], signature.args[1], types.intp)
+        zero = context.get_constant(types.intp, 0)
+        pointer = cgutils.get_item_pointer(context, builder, signature.args[0], array, [at, zero])
+        byte_pointer = builder.bitcast(pointer, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer.type, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(prefetch, [byte_pointer, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @numba.njit(inline="always")
@@ -948,7 +970,11 @@ def cached_short_count(buf, start, length, slots, meta):
     """The cached count of the short key buf[start:start+length], or -1 (the hot path: ~90% of
     pre-tokens; kept apart from the long-key path, which made it a third slower)."""
     key = pack_short_key(buf, start, length)
-    h = short_key_hash(key, length)
+    return cached_short_count_hashed(key, short_key_hash(key, length), length, slots, meta)
+
+
+@numba.njit(inline="always")
+def cached_short_count_hashed(key, h, length, slots, meta):
     mask = np.uint64(meta[META_SLOT_MASK])
     i = h & mask
     while True:
@@ -965,8 +991,12 @@ def cached_short_count(buf, start, length, slots, meta):
 @numba.njit(inline="always")
 def cached_long_count(buf, start, end, slots, arena, meta):
     """The cached count of buf[start:end] (more than SHORT_KEY_BYTES bytes), or -1."""
+    return cached_long_count_hashed(buf, start, end, hash_bytes(buf, start, end), slots, arena, meta)
+
+
+@numba.njit(inline="always")
+def cached_long_count_hashed(buf, start, end, h, slots, arena, meta):
     length = end - start
-    h = hash_bytes(buf, start, end)
     mask = np.uint64(meta[META_SLOT_MASK])
     i = h & mask
     while True:
@@ -1018,6 +1048,8 @@ def count_and_cache(buf, start, end, slots, arena, meta, max_key_length, model, 
 # Cache misses are counted in batches of this many: BPE back to back keeps the merge tables in
 # the CPU caches, where BPE interleaved with pre-tokenizing found them evicted (half again slower).
 PENDING_MISSES = 1024
+# Pre-tokens split ahead of their cache lookups (see count_documents).
+RING = 16
 
 
 @numba.njit
@@ -1076,6 +1108,7 @@ def count_documents(
     slots, arena, meta, max_key_length = cache
     workspace = np.empty((6, 3 * 64 + 1), dtype=np.int64)
     pending = np.empty((3, PENDING_MISSES), dtype=np.int64)  # rows: start, end, document
+    ring = np.empty((4, RING), dtype=np.int64)  # rows: start, end, key word, hash
     n_pending = 0
     pretokens = np.int64(0)
     hits = np.int64(0)
@@ -1094,28 +1127,52 @@ def count_documents(
                     n_lone,
                 )
                 while pos < inner_match:
-                    token_end = pretoken_end(pattern, buf, pos, inner_match, classes, folds)
-                    count = np.int64(-1)
-                    length = token_end - pos
-                    if pretokens_only:
-                        count = 1
-                    elif length <= SHORT_KEY_BYTES:
-                        count = cached_short_count(buf, pos, length, slots, meta)
-                    elif length <= max_key_length:
-                        count = cached_long_count(buf, pos, token_end, slots, arena, meta)
-                    if count >= 0:
-                        hits += 1
-                        total += count
-                    else:
-                        pending[0, n_pending] = pos
-                        pending[1, n_pending] = token_end
-                        pending[2, n_pending] = d
-                        n_pending += 1
-                        if n_pending == PENDING_MISSES:
-                            hits += count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace)
-                            n_pending = 0
-                    pretokens += 1
-                    pos = token_end
+                    # Split up to RING pre-tokens and prefetch their cache slots, then look them
+                    # up: the slots' cache misses overlap instead of coming one after another.
+                    mask = np.uint64(meta[META_SLOT_MASK])
+                    n_ring = 0
+                    while pos < inner_match and n_ring < RING:
+                        token_end = pretoken_end(pattern, buf, pos, inner_match, classes, folds)
+                        length = token_end - pos
+                        if length <= SHORT_KEY_BYTES:
+                            key = pack_short_key(buf, pos, length)
+                            h = short_key_hash(key, length)
+                        elif length <= max_key_length:
+                            h = hash_bytes(buf, pos, token_end)
+                            key = h
+                        else:
+                            h = np.uint64(0)
+                            key = h
+                        prefetch_row(slots, h & mask)
+                        ring[0, n_ring] = pos
+                        ring[1, n_ring] = token_end
+                        ring[2, n_ring] = np.int64(key)
+                        ring[3, n_ring] = np.int64(h)
+                        n_ring += 1
+                        pos = token_end
+                    pretokens += n_ring
+                    for k in range(n_ring):
+                        start = ring[0, k]
+                        token_end = ring[1, k]
+                        length = token_end - start
+                        count = np.int64(-1)
+                        if pretokens_only:
+                            count = 1
+                        elif length <= SHORT_KEY_BYTES:
+                            count = cached_short_count_hashed(np.uint64(ring[2, k]), np.uint64(ring[3, k]), length, slots, meta)
+                        elif length <= max_key_length:
+                            count = cached_long_count_hashed(buf, start, token_end, np.uint64(ring[3, k]), slots, arena, meta)
+                        if count >= 0:
+                            hits += 1
+                            total += count
+                        else:
+                            pending[0, n_pending] = start
+                            pending[1, n_pending] = token_end
+                            pending[2, n_pending] = d
+                            n_pending += 1
+                            if n_pending == PENDING_MISSES:
+                                hits += count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace)
+                                n_pending = 0
                 if inner_length > 0:
                     total += 1
                     meta[META_ADDED_TOKENS] += 1
