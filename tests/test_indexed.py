@@ -277,3 +277,21 @@ def test_scan_verify_tokens_failure_excludes_file(tmp_path):
     assert report.failures[0].position == "document 0"
     report = scan([str(tmp_path / "d")], verify_tokens=TokenCheckOptions(vocab_size=51))
     assert report.ok and report.files[0].extra["token_check"]["max_token_id"] == 50
+
+
+def test_window_with_a_live_view_is_left_to_close_on_release(tmp_path):
+    """An array still pointing into a window must not fail the scan (BufferError on close):
+    the mapping then closes when the last view is released."""
+    import mmap
+
+    from tokcount.indexed_dataset import map_window
+
+    path = tmp_path / "w.bin"
+    path.write_bytes(bytes(range(256)) * 64)
+    with open(path, "rb") as f:
+        with map_window(f, str(path), 4096, 1024) as (window, delta):
+            kept = np.frombuffer(window, dtype=np.uint8, count=16, offset=delta)
+        assert kept.tolist() == list(range(16)) and not window.closed  # still readable, still mapped
+        del kept
+        window.close()  # the last view is gone: closing works now
+    assert window.closed and isinstance(window, mmap.mmap)

@@ -8,6 +8,7 @@ the ``.bin`` is only stat-ed, unless tokens are verified.
 
 from __future__ import annotations
 
+import gc
 import mmap
 import os
 import struct
@@ -279,7 +280,22 @@ def map_window(f, path: str, offset: int, length: int):
     try:
         yield m, offset - start
     finally:
+        _close_mapping(m)
+
+
+def _close_mapping(m: mmap.mmap) -> None:
+    """Unmap now if no array still points into the mapping. One can outlive the caller's
+    ``del``: numba's first compile of a kernel may keep its arguments alive a little longer
+    (seen once, in a fresh environment). Then collect and retry, and failing that leave the
+    unmapping to the last view's release rather than fail the scan."""
+    try:
         m.close()
+    except BufferError:
+        gc.collect()
+        try:
+            m.close()
+        except BufferError:
+            pass
 
 
 def check_tokens(shard: IndexedShard, vocab_size: int, eod: int | None = None, progress=None,
