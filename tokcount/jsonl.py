@@ -6,8 +6,9 @@ one stream, which cannot be entered in the middle; to count it on several cores 
 interleaved parts: the decompressed stream is cut into blocks, a line belongs to the block
 that holds its first byte, and part k of n keeps the blocks j with j % n == k. Every part
 decompresses the whole stream, which costs little next to tokenizing for the fast codecs
-(zstd, gzip) and too much for the slow ones (bz2, xz), which stay one part. Lines are decoded with orjson, which also rejects invalid UTF-8 and lone
-surrogates (both are bad records, not text).
+(zstd, gzip) and too much for the slow ones (bz2, xz), which stay one part. Lines are decoded
+with orjson, which also rejects invalid UTF-8 and lone surrogates (both are bad records, not
+text).
 """
 
 from __future__ import annotations
@@ -243,10 +244,10 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                         bad = ("wrong type", f"{text_key!r} is {describe_type(value)}, expected a string or a list of strings")
                 if bad is not None:
                     kind, detail = bad
-                    where = f"line {line_number(relative)}"
+                    line = line_number(relative)
                     if not skip_bad_records:
-                        raise FileCheckError(path, kind, detail, where, order=line_number(relative))
-                    batch.bad.append(BadRecord(where, kind, detail, order=line_number(relative)))
+                        raise FileCheckError(path, kind, detail, f"line {line}", order=line)
+                    batch.bad.append(BadRecord(f"line {line}", kind, detail, order=line))
                 relative += 1
                 if batch_text >= BATCH_BYTES:
                     yield with_progress(batch)

@@ -114,14 +114,15 @@ def scan(
             units.extend(plan_units(i, source.path, source.format, text.policy(), unit_bytes, compressed_parts))
         except FileCheckError as e:
             results[i] = e
-    if text.workers is None and sum(u.cost for u in units) < text.in_process_bytes:
+    text_cost = sum(u.cost for u in units)  # bytes of the text units (compressed where they are)
+    if text.workers is None and text_cost < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
     with LocalExecutor(workers) as executor:
         if len(units) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer.
             executor.start(functools.partial(prepare_worker, text.engine != "hf"))
         spec = _tokenizer_for(text_sources, text, report)
-        total_bytes = sum(u.cost for u in units)
+        total_bytes = text_cost
         if verify_tokens is not None:
             total_bytes += sum(shard.bin_bytes for _, _, shard in shards)
         if total_bytes:
