@@ -1,12 +1,13 @@
-"""LocalExecutor with real spawned worker processes."""
+"""LocalExecutor with real worker processes, forked (the Linux default) and spawned."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
-from tokcount.executors import INITARGS_PIPE_BYTES, LocalExecutor
+from tokcount.executors import INITARGS_PIPE_BYTES, LocalExecutor, default_start_method
 
 _state: dict = {}
 
@@ -20,15 +21,23 @@ def describe(x: int) -> tuple:
     return os.getpid(), x, _state.get("tag"), _state.get("payload")
 
 
+def environment_variable(name: str) -> str | None:
+    return os.environ.get(name)
+
+
+START_METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn"])
+
+
 def fail_on_three(x: int) -> int:
     if x == 3:
         raise ValueError(f"task {x} failed")
     return x
 
 
-def test_started_pool_serves_runs_with_their_own_initializer_arguments():
+@START_METHODS
+def test_started_pool_serves_runs_with_their_own_initializer_arguments(start_method):
     big = "x" * (2 * INITARGS_PIPE_BYTES)  # goes to the workers through a file
-    with LocalExecutor(2) as executor:
+    with LocalExecutor(2, start_method=start_method) as executor:
         executor.start()
         first = dict(executor.run(describe, list(range(8)), [1] * 8, initializer=remember, initargs=("first", big)))
         second = dict(executor.run(describe, list(range(8)), [1] * 8, initializer=remember, initargs=("second", "s")))
@@ -41,17 +50,38 @@ def test_started_pool_serves_runs_with_their_own_initializer_arguments():
     assert executor._pool is None  # closed on leaving the block
 
 
-def test_a_failing_task_raises_in_the_caller_and_stops_the_pool():
-    executor = LocalExecutor(2)
+@START_METHODS
+def test_a_failing_task_raises_in_the_caller_and_stops_the_pool(start_method):
+    executor = LocalExecutor(2, start_method=start_method)
     executor.start()
     with pytest.raises(ValueError, match="task 3 failed"):
         list(executor.run(fail_on_three, list(range(6)), [1] * 6))
     assert executor._pool is None
 
 
-def test_without_start_a_run_brings_its_own_pool():
-    executor = LocalExecutor(2, remember, ("own", "abc"))
+@START_METHODS
+def test_without_start_a_run_brings_its_own_pool(start_method):
+    executor = LocalExecutor(2, remember, ("own", "abc"), start_method=start_method)
     results = dict(executor.run(describe, list(range(4)), [1] * 4))
     assert {(tag, size) for _, _, tag, size in results.values()} == {("own", 3)}
     assert os.getpid() not in {pid for pid, _, _, _ in results.values()}
     assert executor._pool is None
+
+
+@START_METHODS
+def test_workers_start_with_their_environment_and_the_caller_keeps_its_own(start_method, monkeypatch):
+    monkeypatch.setenv("TOKCOUNT_TEST_KEPT", "caller")
+    monkeypatch.delenv("TOKCOUNT_TEST_ADDED", raising=False)
+    env = {"TOKCOUNT_TEST_KEPT": "worker", "TOKCOUNT_TEST_ADDED": "worker"}
+    with LocalExecutor(2, start_method=start_method, worker_env=env) as executor:
+        executor.start()
+        seen = dict(executor.run(environment_variable, ["TOKCOUNT_TEST_KEPT", "TOKCOUNT_TEST_ADDED"], [1, 1]))
+    assert seen == {0: "worker", 1: "worker"}
+    assert os.environ["TOKCOUNT_TEST_KEPT"] == "caller"
+    assert "TOKCOUNT_TEST_ADDED" not in os.environ
+
+
+def test_linux_workers_are_forked():
+    expected = "fork" if sys.platform.startswith("linux") else "spawn"
+    assert default_start_method() == expected
+    assert LocalExecutor(2).start_method == expected

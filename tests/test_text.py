@@ -578,3 +578,32 @@ def test_one_large_compressed_file_counted_by_two_processes(tmp_path):
     f = report.files[0]
     assert f.documents == len(docs) and f.tokens == sum(expected)
     assert f.sizes.tolist() == [n for n in expected if n > 0]
+
+
+AFTER_PARALLEL_TOKENIZERS = """
+import json, sys
+from tokenizers import Tokenizer
+from tokcount import TextOptions, scan
+tok_path, engine, *paths = sys.argv[1:]
+texts = [json.loads(line)["text"] for path in paths for line in open(path)]
+ids = Tokenizer.from_file(tok_path).encode_batch(texts)  # the library's thread pool, in the parent
+report = scan(paths, text=TextOptions(tokenizer=tok_path, workers=2, engine=engine, in_process_bytes=0))
+print(sum(f.tokens for f in report.files), sum(len(e.ids) for e in ids))
+"""
+
+
+@pytest.mark.parametrize("engine", ["hf", "auto"])
+def test_forked_workers_after_the_caller_used_parallel_tokenizers(tmp_path, engine):
+    """A library caller may have run tokenizers' thread pool before scanning; the workers forked
+    from it must neither hang nor print the library's fork warning, and count exactly."""
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    paths = [write_jsonl(tmp_path / f"part{i}.jsonl", _varied_documents(400, seed=i)) for i in range(3)]
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-c", AFTER_PARALLEL_TOKENIZERS, tok, engine, *map(str, paths)],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    total, reference_total = map(int, result.stdout.split())
+    expected = sum(sum(reference(tok, _varied_documents(400, seed=i))) for i in range(3))
+    assert total == reference_total == expected

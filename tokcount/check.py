@@ -26,7 +26,7 @@ from .documents import DocumentBatch
 from .engines import choose_engine, make_counter
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, report_progress
-from .work import WorkUnit, plan_units
+from .work import WORKER_ENV, WorkUnit, plan_units
 
 PRESETS = ("megatron", "megatron-fast", "neox")
 NEOX_PARAGRAPH_JOINER = "\n\n"  # lm_dataformat's para_joiner (§2.1)
@@ -585,7 +585,8 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
     engine, engine_reason = choose_engine(spec, "hf" if options.ids else options.engine)
     result.options["engine"] = engine
     result.options["engine_reason"] = engine_reason
-    executor = LocalExecutor(options.workers, _init_worker, (spec, options.add_special_tokens, engine))
+    executor = LocalExecutor(options.workers, _init_worker, (spec, options.add_special_tokens, engine),
+                             worker_env=WORKER_ENV)
     waiting: dict[int, _UnitOut] = {}
     next_task = 0
     try:

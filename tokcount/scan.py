@@ -16,7 +16,7 @@ from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .report import FileReport, Report, length_stats
 from .sources import INDEXED, JSONL, Source, find_sources
-from .work import TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, prepare_worker, run_unit, sample_location
+from .work import WORKER_ENV, TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, prepare_worker, run_unit, sample_location
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def scan(
     text_cost = sum(u.cost for u in units)  # bytes of the text units (compressed where they are)
     if text.workers is None and text_cost < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
-    with LocalExecutor(workers) as executor:
+    with LocalExecutor(workers, worker_env=WORKER_ENV) as executor:
         if len(units) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer.
             executor.start(functools.partial(prepare_worker, text.engine != "hf"))

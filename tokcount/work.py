@@ -89,6 +89,11 @@ class ParitySampler:
         return chosen
 
 
+# The environment workers start with. tokenizers must not use its thread pool in a worker:
+# the workers are the parallelism, and a forked worker has no pool threads (tokenizers only
+# warns about this, on stderr, when the variable is unset).
+WORKER_ENV = {"TOKENIZERS_PARALLELISM": "false"}
+
 _counter = None  # this process's reference TokenCounter (its tokenizer is built on first use)
 _fast = None  # this process's FastCounter, when the fast engine is in use
 _sample_for_parity = False
