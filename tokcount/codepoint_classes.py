@@ -24,8 +24,6 @@ missing or unreadable.
 from __future__ import annotations
 
 import functools
-import os
-import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import tokenizers
 from tokenizers import Regex, normalizers, pre_tokenizers
+
+from . import disk_cache
 
 CODE_POINTS = 0x110000
 SURROGATES = range(0xD800, 0xE000)
@@ -64,17 +64,9 @@ class CodepointTables:
     nfc_safe: np.ndarray  # uint8[0x110000]: 1 = a text made of such code points is already NFC
 
 
-def cache_directory() -> Path:
-    explicit = os.environ.get("TOKCOUNT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tokcount"
-
-
 def _cache_path() -> Path:
     key = f"v{TABLES_FORMAT}-tokenizers-{tokenizers.__version__}-unicodedata-{unicodedata.unidata_version}"
-    return cache_directory() / f"codepoint-tables-{key}.npz"
+    return disk_cache.cache_directory() / f"codepoint-tables-{key}.npz"
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,16 +86,7 @@ def codepoint_tables() -> CodepointTables:
 
 
 def _store(path: Path, tables: CodepointTables) -> None:
-    # Atomic replace, so concurrent processes never read a half-written file; a read-only
-    # home just means deriving again next time.
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, classes=tables.classes, folds=tables.folds, nfc_safe=tables.nfc_safe)
-        os.replace(temporary, path)
-    except OSError:
-        pass
+    disk_cache.store(path, lambda f: np.savez(f, classes=tables.classes, folds=tables.folds, nfc_safe=tables.nfc_safe))
 
 
 def _scalar_values() -> np.ndarray:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import pickle
 from dataclasses import dataclass
 
@@ -31,13 +30,15 @@ import tokenizers
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 
 from tokcount import pretokenizer_kernels as kernels
-from tokcount.codepoint_classes import LLAMA3_PATTERN, cache_directory, codepoint_tables
+from tokcount import disk_cache
+from tokcount.codepoint_classes import LLAMA3_PATTERN, codepoint_tables
 from tokcount.tokenizer import TokenCounter, TokenizerSpec, build_tokenizer
 
 # Pre-tokens longer than this are not cached (BPE each time): long runs are rare and would
 # crowd the arena.
 MAX_CACHED_PRETOKEN_BYTES = 256
 assert MAX_CACHED_PRETOKEN_BYTES <= kernels.MAX_KEY_BYTES  # lengths and counts fit the record
+PLANS_KEPT = 8  # on disk, least recently used first out (Llama-3's is 11 MB)
 # Merges in the small table of frequent (small-id) pairs: 64 KiB, which stays in the CPU caches.
 HOT_MERGES = 1 << 12
 # Bytes that never occur in UTF-8 text, so the byte-level vocabulary may lack them.
@@ -185,20 +186,14 @@ def engine_plan(spec: TokenizerSpec) -> EnginePlan:
     """The plan for this tokenizer, from the on-disk cache when it is there: building it costs
     up to ~2 s (Llama-3's 280k merges), paid once per machine instead of once per worker."""
     path = _plan_cache_path(spec)
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-        pass
+    stored = disk_cache.read_bytes(path)
+    if stored is not None:
+        try:
+            return pickle.loads(stored)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+            pass
     plan = _build_engine_plan(spec)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        with open(partial, "wb") as f:
-            pickle.dump(plan, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(partial, path)  # atomic: workers starting together never read half a file
-    except OSError:
-        pass  # a read-only cache only costs time
+    disk_cache.store(path, lambda f: pickle.dump(plan, f, protocol=pickle.HIGHEST_PROTOCOL), keep=PLANS_KEPT)
     return plan
 
 
@@ -214,7 +209,7 @@ def _engine_code_version() -> str:
 
 def _plan_cache_path(spec: TokenizerSpec):
     key = f"{spec.fingerprint[:32]}-code-{_engine_code_version()}-tokenizers-{tokenizers.__version__}"
-    return cache_directory() / "plans" / f"plan-{key}.pkl"
+    return disk_cache.cache_directory() / "plans" / f"plan-{key}.pkl"
 
 
 def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
