@@ -463,6 +463,11 @@ class FastCounter:
             "cache_allocated_bytes": self.cache.allocated_bytes,
         }
 
+    @property
+    def bytes_counted(self) -> int:
+        """UTF-8 bytes of every text counted so far (the size each text had as it was counted)."""
+        return self._counters["bytes"]
+
     def count(self, texts: list[str]) -> np.ndarray:
         """int64 array: element i is len(encode(texts[i], add_special_tokens).ids)."""
         return self._count(texts, pretokens_only=False)

@@ -203,12 +203,16 @@ def _count_texts(batch: DocumentBatch, policy: TextPolicy, result: UnitResult, s
     if _counter is None:
         raise AssertionError("text unit without a tokenizer")
     counter = _fast if _fast is not None else _counter
+    bytes_before = _fast.bytes_counted if _fast is not None else 0
     try:
         part_tokens = counter.count(batch.texts)
+        text_bytes = _fast.bytes_counted - bytes_before if _fast is not None else None  # it encoded them
     except UnencodableText:
         part_tokens = _count_one_by_one(batch, policy, result)
-    # An ASCII str's length is its UTF-8 size (isascii is a flag check): encode only the others.
-    text_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
+        text_bytes = None
+    if text_bytes is None:
+        # An ASCII str's length is its UTF-8 size (isascii is a flag check): encode only the others.
+        text_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
     result.text_bytes += text_bytes
     if sampler is not None:
         for i in sampler.pick(batch.texts, text_bytes, batch.at_file_start):
