@@ -472,3 +472,19 @@ def test_repeated_new_words_within_one_batch_are_counted_and_cached_once():
     stats = fast.stats
     assert stats["cache_hits"] + stats["cache_misses"] + stats["uncached_pretokens"] == stats["pretokens"]
     assert stats["cache_entries"] == stats["cache_misses"]
+
+
+def test_hot_cache_answers_repeated_short_words_exactly():
+    """Short pre-tokens found in the main table are copied to the hot cache; later occurrences
+    are answered there, with the same counts, and counted as hits."""
+    texts = [f"the cat and the dog: {i} of them, ok" for i in range(200)] + ["the end"]
+    fast = FastCounter(spec_of("bytelevel_bpe"))
+    assert_same_counts("bytelevel_bpe", texts, True, fast)
+    first = fast.stats
+    assert_same_counts("bytelevel_bpe", texts, True, fast)
+    second = fast.stats
+    assert second["cache_hot_hits"] > first["cache_hot_hits"] > 0
+    assert second["cache_misses"] == first["cache_misses"]  # nothing new the second time
+    for stats in (first, second):
+        assert stats["cache_hits"] + stats["cache_misses"] + stats["uncached_pretokens"] == stats["pretokens"]
+        assert stats["cache_hot_hits"] <= stats["cache_hits"]

@@ -387,10 +387,10 @@ def _bpe_model(model: dict) -> BpeModel:
 class PretokenCache:
     """The pre-token -> token count cache: numpy arrays the kernels work in place.
 
-    Memory is fixed at construction and bounded by `cache_bytes`: a power-of-two table of
-    16-byte records (about 3/4 of the budget; at most half the records in use, and only the
-    prefix the current entry count needs is touched) and a byte arena for keys longer than 8
-    bytes (the rest). Eviction and growth re-insert the live records through temporary
+    Memory is fixed at construction and bounded by `cache_bytes`: the hot cache (kernels.HOT_SLOTS
+    records of 16 bytes, 128 KiB, or 1/8 of a small budget), a power-of-two table of 16-byte
+    records (about 3/4 of the rest; at most half the records in use, and only the prefix the
+    current entry count needs is touched) and a byte arena for keys longer than 8 bytes. Eviction and growth re-insert the live records through temporary
     arrays of at most 16 bytes per live record (plus the arena's compaction order).
     """
 
@@ -399,8 +399,11 @@ class PretokenCache:
     def __init__(self, cache_bytes: int):
         if cache_bytes < 64 << 10:
             raise ValueError(f"cache_bytes={cache_bytes} is below the minimum of 64 KiB")
-        slot_count = 1 << ((cache_bytes * 3 // 4) // self.RECORD_BYTES).bit_length() - 1
-        arena_bytes = min(cache_bytes - slot_count * self.RECORD_BYTES, (1 << 31) - 1)  # offsets < 2^31
+        hot_slots = min(kernels.HOT_SLOTS, 1 << (cache_bytes // 8 // self.RECORD_BYTES).bit_length() - 1)
+        budget = cache_bytes - hot_slots * self.RECORD_BYTES
+        slot_count = 1 << ((budget * 3 // 4) // self.RECORD_BYTES).bit_length() - 1
+        arena_bytes = min(budget - slot_count * self.RECORD_BYTES, (1 << 31) - 1)  # offsets < 2^31
+        self.hot = np.zeros((hot_slots, 2), dtype=np.int64)
         self.slots = np.zeros((slot_count, 2), dtype=np.int64)
         self.arena = np.zeros(arena_bytes, dtype=np.uint8)
         self.meta = np.zeros(kernels.META_SIZE, dtype=np.int64)
@@ -408,14 +411,14 @@ class PretokenCache:
 
     @property
     def allocated_bytes(self) -> int:
-        return self.slots.nbytes + self.arena.nbytes + self.meta.nbytes
+        return self.slots.nbytes + self.arena.nbytes + self.meta.nbytes + self.hot.nbytes
 
     @property
     def capacity_entries(self) -> int:
         return self.slots.shape[0] // 2
 
     def as_tuple(self) -> tuple:
-        return (self.slots, self.arena, self.meta, MAX_CACHED_PRETOKEN_BYTES)
+        return (self.slots, self.arena, self.meta, MAX_CACHED_PRETOKEN_BYTES, self.hot)
 
 
 class FastCounter:
@@ -453,6 +456,7 @@ class FastCounter:
             "fast_bytes": self._counters["bytes"] - self._counters["slow_bytes"],
             "added_tokens": int(meta[kernels.META_ADDED_TOKENS]),
             "cache_hits": int(meta[kernels.META_HITS]),
+            "cache_hot_hits": int(meta[kernels.META_HOT_HITS]),
             "cache_misses": int(meta[kernels.META_MISSES]),
             "uncached_pretokens": int(meta[kernels.META_UNCACHED]),
             "cache_evictions": int(meta[kernels.META_EVICTIONS]),

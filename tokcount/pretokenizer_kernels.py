@@ -55,7 +55,8 @@ META_EVICTED_ENTRIES = 5
 META_ADDED_TOKENS = 6
 META_UNCACHED = 7  # pre-tokens longer than the key limit: BPE every time
 META_SLOT_MASK = 8  # slots in use - 1: the table grows inside the allocated slot array
-META_SIZE = 9
+META_HOT_HITS = 9  # hits answered by the hot cache (included in META_HITS)
+META_SIZE = 10
 
 FIRST_SLOT_COUNT = 1 << 12
 
@@ -1054,6 +1055,12 @@ def count_and_cache(buf, start, end, slots, arena, meta, max_key_length, model, 
 PENDING_MISSES = 1024
 # Pre-tokens split ahead of their cache lookups (see count_documents).
 RING = 16
+# The hot cache: a small direct-mapped table of short pre-tokens (key word, count << 9 |
+# length), 128 KiB, which stays in the CPU's L2 where the main table (megabytes) does not. The
+# 8k most frequent short pre-tokens are ~80 % of all pre-tokens, so most lookups end here.
+# Entries are facts about a key (its count), never slot positions, so they stay valid when
+# the main table grows or evicts.
+HOT_SLOTS = 1 << 13
 
 
 @numba.njit
@@ -1101,7 +1108,7 @@ def count_documents(
     first_end, first_mask, second_mask, uniform, lone_bytes) of the added tokens matched on the original and
     on the normalized text (for text that was normalized here, the caller passes an empty first
     set: tokenizers matches it only before normalizing).
-    `cache`: (slots, arena, meta, max_key_length).
+    `cache`: (slots, arena, meta, max_key_length, hot): PretokenCache.as_tuple().
     `model`: (byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, scan_ok, ignore_merges,
     vocab_filter, vocab_slots, vocab_keys, vocab_starts, vocab_lengths).
     `pretokens_only`: count each pre-token as 1 (tests compare the splitting with tokenizers'
@@ -1109,13 +1116,15 @@ def count_documents(
     """
     u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform, u_lone = unnormalized_tokens
     n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform, n_lone = normalized_tokens
-    slots, arena, meta, max_key_length = cache
+    slots, arena, meta, max_key_length, hot = cache
+    hot_mask = np.uint64(hot.shape[0] - 1)
     workspace = np.empty((6, 3 * 64 + 1), dtype=np.int64)
     pending = np.empty((3, PENDING_MISSES), dtype=np.int64)  # rows: start, end, document
     ring = np.empty((4, RING), dtype=np.int64)  # rows: start, end, key word, hash
     n_pending = 0
     pretokens = np.int64(0)
     hits = np.int64(0)
+    hot_hits = np.int64(0)
     for di in range(documents.shape[0]):
         d = documents[di]
         end = ends[d]
@@ -1142,6 +1151,14 @@ def count_documents(
                         if length <= SHORT_KEY_BYTES:
                             key = pack_short_key(buf, pos, length)
                             h = short_key_hash(key, length)
+                            if not pretokens_only:
+                                j = h & hot_mask
+                                if np.uint64(hot[j, 0]) == key and (hot[j, 1] & INFO_LENGTH_MASK) == length:
+                                    total += hot[j, 1] >> INFO_COUNT_SHIFT
+                                    hot_hits += 1
+                                    pretokens += 1
+                                    pos = token_end
+                                    continue
                         elif length <= max_key_length:
                             h = hash_bytes(buf, pos, token_end)
                             key = h
@@ -1164,7 +1181,12 @@ def count_documents(
                         if pretokens_only:
                             count = 1
                         elif length <= SHORT_KEY_BYTES:
-                            count = cached_short_count_hashed(np.uint64(ring[2, k]), np.uint64(ring[3, k]), length, slots, meta)
+                            h = np.uint64(ring[3, k])
+                            count = cached_short_count_hashed(np.uint64(ring[2, k]), h, length, slots, meta)
+                            if count >= 0:
+                                j = h & hot_mask
+                                hot[j, 0] = ring[2, k]
+                                hot[j, 1] = (count << INFO_COUNT_SHIFT) | length
                         elif length <= max_key_length:
                             count = cached_long_count_hashed(buf, start, token_end, np.uint64(ring[3, k]), slots, arena, meta)
                         if count >= 0:
@@ -1188,5 +1210,6 @@ def count_documents(
                 pos = outer_match + outer_length
         counts[d] += total
     hits += count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace)
-    meta[META_HITS] += hits
+    meta[META_HITS] += hits + hot_hits
+    meta[META_HOT_HITS] += hot_hits
     return pretokens
