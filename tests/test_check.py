@@ -393,3 +393,58 @@ def test_megatron_index_files_without_extra_token(tmp_path):
     assert check.ok and check.found["samples_built"] == B and E > 1, check.lines()
     (check,), _ = check_trainer_index(shard, extra_token=True)  # x is not in the md5: a stale cache looks valid
     assert not check.ok
+
+
+def _zst(path, recs):
+    with pa.output_stream(str(path), compression="zstd") as out:  # real zstd, written by Arrow
+        out.write("".join(json.dumps(r) + "\n" for r in recs).encode())
+    return str(path)
+
+
+@pytest.mark.parametrize("preset", ["megatron", "neox"])
+def test_one_compressed_file_is_checked_as_interleaved_parts(tmp_path, monkeypatch, preset):
+    """Fewer files than workers: the .zst is read by two processes, block by block, and the
+    blocks are compared with the index in stream order, so every result and every position
+    is the one-stream result."""
+    from tokcount import jsonl
+
+    monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 997)  # many blocks, lines across their edges
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    recs = [r for r in records(400, seed=5) if preset != "neox" or r["text"]]
+    raw = _zst(tmp_path / "corpus.jsonl.zst", recs)
+    prefix = str(tmp_path / "corpus_text_document")
+    docs = pw.preprocess(prefix, recs, tok(), preset, True, eod=0)
+    two = CheckOptions(tok(), preset=preset, append_eod=True, ids=True, workers=2)
+    parts = check_raw([raw], prefix, two)
+    assert parts.ok and parts.expected_counts == totals(docs) and parts.compared_documents == len(recs)
+
+    docs[301][0][2] += 1  # one token id, deep in the stream
+    write_mmidx(prefix, docs)
+    r = check_raw([raw], prefix, two)
+    one = check_raw([raw], prefix, CheckOptions(tok(), preset=preset, append_eod=True, ids=True, workers=1))
+    assert r.differing_documents == one.differing_documents == 1
+    m = r.first_mismatch
+    assert (m.document, m.position, m.first_differing_token) == (301, "line 302", 2)
+    assert m.to_dict() == one.first_mismatch.to_dict()
+
+
+def test_interleaved_parts_report_the_first_bad_line(tmp_path, monkeypatch):
+    from tokcount import jsonl
+
+    monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 997)
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    lines = [json.dumps(r) for r in records(300, seed=6)]
+    starts = np.cumsum([0] + [len(line) + 1 for line in lines])
+    part = lambda i: (starts[i] // 997) % 2  # noqa: E731  (which of the two parts reads line i)
+    # The first bad line in part 1, a later one in part 0: part 0's failure must not win.
+    first = next(i for i in range(20, 300) if part(i) == 1)
+    later = next(i for i in range(first + 30, 300) if part(i) == 0)
+    for i in (first, later):
+        lines[i] = "[" + lines[i][1:]  # malformed, same length: the blocks do not move
+    raw = tmp_path / "bad.jsonl.zst"
+    with pa.output_stream(str(raw), compression="zstd") as out:
+        out.write("".join(line + "\n" for line in lines).encode())
+    _, prefix, _ = setup(tmp_path, recs=records(10))
+    with pytest.raises(FileCheckError) as error:
+        check_raw([str(raw)], prefix, CheckOptions(tok(), append_eod=True, workers=2))
+    assert error.value.position == f"line {first + 1}"

@@ -25,8 +25,8 @@ from . import __version__, indexed_dataset, jsonl, kernels
 from .documents import DocumentBatch
 from .engines import choose_engine, make_counter
 from .errors import FileCheckError, UsageError
-from .executors import LocalExecutor, report_progress
-from .work import WORKER_ENV, WorkUnit, plan_units
+from .executors import LocalExecutor, default_workers, report_progress
+from .work import WORKER_ENV, WorkUnit, jsonl_documents, note_block, plan_units
 
 PRESETS = ("megatron", "megatron-fast", "neox")
 NEOX_PARAGRAPH_JOINER = "\n\n"  # lm_dataformat's para_joiner (§2.1)
@@ -71,6 +71,15 @@ class _UnitOut:
     seq_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # tokens per sequence
     hashes: np.ndarray | None = None  # per document, with ids
     failure: FileCheckError | None = None
+    blocks: list = field(default_factory=list)  # [block, documents] in reading order (interleaved parts)
+
+    def documents_slice(self, first: int, stop: int) -> "_UnitOut":
+        """Documents [first, stop) of this output."""
+        seq_ends = np.cumsum(self.seq_counts, dtype=np.int64)
+        seq_first = int(seq_ends[first - 1]) if first else 0
+        seq_stop = int(seq_ends[stop - 1]) if stop else 0
+        return _UnitOut(stop - first, self.seq_counts[first:stop], self.seq_sizes[seq_first:seq_stop],
+                        None if self.hashes is None else self.hashes[first:stop])
 
 
 @dataclass
@@ -153,9 +162,13 @@ def _raw_line_batches(unit: WorkUnit) -> object:
 
 
 def _batches(unit: WorkUnit, policy: _Policy):
-    if policy.preset == "neox" and jsonl.compression_of(unit.path) == "gzip":
+    if _reads_raw_lines(policy.preset, unit.path):
         return _raw_line_batches(unit)
-    return jsonl.read_documents(unit.path, unit.start, unit.stop, policy.text_key, False)
+    return jsonl_documents(unit, policy.text_key, False)
+
+
+def _reads_raw_lines(preset: str, path: str) -> bool:
+    return preset == "neox" and jsonl.compression_of(path) == "gzip"
 
 
 def _preset_documents(batch: DocumentBatch, policy: _Policy, encoder: _Encoder, path: str) -> _Docs:
@@ -174,7 +187,8 @@ def _preset_documents(batch: DocumentBatch, policy: _Policy, encoder: _Encoder, 
     try:
         part_tokens, part_ids = encoder.encode(texts, policy.ids)
     except ValueError as e:
-        raise FileCheckError(path, "unencodable text", str(e), batch.locate(batch.positions[0]) if batch.positions else None) from None
+        where, order = batch.where(batch.positions[0]) if batch.positions else (None, None)
+        raise FileCheckError(path, "unencodable text", str(e), where, order=order) from None
     ndocs = parts.shape[0]
     part_ends = np.cumsum(part_tokens)
     doc_part_ends = np.cumsum(parts)
@@ -201,10 +215,10 @@ def _preset_documents(batch: DocumentBatch, policy: _Policy, encoder: _Encoder, 
         has_tokens = content > 0
         if eod and not has_tokens.all():
             first = int(np.argmin(has_tokens))
+            where, order = batch.where(batch.positions[first])
             raise FileCheckError(
                 path, "neox preprocessing", "the text tokenizes to 0 tokens: NeoX's --append-eod raises IndexError "
-                "on such a document (§2.1), so this file cannot have been preprocessed with it",
-                batch.locate(batch.positions[first]))
+                "on such a document (§2.1), so this file cannot have been preprocessed with it", where, order=order)
         seq_counts = has_tokens.astype(np.int32)
         seq_sizes = content[has_tokens] + eod
         gets_eod = np.full(ndocs, bool(eod))
@@ -234,6 +248,7 @@ def _run_unit(args: tuple[WorkUnit, _Policy]) -> _UnitOut:
                 starts, ends = _doc_bounds(docs.doc_tokens)
                 hashes.append(kernels.hash_documents(docs.ids, starts, ends))
             out.documents += len(docs.seq_counts)
+            note_block(out.blocks, getattr(batch, "block", 0), len(docs.seq_counts))
             report_progress(nbytes=batch.input_bytes, tokens=int(docs.doc_tokens.sum()), documents=len(docs.seq_counts))
     except FileCheckError as e:
         out.failure = e
@@ -410,7 +425,9 @@ class _Comparator:
         if self._bin is not None:
             self._bin.close()
 
-    def feed(self, task: int, unit: WorkUnit, out: _UnitOut) -> None:
+    def feed(self, task: int, unit: WorkUnit, out: _UnitOut, offset: int = 0) -> None:
+        """Compare the next documents (out) with the index; `offset`: where out's first
+        document is within its unit, to find a mismatch again (_first_mismatch_detail)."""
         shard = self.shard
         n = out.documents
         seq_ends = np.cumsum(out.seq_counts, dtype=np.int64)
@@ -450,13 +467,13 @@ class _Comparator:
                     bin_token=self.found_tok + int(f_starts[j])))
             if bad_docs.size and self.first is None:
                 j = int(bad_docs[0])
-                self.first = (task, j)
+                self.first = (task, offset + j)
                 self.diagnosis = self._diagnose(j, k, e_tot, f_tot, out.hashes, f_hash)
             self.found_tok += int(f_cum[-1])
             self.found_seq = int(fi[-1])
         if n > k:
             if self.first is None:
-                self.first = (task, k)
+                self.first = (task, offset + k)
             for j in range(k, min(n, k + MAX_EXAMPLES - len(self.examples))):
                 self.examples.append(DocumentMismatch(
                     self.doc + j, unit.path, None, int(e_tot[j]), None, out.seq_sizes[seq_starts[j]:seq_ends[j]].tolist()))
@@ -532,7 +549,8 @@ def _check_options(options: CheckOptions) -> None:
         raise UsageError("--eod applies with --append-eod")
 
 
-def _raw_units(paths: Sequence[str], unit_bytes: int) -> list[WorkUnit]:
+def _raw_units(paths: Sequence[str], options: CheckOptions) -> list[WorkUnit]:
+    workers = options.workers or default_workers()
     units = []
     for i, path in enumerate(paths):
         if not os.path.exists(path):
@@ -540,8 +558,38 @@ def _raw_units(paths: Sequence[str], unit_bytes: int) -> list[WorkUnit]:
         if not jsonl.is_jsonl(path):
             raise UsageError(f"{path}: check reads JSON lines (.jsonl[.gz|.zst|.bz2|.xz]), what the preprocessors read")
         jsonl.check_magic(path)
-        units.extend(plan_units(i, path, "jsonl", None, unit_bytes))
+        # Fewer files than cores: a compressed file is read as interleaved parts, as in scan.
+        parts = workers if len(paths) < workers and not _reads_raw_lines(options.preset, path) else 1
+        units.extend(plan_units(i, path, "jsonl", None, options.unit_bytes, parts))
     return units
+
+
+def _file_groups(units: list[WorkUnit]) -> list[list[int]]:
+    """Task indexes compared together, in file order: one unit, or every interleaved part of
+    one compressed file (their documents alternate block by block)."""
+    groups: list[list[int]] = []
+    for i, unit in enumerate(units):
+        if unit.parts > 1 and unit.part > 0:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _in_stream_order(group: list[int], outs: list[_UnitOut]):
+    """(task, out, offset) slices of a group's outputs in file order: each interleaved part's
+    blocks put back where they were in the stream. offset: the slice's first document within
+    its part, which is how _document_at finds it again."""
+    if len(group) == 1:
+        return [(group[0], outs[0], 0)]
+    pieces = []
+    for task, out in zip(group, outs):
+        first = 0
+        for block, documents in out.blocks:
+            pieces.append((block, task, out.documents_slice(first, first + documents), first))
+            first += documents
+    pieces.sort(key=lambda piece: piece[0])
+    return [(task, piece, offset) for _, task, piece, offset in pieces]
 
 
 def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOptions, progress=None,
@@ -556,7 +604,7 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
         raise UsageError("no raw files given")
     _check_options(options)
     shard = indexed_dataset.open_shard(against)
-    units = _raw_units(raw_paths, options.unit_bytes)
+    units = _raw_units(raw_paths, options)
     spec = load_tokenizer_spec(options.tokenizer)
     eod = options.eod
     if options.append_eod and eod is None:
@@ -588,22 +636,26 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
     executor = LocalExecutor(options.workers, _init_worker, (spec, options.add_special_tokens, engine),
                              worker_env=WORKER_ENV)
     waiting: dict[int, _UnitOut] = {}
-    next_task = 0
+    groups = _file_groups(units)
+    next_group = 0
     try:
         for task, out in executor.run(_run_unit, [(u, policy) for u in units], [u.cost for u in units],
                                       on_progress=progress.advance if progress is not None else None):
             waiting[task] = out
-            while next_task in waiting:  # compare in file order; later units wait here
-                out = waiting.pop(next_task)
-                if out.failure is not None:
-                    raise out.failure
-                unit = units[next_task]
-                comparator.feed(next_task, unit, out)
-                row = per_file[unit.source]
-                row["documents"] += out.documents
-                row["sequences"] += int(out.seq_sizes.shape[0])
-                row["tokens"] += int(out.seq_sizes.sum())
-                next_task += 1
+            # Compare in file order; later units wait here.
+            while next_group < len(groups) and all(t in waiting for t in groups[next_group]):
+                outs = [waiting.pop(t) for t in groups[next_group]]
+                failures = [o.failure for o in outs if o.failure is not None]
+                if failures:  # the first in the file (parts say where theirs fall)
+                    raise min(failures, key=lambda e: e.order if e.order is not None else 0)
+                for task_of_piece, piece, offset in _in_stream_order(groups[next_group], outs):
+                    unit = units[task_of_piece]
+                    comparator.feed(task_of_piece, unit, piece, offset)
+                    row = per_file[unit.source]
+                    row["documents"] += piece.documents
+                    row["sequences"] += int(piece.seq_sizes.shape[0])
+                    row["tokens"] += int(piece.seq_sizes.sum())
+                next_group += 1
     except KeyboardInterrupt:
         result.complete = False
     finally:

@@ -30,6 +30,7 @@ class DocumentBatch:
     # position -> the same, or, when that costs I/O (counting the lines before a range), what
     # the reader needs to work it out later: kept for parity samples, resolved only if used
     locate_later: Callable[[int], object] | None = None
+    order_of: Callable[[int], int] | None = None  # position -> line number, to sort errors of interleaved parts
     at_file_start: bool = False  # the first batch of a file (the parity guard always checks it)
     block: int = 0  # interleaved block of a compressed stream (jsonl.read_documents), for ordering
 
@@ -45,6 +46,10 @@ class DocumentBatch:
     @property
     def documents(self) -> int:
         return len(self.parts)
+
+    def where(self, position: int) -> tuple[str, int | None]:
+        """(``locate(position)``, its order in the file when the reader knows it)."""
+        return self.locate(position), None if self.order_of is None else self.order_of(position)
 
 
 @dataclass

@@ -205,7 +205,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                 stream.seek(start - 1)
                 pos = start - 1 + len(stream.readline())  # finish the line that began before us
                 first_line_start = pos
-            batch = DocumentBatch(locate=locate, locate_later=locate_later, block=part)
+            batch = DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=part)
             batch_text = 0
             while pos < stop:
                 line = stream.readline()
@@ -220,7 +220,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                     if block != batch.block:
                         if batch.documents or batch.bad or batch.input_bytes:
                             yield with_progress(batch)
-                        batch = DocumentBatch(locate=locate, locate_later=locate_later, block=block)
+                        batch = DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=block)
                         batch_text = 0
                 pos += len(line)
                 batch.input_bytes += len(line)
@@ -251,7 +251,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                 relative += 1
                 if batch_text >= BATCH_BYTES:
                     yield with_progress(batch)
-                    batch = DocumentBatch(locate=locate, locate_later=locate_later, block=batch.block)
+                    batch = DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=batch.block)
                     batch_text = 0
             with_progress(batch)
             if batch.documents or batch.bad or batch.input_bytes:

@@ -160,12 +160,7 @@ def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
                 docs, seqs = _count_texts(batch, policy, result, sampler)
             doc_chunks.append(docs)
             seq_chunks.append(seqs)
-            block = getattr(batch, "block", 0)
-            if result.blocks and result.blocks[-1][0] == block:
-                result.blocks[-1][1] += len(docs)
-                result.blocks[-1][2] += len(seqs)
-            else:
-                result.blocks.append([block, len(docs), len(seqs)])
+            note_block(result.blocks, getattr(batch, "block", 0), len(docs), len(seqs))
             result.skipped += len(batch.bad)
             room = MAX_EXAMPLES - len(result.skipped_examples)
             if room > 0:
@@ -180,13 +175,28 @@ def run_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
     return result
 
 
+def note_block(blocks: list, block: int, *counts: int) -> None:
+    """Add a batch's counts to ``blocks`` ([block, count, ...] in reading order): what an
+    interleaved part's results need to be put back in stream order."""
+    if blocks and blocks[-1][0] == block:
+        for k, n in enumerate(counts, 1):
+            blocks[-1][k] += n
+    else:
+        blocks.append([block, *counts])
+
+
 def _batches(unit: WorkUnit, policy: TextPolicy):
     if unit.format == "jsonl":
-        if unit.parts > 1:
-            return jsonl.read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records,
-                                        unit.part, unit.parts, unit.block_bytes)
-        return jsonl.read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records)
+        return jsonl_documents(unit, policy.text_key, policy.skip_bad_records)
     return columnar.read_documents(unit.path, unit.part, policy.text_column, policy.skip_bad_records)
+
+
+def jsonl_documents(unit: WorkUnit, text_key: str, skip_bad_records: bool):
+    """The document batches of a jsonl unit: a byte range, or one interleaved part."""
+    if unit.parts > 1:
+        return jsonl.read_documents(unit.path, unit.start, unit.stop, text_key, skip_bad_records,
+                                    unit.part, unit.parts, unit.block_bytes)
+    return jsonl.read_documents(unit.path, unit.start, unit.stop, text_key, skip_bad_records)
 
 
 def _count_token_ids(batch: TokenIdBatch, result: UnitResult):
@@ -258,10 +268,10 @@ def _count_one_by_one(batch: DocumentBatch, policy: TextPolicy, result: UnitResu
         try:
             doc_counts = list(_counter.count(doc_texts))
         except UnencodableText as e:
-            where = batch.locate(position)
+            where, order = batch.where(position)
             if not policy.skip_bad_records:
-                raise FileCheckError(result.unit.path, "unencodable text", str(e), where) from None
-            batch.bad.append(BadRecord(where, "unencodable text", str(e)))
+                raise FileCheckError(result.unit.path, "unencodable text", str(e), where, order=order) from None
+            batch.bad.append(BadRecord(where, "unencodable text", str(e), order=order))
             continue
         counts.extend(doc_counts)
         texts.extend(doc_texts)
