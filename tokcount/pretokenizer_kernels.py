@@ -829,24 +829,23 @@ def scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, mer
 @numba.njit(inline="always")
 def word_token_count(model, buf, start, end, workspace):
     """Tokens of the word: 1 when ignore_merges is on and the word is a vocabulary token, else
-    its BPE count. BPE runs first: when it gives one token the vocabulary cannot change the
-    answer, and otherwise a bit filter of the vocabulary's hashes rules out most words
-    before the table lookup (whose lines are rarely in the CPU caches)."""
+    its BPE count. The vocabulary is asked first, as tokenizers does: a quarter of Llama-3's
+    new words are vocabulary tokens, whose BPE is the costliest kind (every byte merges), and
+    a bit filter of the vocabulary's hashes answers most of the others without the table
+    (whose lines are rarely in the CPU caches). Distinct words of 16 MB, A/B: -3 % time."""
     byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, scan_ok, ignore_merges, vocab_filter, vocab_slots, vocab_keys, vocab_starts, vocab_lengths = model
     n = end - start
     if n <= 1:
         return n
-    if scan_ok and n <= SCAN_BPE_MAX_BYTES:
-        count = scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace)
-    else:
-        count = bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace)
-    if count > 1 and ignore_merges:
+    if ignore_merges:
         h = hash_bytes(buf, start, end)
         bit = filter_bit(h, vocab_filter)
         if (vocab_filter[bit >> 6] >> np.uint64(bit & 63)) & np.uint64(1):
             if key_table_find_hashed(vocab_slots, vocab_keys, vocab_starts, vocab_lengths, buf, start, end, h) >= 0:
                 return 1
-    return count
+    if scan_ok and n <= SCAN_BPE_MAX_BYTES:
+        return scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace)
+    return bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace)
 
 
 @numba.njit(cache=True)
