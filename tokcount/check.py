@@ -73,14 +73,6 @@ class _UnitOut:
     failure: FileCheckError | None = None
     blocks: list = field(default_factory=list)  # [block, documents] in reading order (interleaved parts)
 
-    def documents_slice(self, first: int, stop: int) -> "_UnitOut":
-        """Documents [first, stop) of this output."""
-        seq_ends = np.cumsum(self.seq_counts, dtype=np.int64)
-        seq_first = int(seq_ends[first - 1]) if first else 0
-        seq_stop = int(seq_ends[stop - 1]) if stop else 0
-        return _UnitOut(stop - first, self.seq_counts[first:stop], self.seq_sizes[seq_first:seq_stop],
-                        None if self.hashes is None else self.hashes[first:stop])
-
 
 @dataclass
 class _Docs:
@@ -584,10 +576,14 @@ def _in_stream_order(group: list[int], outs: list[_UnitOut]):
         return [(group[0], outs[0], 0)]
     pieces = []
     for task, out in zip(group, outs):
+        seq_ends = np.concatenate([[0], np.cumsum(out.seq_counts, dtype=np.int64)])
         first = 0
         for block, documents in out.blocks:
-            pieces.append((block, task, out.documents_slice(first, first + documents), first))
-            first += documents
+            stop = first + documents
+            piece = _UnitOut(documents, out.seq_counts[first:stop], out.seq_sizes[seq_ends[first]:seq_ends[stop]],
+                             None if out.hashes is None else out.hashes[first:stop])
+            pieces.append((block, task, piece, first))
+            first = stop
     pieces.sort(key=lambda piece: piece[0])
     return [(task, piece, offset) for _, task, piece, offset in pieces]
 

@@ -36,6 +36,7 @@ def default_workers() -> int:
 # child has started and read it, one child after the other.
 INITARGS_PIPE_BYTES = 32 << 10
 
+
 def default_start_method() -> str:
     """fork on Linux: a worker starts as a copy of this process with its imports done, where
     spawn pays ~0.45 s per worker to start an interpreter and import numba, pyarrow and numpy

@@ -387,11 +387,12 @@ def _bpe_model(model: dict) -> BpeModel:
 class PretokenCache:
     """The pre-token -> token count cache: numpy arrays the kernels work in place.
 
-    Memory is fixed at construction and bounded by `cache_bytes`: the hot cache (kernels.HOT_SLOTS
-    records of 16 bytes, 128 KiB, or 1/8 of a small budget), a power-of-two table of 16-byte
-    records (about 3/4 of the rest; at most half the records in use, and only the prefix the
-    current entry count needs is touched) and a byte arena for keys longer than 8 bytes. Eviction and growth re-insert the live records through temporary
-    arrays of at most 16 bytes per live record (plus the arena's compaction order).
+    Memory is fixed at construction and bounded by `cache_bytes`: the hot cache
+    (kernels.HOT_SLOTS records of 16 bytes, 128 KiB, or 1/8 of a small budget), a power-of-two
+    table of 16-byte records (about 3/4 of the rest; at most half the records in use, and only
+    the prefix the current entry count needs is touched) and a byte arena for keys longer than
+    8 bytes. Eviction and growth re-insert the live records through temporary arrays of at
+    most 16 bytes per live record (plus the arena's compaction order).
     """
 
     RECORD_BYTES = 16

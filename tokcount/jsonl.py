@@ -182,6 +182,9 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
             return locate(relative)
         return ("line", path, first_line_start, relative)  # resolve_location finishes it
 
+    def new_batch(block: int) -> DocumentBatch:
+        return DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=block)
+
     try:
         stream, raw = _open_with_raw(path)
     except OSError as e:
@@ -205,7 +208,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                 stream.seek(start - 1)
                 pos = start - 1 + len(stream.readline())  # finish the line that began before us
                 first_line_start = pos
-            batch = DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=part)
+            batch = new_batch(part)
             batch_text = 0
             while pos < stop:
                 line = stream.readline()
@@ -220,7 +223,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                     if block != batch.block:
                         if batch.documents or batch.bad or batch.input_bytes:
                             yield with_progress(batch)
-                        batch = DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=block)
+                        batch = new_batch(block)
                         batch_text = 0
                 pos += len(line)
                 batch.input_bytes += len(line)
@@ -251,7 +254,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                 relative += 1
                 if batch_text >= BATCH_BYTES:
                     yield with_progress(batch)
-                    batch = DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=batch.block)
+                    batch = new_batch(batch.block)
                     batch_text = 0
             with_progress(batch)
             if batch.documents or batch.bad or batch.input_bytes:

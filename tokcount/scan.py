@@ -16,7 +16,8 @@ from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .report import FileReport, Report, length_stats
 from .sources import INDEXED, JSONL, Source, find_sources
-from .work import WORKER_ENV, TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, prepare_worker, run_unit, sample_location
+from .work import (WORKER_ENV, TextPolicy, UnitResult, WorkUnit, init_worker, plan_units, prepare_worker, run_unit,
+                   sample_location)
 
 
 @dataclass(frozen=True)

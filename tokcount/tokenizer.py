@@ -244,7 +244,7 @@ def _load_file(arg: str, path: Path) -> TokenizerSpec:
     return _spec_from_tokenizer(arg, tokenizer, _serialised_file(path, tokenizer))
 
 
-CANONICAL_JSONS_KEPT = 8
+SERIALISED_KEPT = 8
 
 
 def _serialised_file(path: Path, tokenizer: Tokenizer) -> str | None:
@@ -264,7 +264,7 @@ def _serialised_file(path: Path, tokenizer: Tokenizer) -> str | None:
         except UnicodeDecodeError:
             pass
     serialised = tokenizer.to_str()
-    disk_cache.store(cached, lambda f: f.write(serialised.encode("utf-8")), keep=CANONICAL_JSONS_KEPT)
+    disk_cache.store(cached, lambda f: f.write(serialised.encode("utf-8")), keep=SERIALISED_KEPT)
     return serialised
 
 
