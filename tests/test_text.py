@@ -607,3 +607,22 @@ def test_forked_workers_after_the_caller_used_parallel_tokenizers(tmp_path, engi
     total, reference_total = map(int, result.stdout.split())
     expected = sum(sum(reference(tok, _varied_documents(400, seed=i))) for i in range(3))
     assert total == reference_total == expected
+
+
+def test_a_literal_dotted_key_wins_over_the_path_on_every_line_kind(tmp_path):
+    """Plain strings take the reader's fast path, lists and paths the general one; both give
+    the same documents, in order."""
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    records = [
+        {"meta.body": "literal wins", "meta": {"body": "not this"}},
+        {"meta": {"body": "nested path"}},
+        {"meta.body": ["a list", "of parts"], "meta": {"body": "not this"}},
+        {"meta": {"body": ["nested", "list"]}},
+        {"meta.body": "", "meta": {"body": "not this either"}},
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    report = scan_text([path], tok, text_key="meta.body")
+    chosen = ["literal wins", "nested path", ["a list", "of parts"], ["nested", "list"], ""]
+    assert report.files[0].tokens == sum(reference(tok, chosen))
+    assert report.files[0].documents == 5 and report.files[0].empty_documents == 1
