@@ -1,9 +1,10 @@
 """The disk cache (~/.cache/tokcount): atomic writes, the least-recently-used bound, and the two
-caches that use it for tokenizers (serialised JSON, engine plans), all on real files."""
+caches that use it for tokenizers (specs, engine plans), all on real files."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -64,20 +65,26 @@ def test_keep_removes_the_least_recently_used(cache_dir):
     assert sorted(os.listdir(directory)) == ["entry0", "entry3", "entry4"]
 
 
-def test_a_file_tokenizer_is_serialised_once_then_read_back(cache_dir):
+def test_a_file_tokenizer_spec_is_built_once_then_read_back(cache_dir):
     from tokcount.tokenizer import load_tokenizer_spec
 
     path = fixtures.bytelevel_bpe()
     first = load_tokenizer_spec(path)
     assert first.json == Tokenizer.from_file(path).to_str()
     assert first.fingerprint == hashlib.sha256(first.json.encode()).hexdigest()
-    (entry,) = (cache_dir / "serialised").iterdir()
+    (entry,) = (cache_dir / "specs").iterdir()
     with open(path, "rb") as f:
         assert entry.name.startswith(hashlib.sha256(f.read()).hexdigest())
-    # The second load takes the stored text: a different (valid) text put there is what it returns.
-    other = Tokenizer.from_file(fixtures.llama_style_bpe()).to_str()
-    entry.write_text(other, encoding="utf-8")
-    assert load_tokenizer_spec(path).json == other
+    second = load_tokenizer_spec(path)
+    assert second == first and second.info() == first.info()
+    # The second load takes the stored entry: another tokenizer's spec put there is what it returns.
+    other = load_tokenizer_spec(fixtures.llama_style_bpe())
+    header = json.dumps({"fingerprint": other.fingerprint, "vocab_size": other.vocab_size, "summary": other.summary})
+    entry.write_bytes(header.encode() + b"\n" + other.json.encode())
+    assert load_tokenizer_spec(path).json == other.json
+    # A damaged entry (its text no longer matches its fingerprint) is rebuilt, not trusted.
+    entry.write_bytes(header.encode() + b"\n" + other.json.encode()[:-1])
+    assert load_tokenizer_spec(path) == first
 
 
 def test_an_edited_tokenizer_file_gets_its_own_entry(cache_dir, tmp_path):
@@ -91,7 +98,8 @@ def test_an_edited_tokenizer_file_gets_its_own_entry(cache_dir, tmp_path):
     tokenizer.save(str(path))
     after = load_tokenizer_spec(str(path))
     assert after.json == tokenizer.to_str() != before.json
-    assert len(list((cache_dir / "serialised").iterdir())) == 2
+    assert after.vocab_size == before.vocab_size + 1
+    assert len(list((cache_dir / "specs").iterdir())) == 2
 
 
 def test_engine_plans_are_cached_and_bounded(cache_dir, monkeypatch):

@@ -228,7 +228,12 @@ def _run_units(units, policy, executor: LocalExecutor, initargs: tuple, progress
     guard, each unit's samples are checked as it arrives; the first disagreement stops the
     run (its workers too) and is returned."""
     tasks = [(u, policy) for u in units]
-    running = executor.run(run_unit, tasks, [u.cost for u in units], progress.advance, init_worker, initargs)
+    on_progress = progress.advance
+    if parity is not None:
+        def on_progress(**counters):
+            parity.prepare()  # the first report means the workers have their tasks
+            progress.advance(**counters)
+    running = executor.run(run_unit, tasks, [u.cost for u in units], on_progress, init_worker, initargs)
     with contextlib.closing(running) as done:
         for _, unit_result in done:
             if parity is not None:
