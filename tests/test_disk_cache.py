@@ -35,6 +35,16 @@ def test_store_and_read_back(cache_dir):
     assert os.listdir(path.parent) == ["entry.bin"]  # no temporary file left behind
 
 
+def test_entries_get_the_usual_file_mode(cache_dir):
+    umask = os.umask(0o022)
+    try:
+        path = cache_dir / "kind" / "entry.bin"
+        disk_cache.store(path, _write(b"x"))
+        assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
+
+
 def test_a_failing_write_leaves_nothing(cache_dir):
     path = cache_dir / "kind" / "entry.bin"
 

@@ -5,7 +5,7 @@ missing or unwritable cache only costs time."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -38,7 +38,10 @@ def store(path: Path, write: Callable[[BinaryIO], None], keep: int | None = None
     would otherwise pile up with every upgrade or edited tokenizer."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
+        temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        # Mode 0o666 less the umask, like any file the user creates (mkstemp's 0o600 would
+        # keep a cache directory shared by a team private to whoever wrote each entry).
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)
