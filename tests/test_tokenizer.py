@@ -162,7 +162,8 @@ def test_end_of_document_id_of_trained_tokenizers():
 )
 def test_end_of_document_id_of_real_tokenizers(name, expected):
     path = tokenizer_path(name)
-    assert end_of_document_id(TokenizerSpec(name, Tokenizer.from_file(path).to_str(), "", 0)) == expected
+    assert end_of_document_id(TokenizerSpec(name, Tokenizer.from_file(path).to_str(), "", 0)) == expected  # from the JSON
+    assert end_of_document_id(load_tokenizer_spec(path)) == expected  # from the summary
 
 
 def assert_one_line_usage_error(arg: str, *phrases: str) -> str:

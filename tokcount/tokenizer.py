@@ -129,12 +129,10 @@ def end_of_document_id(spec: TokenizerSpec) -> int | None:
     """The id preprocessing (e.g. Megatron's preprocess_data.py) likely appends as end of document.
 
     Informational only: it is guessed from well-known token names, not from a model's config.
+    Read from the spec's summary (or its JSON), without building the tokenizer (0.3 s for
+    Llama-3).
     """
-    return _end_of_document_id(Tokenizer.from_str(spec.json))
-
-
-def _end_of_document_id(tokenizer: Tokenizer) -> int | None:
-    return _end_of_document(tokenizer)[1]
+    return spec.info()["end_of_document_id"]
 
 
 def _end_of_document(tokenizer: Tokenizer) -> tuple[str | None, int | None]:
@@ -146,7 +144,7 @@ def _end_of_document(tokenizer: Tokenizer) -> tuple[str | None, int | None]:
 
 
 def _end_of_document_from_config(config: dict) -> tuple[str | None, int | None]:
-    """Same answer as _end_of_document_id, read from the JSON (building a Tokenizer from a
+    """Same answer as _end_of_document, read from the JSON (building a Tokenizer from a
     large JSON costs ~0.5 s)."""
     added = {t["content"]: t["id"] for t in config.get("added_tokens") or []}
     vocab = (config.get("model") or {}).get("vocab")
