@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import pytest
 
-from tokcount.indexed_dataset import check_tokens, open_shard
+from tokcount.formats.indexed import check_tokens, open_shard
 
 N_SEQUENCES = 10_000_000
 BIN_TOKENS = 600_000_000  # uint16: 1.2 GB

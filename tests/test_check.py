@@ -22,8 +22,9 @@ import tokenizer_fixtures
 import trainer_sim
 from idx_writer import write_mmidx
 from tokcount import FileCheckError, UsageError
-from tokcount.check import CheckOptions, check_raw
-from tokcount.indexed_dataset import open_shard
+from tokcount.checks.raw_index import check_raw
+from tokcount.formats.indexed import open_shard
+from tokcount.options import CheckOptions
 from tokcount.trainer_index import check_log, check_trainer_index
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -406,7 +407,7 @@ def test_one_compressed_file_is_checked_as_interleaved_parts(tmp_path, monkeypat
     """Fewer files than workers: the .zst is read by two processes, block by block, and the
     blocks are compared with the index in stream order, so every result and every position
     is the one-stream result."""
-    from tokcount import jsonl
+    from tokcount.formats import jsonl
 
     monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 997)  # many blocks, lines across their edges
     monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
@@ -429,7 +430,7 @@ def test_one_compressed_file_is_checked_as_interleaved_parts(tmp_path, monkeypat
 
 
 def test_interleaved_parts_report_the_first_bad_line(tmp_path, monkeypatch):
-    from tokcount import jsonl
+    from tokcount.formats import jsonl
 
     monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 997)
     monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)

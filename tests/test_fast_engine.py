@@ -24,7 +24,8 @@ import tokenizer_fixtures as fixtures
 from tokcount import pretokenizer_kernels as kernels
 from tokcount.codepoint_classes import GPT2_PATTERN, LLAMA3_PATTERN, codepoint_tables
 from tokcount.fast_engine import FastCounter, fast_support
-from tokcount.tokenizer import TokenizerSpec, UnencodableText, load_tokenizer_spec
+from tokcount.engines.hf import UnencodableText
+from tokcount.tokenizer import TokenizerSpec, load_tokenizer_spec
 
 CORPUS = fixtures.SHARED_TOKENIZERS.parent / "corpus" / "bench.jsonl.zst"
 CORPUS_SAMPLE_BYTES = int(os.environ.get("TOKCOUNT_TEST_CORPUS_BYTES", 1_500_000))

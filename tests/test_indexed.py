@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from idx_writer import idx_layout, patch, write_mmidx, write_tntidx
 from tokcount import FileCheckError, TokenCheckOptions, scan
-from tokcount.indexed_dataset import check_tokens, open_shard
+from tokcount.formats.indexed import check_tokens, open_shard
 
 
 def expected_counts(documents):
@@ -284,7 +284,7 @@ def test_window_with_a_live_view_is_left_to_close_on_release(tmp_path):
     the mapping then closes when the last view is released."""
     import mmap
 
-    from tokcount.indexed_dataset import map_window
+    from tokcount.formats.indexed import map_window
 
     path = tmp_path / "w.bin"
     path.write_bytes(bytes(range(256)) * 64)

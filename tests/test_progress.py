@@ -85,7 +85,8 @@ def _compressed(path: Path, data: bytes, codec: str) -> Path:
 def test_progress_of_compressed_files_adds_up_to_their_size(tmp_path, monkeypatch):
     """Progress through a compressed file is its compressed bytes, also when it is read as
     interleaved parts; the decompressed lines would overshoot the total."""
-    from tokcount import TextOptions, jsonl, scan
+    from tokcount import TextOptions, scan
+    from tokcount.formats import jsonl
 
     monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 4096)
     monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)

@@ -381,8 +381,9 @@ def test_cli_unknown_tokenizer_exit_1(tmp_path):
 
 
 def test_parity_guard_catches_a_wrong_count():
-    from tokcount.engines import ParityGuard
-    from tokcount.tokenizer import TokenCounter, load_tokenizer_spec
+    from tokcount.engines.hf import TokenCounter
+    from tokcount.engines.parity import ParityGuard
+    from tokcount.tokenizer import load_tokenizer_spec
 
     spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())
     texts = ADVERSARIAL[:10]
@@ -396,7 +397,7 @@ def test_parity_guard_catches_a_wrong_count():
 
 
 def test_parity_sampler_takes_first_texts_then_a_spread_sample():
-    from tokcount.work import ParitySampler
+    from tokcount.engines.parity import ParitySampler
 
     sampler = ParitySampler("f.jsonl:0", fraction=0.01, first_texts=4)
     texts = ["x" * 100] * 50
@@ -409,7 +410,7 @@ def test_parity_sampler_takes_first_texts_then_a_spread_sample():
 
 def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch):
     """A fast engine that is wrong on one document: the scan says so and reports exact counts."""
-    from tokcount import fast_engine
+    from tokcount.engines import fast as fast_engine
 
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = ADVERSARIAL[:20] + ["the wrong one"] + ADVERSARIAL[20:]
@@ -431,7 +432,8 @@ def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkey
 def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_lines(tmp_path, monkeypatch):
     """Samples from byte ranges after the first keep their line unresolved: counting the lines
     before a range reads the file up to it, which only a reported mismatch may cost."""
-    from tokcount import fast_engine, jsonl
+    from tokcount.engines import fast as fast_engine
+    from tokcount.formats import jsonl
 
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = [f"ok document {i}" for i in range(300)] + [f"wrong one {i}" for i in range(300)]
@@ -492,8 +494,7 @@ def _varied_documents(count: int, seed: int = 0) -> list[str]:
 
 @pytest.mark.parametrize("compression", ["gz", "zst"])
 def test_compressed_stream_read_as_interleaved_parts(tmp_path, monkeypatch, compression):
-    from tokcount import jsonl
-    from tokcount.work import TextPolicy, plan_units
+    from tokcount.formats import TextPolicy, jsonl, plan_units
 
     # Tiny blocks, so that most lines straddle a block boundary; in this process (small input).
     monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 301)
@@ -511,8 +512,7 @@ def test_compressed_stream_read_as_interleaved_parts(tmp_path, monkeypatch, comp
 
 
 def test_slow_codecs_stay_one_stream(tmp_path, monkeypatch):
-    from tokcount import jsonl
-    from tokcount.work import TextPolicy, plan_units
+    from tokcount.formats import TextPolicy, jsonl, plan_units
 
     monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
     for compression in ("bz2", "xz"):
@@ -523,7 +523,7 @@ def test_slow_codecs_stay_one_stream(tmp_path, monkeypatch):
 def test_first_bad_line_of_the_file_is_reported_across_interleaved_parts(tmp_path, monkeypatch):
     """Two bad lines: the first in the file sits in a block of part 1, the other in a later
     block of part 0; the report names the first, whichever part failed first."""
-    from tokcount import jsonl
+    from tokcount.formats import jsonl
 
     block = 257
     monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", block)
@@ -548,7 +548,7 @@ def test_first_bad_line_of_the_file_is_reported_across_interleaved_parts(tmp_pat
 
 
 def test_bad_line_located_in_an_interleaved_part(tmp_path, monkeypatch):
-    from tokcount import jsonl
+    from tokcount.formats import jsonl
 
     monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 257)
     monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
@@ -567,7 +567,7 @@ def test_bad_line_located_in_an_interleaved_part(tmp_path, monkeypatch):
 
 def test_one_large_compressed_file_counted_by_two_processes(tmp_path):
     """Default block size, real worker processes: the interleaved parts of one .zst stream."""
-    from tokcount import jsonl
+    from tokcount.formats import jsonl
 
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = _varied_documents(5000, seed=1)

@@ -25,13 +25,8 @@ from tokenizers import Tokenizer
 
 import tokenizer_fixtures as fixtures
 from tokcount.errors import UsageError
-from tokcount.tokenizer import (
-    TokenCounter,
-    TokenizerSpec,
-    UnencodableText,
-    end_of_document_id,
-    load_tokenizer_spec,
-)
+from tokcount.engines.hf import TokenCounter, UnencodableText
+from tokcount.tokenizer import TokenizerSpec, end_of_document_id, load_tokenizer_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -366,7 +361,8 @@ THREAD_PROBE = textwrap.dedent(
     import os
     import sys
     from tokenizers import Tokenizer
-    from tokcount.tokenizer import TokenCounter, load_tokenizer_spec
+    from tokcount.engines.hf import TokenCounter
+    from tokcount.tokenizer import load_tokenizer_spec
 
     def threads():
         with open("/proc/self/status") as status:

@@ -1,15 +1,17 @@
-"""Command line: parse arguments, call the library, render the result. Nothing else."""
+"""Command line: parse arguments, call the library, render the result. Nothing else.
+
+Imports are lazy: ``tokcount --version`` and ``tokcount plan`` load neither numba nor pyarrow.
+"""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 
-from . import __version__
+from ._version import __version__
 from .errors import EXIT_INTERRUPTED, EXIT_INVALID_FILE, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, TokcountError, UsageError
-from .scan import Progress, TextOptions, TokenCheckOptions, TrainingOptions, scan
+from .options import CheckOptions, NoProgress, TextOptions, TokenCheckOptions, TrainingOptions
 
 
 class _Parser(argparse.ArgumentParser):
@@ -188,10 +190,14 @@ def _run_scan(args) -> int:
         engine=args.engine,
     )
     from . import render
+    from .scanning import scan
 
-    progress = render.progress_bar() if (not args.no_progress and sys.stderr.isatty()) else Progress()
-    with progress if hasattr(progress, "__enter__") else contextlib.nullcontext():
-        report = scan(args.paths, training, verify, progress, text)
+    if not args.no_progress and sys.stderr.isatty():
+        bar = render.progress_bar()
+        with bar:
+            report = scan(args.paths, training, verify, bar, text)
+    else:
+        report = scan(args.paths, training, verify, NoProgress(), text)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -205,7 +211,8 @@ def _run_scan(args) -> int:
 
 
 def _run_bench(args) -> int:
-    from . import engine_bench, render
+    from . import render
+    from .engines import bench as engine_bench
     from .tokenizer import load_tokenizer_spec
 
     spec = load_tokenizer_spec(args.tokenizer)
@@ -219,8 +226,7 @@ def _run_bench(args) -> int:
 
 
 def _run_plan(args) -> int:
-    from . import planning
-    from . import render
+    from . import planning, render
 
     training = _training_options(args)
     if args.tokens is not None:
@@ -241,30 +247,39 @@ def _run_plan(args) -> int:
 
 
 def _run_check(args) -> int:
-    from . import check, indexed_dataset, render, trainer_index
-    from .errors import EXIT_MISMATCH
+    from . import render
+    from .formats.indexed import open_shard
 
     if args.against is not None and args.against_log is not None:
         raise UsageError("--against and --against-log are separate checks: run them one at a time")
+    results: list
     if args.against is not None:
+        from .checks.raw_index import check_raw
+
         if args.tokenizer is None:
             raise UsageError("--against needs --tokenizer (the raw text is tokenized again)")
-        options = check.CheckOptions(
+        options = CheckOptions(
             tokenizer=args.tokenizer, preset=args.preset, append_eod=args.append_eod, eod=args.eod,
             add_special_tokens=args.add_special_tokens, ids=args.ids, text_key=args.text_key, workers=args.workers,
             engine=args.engine)
-        progress = render.progress_bar() if (not args.no_progress and sys.stderr.isatty()) else None
-        with progress if progress is not None else contextlib.nullcontext():
-            results = [check.check_raw(args.paths, args.against, options, progress)]
+        if not args.no_progress and sys.stderr.isatty():
+            bar = render.progress_bar()
+            with bar:
+                results = [check_raw(args.paths, args.against, options, bar)]
+        else:
+            results = [check_raw(args.paths, args.against, options)]
     else:
         if len(args.paths) != 1:
             raise UsageError("without --against, give exactly one data prefix (.bin/.idx)")
-        shard = indexed_dataset.open_shard(args.paths[0])
+        shard = open_shard(args.paths[0])
         if args.against_log is not None:
-            results = [trainer_index.check_log(shard, args.against_log, args.seq_len, args.framework,
-                                               not args.no_extra_token)]
+            from .checks.training_log import check_log
+
+            results = [check_log(shard, args.against_log, args.seq_len, args.framework, not args.no_extra_token)]
         else:
-            results, notes = trainer_index.check_trainer_index(shard, args.cache_dir, args.split, not args.no_extra_token)
+            from .checks.trainer_index import check_trainer_index
+
+            results, notes = check_trainer_index(shard, args.cache_dir, args.split, not args.no_extra_token)
             for note in notes:
                 print(f"tokcount: note: {note}", file=sys.stderr)
     if args.json:
@@ -272,7 +287,7 @@ def _run_check(args) -> int:
         print(json.dumps(docs[0] if len(docs) == 1 else {"ok": all(r.ok for r in results), "checks": docs}, indent=2))
     else:
         for r in results:
-            print("\n".join(r.lines()))
+            print("\n".join(render.check_lines(r)))
     if not all(getattr(r, "complete", True) for r in results):
         return EXIT_INTERRUPTED
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH

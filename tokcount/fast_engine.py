@@ -32,7 +32,8 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers
 from tokcount import pretokenizer_kernels as kernels
 from tokcount import disk_cache
 from tokcount.codepoint_classes import LLAMA3_PATTERN, codepoint_tables
-from tokcount.tokenizer import TokenCounter, TokenizerSpec, build_tokenizer
+from tokcount.engines.hf import TokenCounter
+from tokcount.tokenizer import TokenizerSpec, build_tokenizer
 
 # Pre-tokens longer than this are not cached (BPE each time): long runs are rare and would
 # crowd the arena.

@@ -1,22 +1,27 @@
-"""Human-readable output: tables on stdout, a progress bar on stderr."""
+"""All human output: tables on stdout, a progress bar on stderr, and the check results. One
+number formatter (``_n``); results are told apart by their types."""
 
 from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
+from .planning import Plan, SamplesPlan
 from .report import Report
-from .scan import Progress as ScanProgress
+
+if TYPE_CHECKING:
+    from .checks.raw_index import DocumentMismatch, RawCheckResult
 
 # Piped output gets a wide console so tables are not cut to 80 columns.
 _out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
-def _n(value) -> str:
+def _n(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -26,7 +31,7 @@ def _n(value) -> str:
     return str(value)
 
 
-class _Bar(ScanProgress):
+class _Bar:
     """rich progress on stderr; it shows only once the scan has taken more than a moment."""
 
     def __init__(self):
@@ -147,9 +152,9 @@ def _print_text_details(report: Report) -> None:
             _out.print(f"[yellow]skipped[/]: {f.path}: {example['position']}: {example['kind']}: {example['detail']}")
 
 
-def print_plan(plan, title: str | None = None) -> None:
+def print_plan(plan: Plan | SamplesPlan, title: str | None = None) -> None:
     d = plan.to_dict()
-    if "implied_tokens" in d or "tokens_min" in d:
+    if isinstance(plan, SamplesPlan):
         _print_samples_plan(d)
         return
     x = d["extra_token"]
@@ -231,3 +236,65 @@ def print_bench(d: dict) -> None:
         if run["first_disagreement"]:
             x = run["first_disagreement"]
             _out.print(f"[red]  {run['engine']} disagrees on text {x['text_index']}: {x['tokens']} vs {x['reference_tokens']} tokens: {x['preview']!r}")
+
+
+# --- check results ---
+
+def check_lines(result: Any) -> list[str]:
+    """The terminal report of any ``tokcount check`` result."""
+    from .checks.raw_index import RawCheckResult
+
+    if isinstance(result, RawCheckResult):
+        return raw_check_lines(result)
+    return result.lines()  # the trainer-index and training-log checks (until their renderers land here)
+
+
+def raw_check_lines(result: RawCheckResult) -> list[str]:
+    """``tokcount check --against``: a plain-text report for the terminal."""
+    e, f = result.expected_counts, result.index_counts
+    what = f"preset {result.options['preset']}" + (", EOD appended" if result.options["append_eod"] else "") + \
+        (", token ids compared" if result.options["ids"] else ", lengths compared")
+    raw = ", ".join(result.raw_paths) if len(result.raw_paths) <= 3 else f"{len(result.raw_paths)} raw files"
+    out = []
+    if result.ok:
+        out.append(f"OK: {result.index} agrees with {raw} ({what}): {e['documents']:,} documents, "
+                   f"{e['sequences']:,} sequences, {e['tokens']:,} tokens")
+    else:
+        out.append(f"MISMATCH: {result.index} differs from {raw} ({what})")
+        out.append(f"  expected: {e['documents']:,} documents, {e['sequences']:,} sequences, {e['tokens']:,} tokens")
+        out.append(f"  index:    {f['documents']:,} documents, {f['sequences']:,} sequences, {f['tokens']:,} tokens")
+        m = result.first_mismatch
+        if m is not None:
+            out.append("  first difference: " + _describe_mismatch(m))
+        if result.diagnosis:
+            out.append(f"  diagnosis: {result.diagnosis}")
+        out.append(f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
+                   f"{result.missing_from_index:,} raw documents are missing at the end of the index, "
+                   f"{result.extra_in_index:,} index documents have no raw counterpart")
+        for m in result.examples[1:]:
+            out.append(f"    also: document {m.document:,}: expected {_n(m.expected_tokens)} tokens, found {_n(m.found_tokens)}")
+    if not result.complete:
+        out.append("INCOMPLETE: interrupted before every document was compared")
+    out.extend(f"  hint: {h}" for h in result.hints)
+    out.extend(f"  warning: {w}" for w in result.warnings)
+    return out
+
+
+def _describe_mismatch(m: DocumentMismatch) -> str:
+    where = f"{m.raw_path} {m.position}" if m.position else m.raw_path
+    if m.expected_tokens is None:
+        return f"document {m.document:,}: the index has it ({m.found_tokens:,} tokens) but the raw data has ended"
+    if m.found_tokens is None:
+        return f"document {m.document:,} ({where}): expected {m.expected_tokens:,} tokens, the index has ended"
+    text = f"document {m.document:,} ({where}): expected {m.expected_tokens:,} tokens"
+    if m.expected_sequences is not None and (len(m.expected_sequences) != 1 or len(m.found_sequences or []) != 1):
+        text += f" in sequences {m.expected_sequences}"
+    text += f", found {m.found_tokens:,}"
+    if m.found_sequences is not None and (len(m.found_sequences) != 1 or len(m.expected_sequences or []) != 1):
+        text += f" in sequences {m.found_sequences}"
+    if m.first_differing_token is not None:
+        text += (f"; first differing token at position {m.first_differing_token:,} (.bin token {m.bin_token:,}): "
+                 f"expected id {_n(m.expected_id)}, found {_n(m.found_id)}")
+    elif m.expected_tokens == m.found_tokens and m.expected_sequences == m.found_sequences:
+        text += "; same lengths, different token ids"
+    return text

@@ -6,38 +6,19 @@ import glob
 import os
 from dataclasses import dataclass
 
-from . import columnar, jsonl
+from . import formats
 from .errors import FileCheckError
-from .indexed_dataset import DATA_SUFFIX, INDEX_SUFFIX, prefix_of
-
-INDEXED = "indexed"
-JSONL = "jsonl"
-PARQUET = "parquet"
-ARROW = "arrow"
-TEXT_FORMATS = (JSONL, PARQUET, ARROW)
+from .formats.base import Format
 
 
 @dataclass(frozen=True)
 class Source:
     path: str  # for an indexed pair: its prefix
-    format: str
+    format: Format
 
 
 def _has_magic(arg: str) -> bool:
     return any(c in arg for c in "*?[")
-
-
-def detect_format(path: str) -> str | None:
-    if path.endswith((INDEX_SUFFIX, DATA_SUFFIX)):
-        return INDEXED
-    if jsonl.is_jsonl(path):
-        return JSONL
-    columnar_format = columnar.format_of(path)
-    if columnar_format is not None:
-        return columnar_format
-    if not os.path.exists(path) and (os.path.exists(path + INDEX_SUFFIX) or os.path.exists(path + DATA_SUFFIX)):
-        return INDEXED  # a prefix, as training configs write it
-    return None
 
 
 def find_sources(args: list[str]) -> tuple[list[Source], list[FileCheckError]]:
@@ -54,18 +35,16 @@ def find_sources(args: list[str]) -> tuple[list[Source], list[FileCheckError]]:
         else:
             paths = [arg]
         for path in paths:
-            fmt = detect_format(path)
+            fmt = formats.detect(path)
             if fmt is None:
                 if not os.path.exists(path):
                     failures.append(FileCheckError(path, "open", "no such file, and no .bin/.idx pair with this prefix"))
                 else:
-                    failures.append(FileCheckError(
-                        path, "format",
-                        "unknown format (expected .bin/.idx, .jsonl[.gz|.zst|.bz2|.xz], .parquet or .arrow)"))
+                    failures.append(FileCheckError(path, "format", f"unknown format (expected {formats.EXPECTED_SUFFIXES})"))
                 continue
-            key_path = prefix_of(path) if fmt == INDEXED else path
-            if (fmt, key_path) in seen:
+            key_path = fmt.source_path(path)
+            if (fmt.name, key_path) in seen:
                 continue
-            seen.add((fmt, key_path))
+            seen.add((fmt.name, key_path))
             sources.append(Source(key_path, fmt))
     return sources, failures

@@ -1,7 +1,8 @@
-"""Loading a Hugging Face tokenizer and counting tokens with it, exactly.
+"""Loading a Hugging Face tokenizer (a file, a directory, a hub name) into a ``TokenizerSpec``:
+its fingerprint, its summary for reports, and the ``Tokenizer`` every engine is checked against.
 
 "Exact" means: the count of a text is ``len(tokenizer.encode(text, add_special_tokens=...).ids)``
-for the tokenizer the user named. Two deliberate exceptions, both applied by ``TokenCounter``
+for the tokenizer the user named. Two deliberate exceptions, both applied by ``build_tokenizer``
 and reported by ``TokenizerSpec.info()``: padding and truncation settings stored in a
 tokenizer.json are ignored. Padding would make a batch count differ from the single-text count
 (BatchLongest pads every text to the longest in the batch), and truncation would cap counts at
@@ -10,7 +11,6 @@ a model's context length, which is not what a training-data count means.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -20,12 +20,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import tokenizers
 from tokenizers import Tokenizer
 
-from tokcount import disk_cache
-from tokcount.errors import UsageError
+from . import disk_cache
+from .errors import UsageError
 
 TOKENIZER_FILE_NAME = "tokenizer.json"
 
@@ -45,14 +44,6 @@ END_OF_DOCUMENT_TOKENS = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
 # huggingface_hub's rule for repo ids ("name" or "namespace/name"); anything else can't be a
 # hub name, so it is reported as a missing path without a network attempt.
 _HUB_REPO_ID = re.compile(r"^(?:[\w\-.]{1,96}/)?[\w\-.]{1,96}$")
-
-
-class UnencodableText(ValueError):
-    """A text the Rust tokenizer cannot accept (a lone surrogate: not valid Unicode)."""
-
-    def __init__(self, index: int, message: str):
-        self.index = index
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -345,74 +336,3 @@ def _load_from_hub(name: str) -> Tokenizer:
     if error_type in _NOT_FOUND_ERRORS:
         raise UsageError(f"{name}: not a local path, and no tokenizer.json for it on the Hugging Face hub; {NO_NETWORK_HINT}")
     raise UsageError(f"{name}: loading from the Hugging Face hub failed ({error_type}: {message}); {NO_NETWORK_HINT}")
-
-
-class TokenCounter:
-    """Counts tokens with one single-threaded tokenizer (one per worker process: no Rayon oversubscription).
-
-    Threading: tokenizers runs batch calls on a Rayon pool unless TOKENIZERS_PARALLELISM is
-    false. The Rust side reads the variable at each batch call and builds the pool lazily on
-    the first parallel one, so setting it here, before this process's first batch, keeps it at
-    the calling thread only; the library's "forked after parallelism" warning (older releases)
-    is only printed when parallelism was used *and* the variable unset, so it cannot fire either.
-    Verified (tests/test_tokenizer.py::test_counting_adds_no_threads) by reading "Threads:" in
-    /proc/self/status before and after a 4000-text batch: unchanged with TokenCounter, +1 per
-    core with a plain Tokenizer and the variable unset.
-    """
-
-    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool = True):
-        # Overrides a user's "true" on purpose: the caller's processes are the parallelism.
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-        self.spec = spec
-        self.add_special_tokens = add_special_tokens
-
-    @functools.cached_property
-    def _tokenizer(self) -> Tokenizer:
-        # Built on first use: a worker on the fast engine may never need it (0.35 s for Llama-3).
-        return build_tokenizer(self.spec)
-
-    @functools.cached_property
-    def _encode_batch(self):
-        # encode_batch_fast (tokenizers >= 0.21) skips offset tracking; ids are the same.
-        return getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
-
-    def encode_batch(self, texts: list[str]) -> list:
-        """The Encodings of ``texts`` (for callers that need ids, e.g. tokcount check)."""
-        if not isinstance(texts, list):
-            texts = list(texts)
-        try:
-            return self._encode_batch(texts, add_special_tokens=self.add_special_tokens)
-        except TypeError as error:
-            # A lone surrogate surfaces as a generic TypeError for the whole batch; only on this
-            # rare path do we pay for locating it.
-            _raise_if_unencodable(texts, error)
-            raise
-
-    def count(self, texts: list[str]) -> np.ndarray:
-        """int64 array: element i is len(encode(texts[i], add_special_tokens).ids)."""
-        encodings = self.encode_batch(texts)
-        # len(Encoding) is len(ids) without building the Python list of ids (~70x faster).
-        return np.fromiter((len(encoding) for encoding in encodings), dtype=np.int64, count=len(encodings))
-
-    def count_one(self, text: str) -> int:
-        try:
-            return len(self._tokenizer.encode(text, add_special_tokens=self.add_special_tokens))
-        except TypeError as error:
-            _raise_if_unencodable([text], error)
-            raise
-
-
-def _raise_if_unencodable(texts: list, cause: BaseException) -> None:
-    """Raise UnencodableText for the first text that is not valid Unicode, if any."""
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"text {index} is {type(text).__name__}, not str") from cause
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as error:
-            code_point = ord(text[error.start])
-            raise UnencodableText(
-                index,
-                f"text {index} contains a lone surrogate U+{code_point:04X} at character {error.start}: "
-                "not valid Unicode, so it cannot be tokenized",
-            ) from cause

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import planning
 from .errors import FileCheckError, UsageError
-from .indexed_dataset import IndexedShard
+from .formats.indexed import IndexedShard
 
 INT32_MAX = 2**31 - 1
 UINT32_LIMIT = 2**32 - 2  # shuffle index is int64 from here on (§3.4, §4.5)

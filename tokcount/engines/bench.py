@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import columnar, jsonl
-from .documents import DocumentBatch
-from .engines import fast_support, make_counter
-from .errors import UsageError
-from .sources import JSONL, detect_format
+from .. import formats
+from ..errors import UsageError
+from ..formats.base import TEXT, DocumentBatch, TextFormat, TextPolicy
+from . import fast_support, make_counter
 
 
 @dataclass
@@ -55,18 +54,13 @@ class BenchResult:
 
 def read_texts(path: str, max_bytes: int, text_key: str = "text", text_column: str = "text") -> list[str]:
     """The first documents of a file, up to max_bytes of UTF-8 text (list values flattened)."""
-    fmt = detect_format(path)
-    if fmt == JSONL:
-        jsonl.check_magic(path)
-        batches = jsonl.read_documents(path, 0, jsonl.split_ranges(path, 1 << 62)[0][1], text_key)
-    elif fmt in ("parquet", "arrow"):
-        kind, _ = columnar.column_kind(path, text_column)
-        if kind != columnar.TEXT:
-            raise UsageError(f"{path}: column {text_column!r} holds token ids: there is nothing to tokenize")
-        batches = (b for unit, _ in columnar.units(path, text_column)
-                   for b in columnar.read_documents(path, unit, text_column))
-    else:
+    fmt = formats.detect(path)
+    if not isinstance(fmt, TextFormat):
         raise UsageError(f"{path}: tokcount bench reads jsonl, parquet or arrow text")
+    policy = TextPolicy(text_key=text_key, text_column=text_column)
+    if fmt.inspect(path, policy) != TEXT:
+        raise UsageError(f"{path}: column {text_column!r} holds token ids: there is nothing to tokenize")
+    batches = (batch for unit in fmt.units(0, path, policy, 1 << 62) for batch in fmt.read(unit, policy))
     texts: list[str] = []
     taken = 0
     for batch in batches:

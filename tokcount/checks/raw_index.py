@@ -4,8 +4,8 @@ The raw files are re-tokenized under a named preprocessing preset (the behaviour
 ``shared/spec/megatron_neox.md`` §2) and compared with the index document by document, in
 order: document count, sequences per document, sequence sizes and, with ``ids``, the token ids.
 
-Work is split like ``scan`` (byte ranges of plain files, whole compressed files) and runs on an
-executor. A unit does not know where its documents sit in the index (that depends on every unit
+Work is split like ``scan`` (byte ranges of plain files, compressed files whole or as interleaved
+parts) and runs on an executor, in the same worker state as a scan (``counting``). A unit does not know where its documents sit in the index (that depends on every unit
 before it), so units return per-document sequence counts and sizes (and, with ids, a 64-bit hash
 of each document's ids); the parent compares them in file order as units arrive, reading the
 ``.bin`` one window at a time. Only the first mismatching document is re-tokenized in the parent,
@@ -16,52 +16,46 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import replace, asdict, dataclass, field
-from typing import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__, indexed_dataset, jsonl, kernels
-from .documents import DocumentBatch
-from .engines import choose_engine, make_counter
-from .errors import FileCheckError, UsageError
-from .executors import LocalExecutor, default_workers, report_progress
-from .work import WORKER_ENV, WorkUnit, jsonl_documents, note_block, plan_units
+from .. import counting, formats
+from .._version import __version__
+from ..engines import EngineChoice, choose_engine
+from ..engines.parity import recount_on_disagreement
+from ..errors import FileCheckError, UsageError
+from ..executors import LocalExecutor, default_workers, report_progress
+from ..formats import indexed, jsonl
+from ..formats.base import DocumentBatch, TextPolicy, WorkUnit, note_block
+from ..formats.indexed_kernels import hash_documents
+from ..options import PRESETS, CheckOptions, Progress
 
-PRESETS = ("megatron", "megatron-fast", "neox")
+if TYPE_CHECKING:
+    from ..engines import Counter
+    from ..engines.hf import TokenCounter
+
 NEOX_PARAGRAPH_JOINER = "\n\n"  # lm_dataformat's para_joiner (§2.1)
 NEOX_TEXT_KEY = "text"  # lm_dataformat reads only this key (§2.1)
 UINT16_VOCAB_LIMIT = 65500  # both preprocessors write uint16 iff vocab < 65500 (§2.1, §2.2)
 MAX_EXAMPLES = 10
 SHIFT_PROBE = 8  # documents compared after a mismatch to recognise a dropped or inserted one
-RAW_LINES_BATCH = 1024
 
 
 @dataclass(frozen=True)
-class CheckOptions:
-    """How the raw data was preprocessed, as the user states it."""
-
-    tokenizer: str
-    preset: str = "megatron"
-    append_eod: bool = False
-    eod: int | None = None  # default: the tokenizer's end-of-document token (with append_eod)
-    add_special_tokens: bool = True
-    ids: bool = False  # also compare every token id (reads the whole .bin)
-    engine: str = "auto"  # lengths from the fast engine where supported; a disagreement is re-checked with hf
-    text_key: str = "text"
-    workers: int | None = None
-    unit_bytes: int = 16 << 20
-
-
-@dataclass(frozen=True)
-class _Policy:
-    """What a work unit needs to know, shipped to worker processes."""
+class PresetPolicy:
+    """What a work unit needs to know of the preset, shipped to worker processes."""
 
     preset: str
     append_eod: bool
     eod: int
     ids: bool
     text_key: str
+
+    def text_policy(self) -> TextPolicy:
+        return TextPolicy(text_key=self.text_key)
 
 
 @dataclass
@@ -85,24 +79,25 @@ class _Docs:
 
 
 # ---------------------------------------------------------------------------------------------
-# per-document id hashes: same function over tokenizer output and over .bin windows
-
-# ---------------------------------------------------------------------------------------------
 # worker side
 
 class _Encoder:
-    def __init__(self, spec, add_special_tokens: bool, engine: str = "hf"):
-        from .tokenizer import TokenCounter
+    """Lengths from the fast engine when it was chosen; ids always from Hugging Face."""
 
-        self._reference = TokenCounter(spec, add_special_tokens)  # single-threaded, ids when asked
-        # Lengths alone can come from the fast engine; ids always come from Hugging Face.
-        self._lengths = (make_counter(spec, add_special_tokens, "fast", reference=self._reference)
-                         if engine == "fast" else None)
+    def __init__(self, reference: TokenCounter, lengths: Counter | None = None):
+        self._reference = reference
+        self._lengths = lengths
 
-    def encode(self, texts: list[str], want_ids: bool):
+    @classmethod
+    def of_this_worker(cls) -> _Encoder:
+        worker = counting.current_worker()
+        assert worker.reference is not None
+        return cls(worker.reference, worker.fast)
+
+    def encode(self, texts: list[str], want_ids: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if self._lengths is not None and not want_ids:
             return np.asarray(self._lengths.count(texts), dtype=np.int64), None
-        from .tokenizer import UnencodableText
+        from ..engines.hf import UnencodableText
 
         try:
             encodings = self._reference.encode_batch(texts)
@@ -116,54 +111,17 @@ class _Encoder:
         return lengths, ids
 
 
-_encoder: _Encoder | None = None
-
-
-def _init_worker(spec, add_special_tokens: bool, engine: str = "hf") -> None:
-    global _encoder
-    _encoder = _Encoder(spec, add_special_tokens, engine)
-
-
-def _raw_line_batches(unit: WorkUnit) -> object:
-    """NeoX reads ``.jsonl.gz`` through lm_dataformat's generic gzip branch: every raw line,
-    braces and trailing newline included, is one document's text (§2.1)."""
-    try:
-        stream = jsonl.open_stream(unit.path)
-    except OSError as e:
-        raise FileCheckError(unit.path, "open", e.strerror or str(e)) from None
-    line_number = 0
-    with stream:
-        batch = DocumentBatch(locate=lambda p: f"line {p + 1}")
-        try:
-            for raw in stream:
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise FileCheckError(unit.path, "invalid UTF-8", f"byte {e.start} of the line", f"line {line_number + 1}") from None
-                batch.add_document(text, line_number)
-                batch.input_bytes += len(raw)
-                line_number += 1
-                if batch.documents >= RAW_LINES_BATCH:
-                    yield batch
-                    batch = DocumentBatch(locate=batch.locate)
-        except (OSError, EOFError) as e:
-            raise FileCheckError(unit.path, "truncated or corrupt compressed stream", str(e) or type(e).__name__,
-                                 f"after line {line_number}") from None
-        if batch.documents or batch.input_bytes:
-            yield batch
-
-
-def _batches(unit: WorkUnit, policy: _Policy):
+def _batches(unit: WorkUnit, policy: PresetPolicy) -> Iterator[DocumentBatch]:
     if _reads_raw_lines(policy.preset, unit.path):
-        return _raw_line_batches(unit)
-    return jsonl_documents(unit, policy.text_key, False)
+        return jsonl.read_raw_lines(unit.path)
+    return formats.JSONL.read(unit, policy.text_policy())
 
 
 def _reads_raw_lines(preset: str, path: str) -> bool:
     return preset == "neox" and jsonl.compression_of(path) == "gzip"
 
 
-def _preset_documents(batch: DocumentBatch, policy: _Policy, encoder: _Encoder, path: str) -> _Docs:
+def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Encoder, path: str) -> _Docs:
     """Apply the preset to one batch: which documents exist, their sequences, their ids."""
     texts, parts = batch.texts, np.asarray(batch.parts, dtype=np.int64)
     if policy.preset == "neox":
@@ -227,20 +185,21 @@ def _doc_bounds(doc_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ends - doc_tokens, ends
 
 
-def _run_unit(args: tuple[WorkUnit, _Policy]) -> _UnitOut:
+def _run_unit(args: tuple[WorkUnit, PresetPolicy]) -> _UnitOut:
     unit, policy = args
+    encoder = _Encoder.of_this_worker()
     out = _UnitOut()
     counts, sizes, hashes = [], [], []
     try:
         for batch in _batches(unit, policy):
-            docs = _preset_documents(batch, policy, _encoder, unit.path)
+            docs = _preset_documents(batch, policy, encoder, unit.path)
             counts.append(docs.seq_counts)
             sizes.append(docs.seq_sizes)
             if policy.ids:
                 starts, ends = _doc_bounds(docs.doc_tokens)
-                hashes.append(kernels.hash_documents(docs.ids, starts, ends))
+                hashes.append(hash_documents(docs.ids, starts, ends))
             out.documents += len(docs.seq_counts)
-            note_block(out.blocks, getattr(batch, "block", 0), len(docs.seq_counts))
+            note_block(out.blocks, batch.block, len(docs.seq_counts))
             report_progress(nbytes=batch.input_bytes, tokens=int(docs.doc_tokens.sum()), documents=len(docs.seq_counts))
     except FileCheckError as e:
         out.failure = e
@@ -255,7 +214,7 @@ def _run_unit(args: tuple[WorkUnit, _Policy]) -> _UnitOut:
     return out
 
 
-def _document_at(unit: WorkUnit, policy: _Policy, encoder: _Encoder, index: int) -> tuple[str, np.ndarray | None]:
+def _document_at(unit: WorkUnit, policy: PresetPolicy, encoder: _Encoder, index: int) -> tuple[str, np.ndarray | None]:
     """Re-read one unit up to its index-th document: its position ("line N") and its ids."""
     seen = 0
     for batch in _batches(unit, policy):
@@ -267,7 +226,7 @@ def _document_at(unit: WorkUnit, policy: _Policy, encoder: _Encoder, index: int)
             if docs.ids is not None:
                 starts, ends = _doc_bounds(docs.doc_tokens)
                 ids = docs.ids[starts[j]:ends[j]]
-            return batch.locate(batch.positions[j]), ids
+            return str(batch.location(j)), ids
         seen += n
     return "?", None
 
@@ -338,65 +297,11 @@ class RawCheckResult:
             "warnings": list(self.warnings),
         }
 
-    def lines(self) -> list[str]:
-        """A plain-text report for the terminal."""
-        e, f = self.expected_counts, self.index_counts
-        what = f"preset {self.options['preset']}" + (", EOD appended" if self.options["append_eod"] else "") + \
-            (", token ids compared" if self.options["ids"] else ", lengths compared")
-        raw = ", ".join(self.raw_paths) if len(self.raw_paths) <= 3 else f"{len(self.raw_paths)} raw files"
-        out = []
-        if self.ok:
-            out.append(f"OK: {self.index} agrees with {raw} ({what}): {e['documents']:,} documents, "
-                       f"{e['sequences']:,} sequences, {e['tokens']:,} tokens")
-        else:
-            out.append(f"MISMATCH: {self.index} differs from {raw} ({what})")
-            out.append(f"  expected: {e['documents']:,} documents, {e['sequences']:,} sequences, {e['tokens']:,} tokens")
-            out.append(f"  index:    {f['documents']:,} documents, {f['sequences']:,} sequences, {f['tokens']:,} tokens")
-            m = self.first_mismatch
-            if m is not None:
-                out.append("  first difference: " + _describe_mismatch(m))
-            if self.diagnosis:
-                out.append(f"  diagnosis: {self.diagnosis}")
-            out.append(f"  {self.differing_documents:,} of {self.compared_documents:,} compared documents differ; "
-                       f"{self.missing_from_index:,} raw documents are missing at the end of the index, "
-                       f"{self.extra_in_index:,} index documents have no raw counterpart")
-            for m in self.examples[1:]:
-                out.append(f"    also: document {m.document:,}: expected {_n(m.expected_tokens)} tokens, found {_n(m.found_tokens)}")
-        if not self.complete:
-            out.append("INCOMPLETE: interrupted before every document was compared")
-        out.extend(f"  hint: {h}" for h in self.hints)
-        out.extend(f"  warning: {w}" for w in self.warnings)
-        return out
-
-
-def _n(value) -> str:
-    return "-" if value is None else f"{value:,}"
-
-
-def _describe_mismatch(m: DocumentMismatch) -> str:
-    where = f"{m.raw_path} {m.position}" if m.position else m.raw_path
-    if m.expected_tokens is None:
-        return f"document {m.document:,}: the index has it ({m.found_tokens:,} tokens) but the raw data has ended"
-    if m.found_tokens is None:
-        return f"document {m.document:,} ({where}): expected {m.expected_tokens:,} tokens, the index has ended"
-    text = f"document {m.document:,} ({where}): expected {m.expected_tokens:,} tokens"
-    if m.expected_sequences is not None and (len(m.expected_sequences) != 1 or len(m.found_sequences or []) != 1):
-        text += f" in sequences {m.expected_sequences}"
-    text += f", found {m.found_tokens:,}"
-    if m.found_sequences is not None and (len(m.found_sequences) != 1 or len(m.expected_sequences or []) != 1):
-        text += f" in sequences {m.found_sequences}"
-    if m.first_differing_token is not None:
-        text += (f"; first differing token at position {m.first_differing_token:,} (.bin token {m.bin_token:,}): "
-                 f"expected id {_n(m.expected_id)}, found {_n(m.found_id)}")
-    elif m.expected_tokens == m.found_tokens and m.expected_sequences == m.found_sequences:
-        text += "; same lengths, different token ids"
-    return text
-
 
 class _Comparator:
     """Compares units with the index in file order; holds O(one unit) of state."""
 
-    def __init__(self, shard: indexed_dataset.IndexedShard, ids: bool, window_bytes: int):
+    def __init__(self, shard: indexed.IndexedShard, ids: bool, window_bytes: int):
         self.shard = shard
         self.ids = ids
         self.window_bytes = window_bytes
@@ -494,12 +399,12 @@ class _Comparator:
             hi = max(lo + 1, int(np.searchsorted(ends, starts[lo] + window, side="right")))
             first, last = int(starts[lo]), int(ends[hi - 1])
             if last == first:
-                out[lo:hi] = kernels.hash_documents(np.zeros(0, np.int64), starts[lo:hi] - first, ends[lo:hi] - first)
+                out[lo:hi] = hash_documents(np.zeros(0, np.int64), starts[lo:hi] - first, ends[lo:hi] - first)
             else:
-                with indexed_dataset.map_window(self._bin, self.shard.bin_path, (base + first) * itemsize,
+                with indexed.map_window(self._bin, self.shard.bin_path, (base + first) * itemsize,
                                                  (last - first) * itemsize) as (view, delta):
                     tokens = np.frombuffer(view, dtype=self.shard.dtype, count=last - first, offset=delta)
-                    out[lo:hi] = kernels.hash_documents(tokens, starts[lo:hi] - first, ends[lo:hi] - first)
+                    out[lo:hi] = hash_documents(tokens, starts[lo:hi] - first, ends[lo:hi] - first)
                     del tokens  # the mapping closes only once nothing points into it
             lo = hi
         return out
@@ -509,7 +414,7 @@ class _Comparator:
             return np.zeros(0, np.int64)
         itemsize = self.shard.dtype.itemsize
         with open(self.shard.bin_path, "rb") as f, \
-                indexed_dataset.map_window(f, self.shard.bin_path, start * itemsize, count * itemsize) as (view, delta):
+                indexed.map_window(f, self.shard.bin_path, start * itemsize, count * itemsize) as (view, delta):
             tokens = np.frombuffer(view, dtype=self.shard.dtype, count=count, offset=delta).astype(np.int64)
         return tokens
 
@@ -552,7 +457,7 @@ def _raw_units(paths: Sequence[str], options: CheckOptions) -> list[WorkUnit]:
         jsonl.check_magic(path)
         # Fewer files than cores: a compressed file is read as interleaved parts, as in scan.
         parts = workers if len(paths) < workers and not _reads_raw_lines(options.preset, path) else 1
-        units.extend(plan_units(i, path, "jsonl", None, options.unit_bytes, parts))
+        units.extend(formats.JSONL.units(i, path, TextPolicy(), options.unit_bytes, parts))
     return units
 
 
@@ -588,10 +493,13 @@ def _in_stream_order(group: list[int], outs: list[_UnitOut]):
     return [(task, piece, offset) for _, task, piece, offset in pieces]
 
 
-def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOptions, progress=None,
-              window_bytes: int = indexed_dataset.WINDOW_BYTES) -> RawCheckResult:
-    """Re-tokenize ``raw_paths`` (in this order) under ``options`` and compare with the index."""
-    from .tokenizer import end_of_document_id, load_tokenizer_spec
+def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOptions, progress: Progress | None = None,
+              window_bytes: int = indexed.WINDOW_BYTES) -> RawCheckResult:
+    """Re-tokenize ``raw_paths`` (in this order) under ``options`` and compare with the index.
+    A difference found by the fast engine is only reported as the reference sees it: the whole
+    check then runs again with hf (parity.recount_on_disagreement), so an engine bug is never
+    blamed on the data."""
+    from ..tokenizer import end_of_document_id, load_tokenizer_spec
 
     if isinstance(raw_paths, (str, os.PathLike)):
         raw_paths = [raw_paths]
@@ -599,7 +507,7 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
     if not raw_paths:
         raise UsageError("no raw files given")
     _check_options(options)
-    shard = indexed_dataset.open_shard(against)
+    shard = indexed.open_shard(against)
     units = _raw_units(raw_paths, options)
     spec = load_tokenizer_spec(options.tokenizer)
     eod = options.eod
@@ -607,8 +515,23 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
         eod = end_of_document_id(spec)
         if eod is None and options.ids:
             raise UsageError(f"{options.tokenizer}: no end-of-document token found; pass --eod ID")
-    policy = _Policy(options.preset, options.append_eod, -1 if eod is None else eod, options.ids, options.text_key)
+    policy = PresetPolicy(options.preset, options.append_eod, -1 if eod is None else eod, options.ids,
+                          options.text_key)
+    choice = choose_engine(spec, "hf" if options.ids else options.engine)
 
+    def run(current: EngineChoice) -> RawCheckResult:
+        return _compare(raw_paths, shard, units, policy, spec, options, current, eod, progress, window_bytes)
+
+    def disagreement(result: RawCheckResult) -> str | None:
+        return None if (result.ok or not result.complete) else "the fast engine found differences; re-checked with hf"
+
+    result, _ = recount_on_disagreement(run, choice, disagreement)
+    return result
+
+
+def _compare(raw_paths: list[str], shard: indexed.IndexedShard, units: list[WorkUnit], policy: PresetPolicy, spec,
+             options: CheckOptions, choice: EngineChoice, eod: int | None, progress: Progress | None,
+             window_bytes: int) -> RawCheckResult:
     result = RawCheckResult(
         raw_paths=list(raw_paths), index=shard.prefix,
         options={"preset": options.preset, "append_eod": options.append_eod, "eod": eod,
@@ -626,11 +549,10 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
         progress.start(sum(u.cost for u in units))
     comparator = _Comparator(shard, options.ids, window_bytes)
     per_file = {i: {"path": p, "documents": 0, "sequences": 0, "tokens": 0} for i, p in enumerate(raw_paths)}
-    engine, engine_reason = choose_engine(spec, "hf" if options.ids else options.engine)
-    result.options["engine"] = engine
-    result.options["engine_reason"] = engine_reason
-    executor = LocalExecutor(options.workers, _init_worker, (spec, options.add_special_tokens, engine),
-                             worker_env=WORKER_ENV)
+    result.options["engine"] = choice.engine
+    result.options["engine_reason"] = choice.reason
+    executor = LocalExecutor(options.workers, counting.start_worker, (spec, options.add_special_tokens, choice),
+                             worker_env=counting.WORKER_ENV)
     waiting: dict[int, _UnitOut] = {}
     groups = _file_groups(units)
     next_group = 0
@@ -676,18 +598,15 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
     if comparator.first is not None:
         result.first_mismatch = _first_mismatch_detail(comparator, units, policy, spec, options)
     result.hints = _hints(comparator, result, options)
-    if engine == "fast" and result.complete and not result.ok:
-        # A difference is only reported as the reference sees it: never blame the data for an engine bug.
-        again = check_raw(raw_paths, against, replace(options, engine="hf"), progress, window_bytes)
-        again.options["engine_reason"] = "the fast engine found differences; re-checked with hf"
-        return again
     return result
 
 
 def _first_mismatch_detail(comparator: _Comparator, units, policy, spec, options) -> DocumentMismatch:
     task, j = comparator.first
     m = comparator.examples[0]
-    encoder = _Encoder(spec, options.add_special_tokens)
+    from ..engines.hf import TokenCounter
+
+    encoder = _Encoder(TokenCounter(spec, options.add_special_tokens))
     m.position, expected_ids = _document_at(units[task], policy, encoder, j)
     if options.ids and expected_ids is not None and m.found_tokens is not None:
         found = comparator.bin_tokens(m.bin_token, m.found_tokens)

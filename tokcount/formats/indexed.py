@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import kernels
-from .errors import FileCheckError
+from ..errors import FileCheckError
+from . import indexed_kernels
+from .base import Format
 
 MMIDIDX_MAGIC = b"MMIDIDX\x00\x00"
 TNTIDX_MAGIC = b"TNTIDX\x00\x00"
@@ -138,7 +139,7 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
     doc_idx = _memmap(idx_path, np.int64, offset, d)
     offset += 8 * d
 
-    tokens, first_negative, first_bad_pointer = kernels.index_sizes_summary(sizes, pointers, dtype.itemsize)
+    tokens, first_negative, first_bad_pointer = indexed_kernels.index_sizes_summary(sizes, pointers, dtype.itemsize)
     if first_negative >= 0:
         raise FileCheckError(idx_path, "sizes >= 0", f"size {int(sizes[first_negative])}", f"sequence {first_negative}")
     if first_bad_pointer >= 0:
@@ -195,7 +196,7 @@ def _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedSha
         raise FileCheckError(idx_path, "sizes >= 0", f"size {int(sizes64[i])}", f"item {i}")
     sizes = sizes64.astype(np.int32)
     # data_offsets are in elements; reuse the pointer check with itemsize 1.
-    tokens, _, first_bad = kernels.index_sizes_summary(sizes, data_offsets[:-1], 1)
+    tokens, _, first_bad = indexed_kernels.index_sizes_summary(sizes, data_offsets[:-1], 1)
     if first_bad >= 0 or (length and int(data_offsets[-1]) != int(tokens)):
         i = int(first_bad) if first_bad >= 0 else length
         raise FileCheckError(idx_path, "data offsets", "not the cumulative sum of the sizes", f"item {i}")
@@ -215,7 +216,7 @@ def _token_dtype(idx_path: str, code: int, where: str) -> np.dtype:
 def _check_doc_idx(idx_path: str, doc_idx: np.ndarray, n: int) -> int:
     if int(doc_idx[0]) != 0:
         raise FileCheckError(idx_path, "doc_idx[0] == 0", f"doc_idx[0] is {int(doc_idx[0])}", "document 0")
-    empty, first_bad = kernels.document_index_summary(doc_idx, n)
+    empty, first_bad = indexed_kernels.document_index_summary(doc_idx, n)
     if first_bad >= 0:
         j = int(first_bad)
         raise FileCheckError(
@@ -321,13 +322,13 @@ def check_tokens(shard: IndexedShard, vocab_size: int, eod: int | None = None, p
             count = min(window, total - start)
             with map_window(f, shard.bin_path, start * itemsize, count * itemsize) as (view, delta):
                 tokens = np.frombuffer(view, dtype=shard.dtype, count=count, offset=delta)
-                w_top, w_bad, w_first = kernels.token_stats(tokens, vocab_size)
+                w_top, w_bad, w_first = indexed_kernels.token_stats(tokens, vocab_size)
                 top = int(w_top) if top is None else max(top, int(w_top))
                 bad += int(w_bad)
                 if first_bad is None and w_first >= 0:
                     first_bad = start + int(w_first)
                 if eod is not None:
-                    w_missing, w_first_missing = kernels.count_missing_eod(tokens, start, last_positions, eod)
+                    w_missing, w_first_missing = indexed_kernels.count_missing_eod(tokens, start, last_positions, eod)
                     missing += int(w_missing)
                     if first_missing is None and w_first_missing >= 0:
                         first_missing = int(nonempty[w_first_missing])
@@ -336,3 +337,24 @@ def check_tokens(shard: IndexedShard, vocab_size: int, eod: int | None = None, p
                 progress(count * itemsize)
     return TokenCheck(vocab_size, top, bad, first_bad, eod,
                       missing if eod is not None else None, first_missing)
+
+
+class IndexedFormat(Format):
+    """A ``.bin/.idx`` pair, named by either file or by its prefix. Counted from the index alone
+    (``open_shard``); the ``.bin`` is read only to verify tokens."""
+
+    name = "indexed"
+    label = "Megatron/NeoX .bin/.idx"
+
+    def detect(self, path: str) -> bool:
+        return path.endswith((INDEX_SUFFIX, DATA_SUFFIX))
+
+    def is_prefix(self, path: str) -> bool:
+        """A prefix, as training configs write it: no such file, but a .bin or .idx beside it."""
+        return not os.path.exists(path) and (os.path.exists(path + INDEX_SUFFIX) or os.path.exists(path + DATA_SUFFIX))
+
+    def source_path(self, path: str) -> str:
+        return prefix_of(path)
+
+    def open(self, path: str) -> IndexedShard:
+        return open_shard(path)

@@ -18,13 +18,15 @@ import io
 import lzma
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import orjson
 import pyarrow as pa
 
-from .documents import BadRecord, DocumentBatch, describe_type, text_or_parts
-from .errors import FileCheckError
+from ..errors import FileCheckError
+from .base import (TEXT, BadRecord, DocumentBatch, LineNumberLocator, TextFormat, TextPolicy, WorkUnit, describe_type,
+                   text_or_parts)
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
@@ -41,6 +43,7 @@ INTERLEAVE_BLOCK_BYTES = 1 << 20  # small blocks keep the parts of a stream equa
 # zstd (~1 GB/s) and gzip (~300 MB/s) stay a small share next to counting (~50 MB/s a core).
 MAX_INTERLEAVED_PARTS = {"zstd": 8, "gzip": 4}
 MIN_INTERLEAVED_BYTES = 1 << 20  # compressed bytes below which one part is fast enough
+RAW_LINES_BATCH = 1024  # lines per batch of read_raw_lines
 
 
 def compression_of(path: str) -> str | None:
@@ -74,7 +77,7 @@ def check_magic(path: str) -> None:
         raise FileCheckError(path, "format", f"named .{compression} but does not start with the {compression} magic bytes ({head[:4]!r})", "byte 0")
 
 
-def split_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
+def byte_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
     """Byte ranges for parallel reading: plain files are cut every target_bytes (the reader
     aligns to lines); a compressed file is a single stream."""
     size = os.path.getsize(path)
@@ -130,13 +133,26 @@ def lines_before(path: str, offset: int) -> int:
     return count
 
 
-def resolve_location(where) -> str:
-    """A position from a batch's ``locate_later`` as "line N" (counting the lines before the
-    range now, if that was left for later)."""
-    if isinstance(where, str):
-        return where
-    _, path, first_line_start, relative = where
-    return f"line {lines_before(path, first_line_start) + relative + 1}"
+@dataclass
+class RangeLineLocator:
+    """Lines of a byte range: position p is the range's line p. The number of lines before the
+    range is counted only when a line number is first needed (it reads the file up to the
+    range), and then kept, so a reported position costs one count and a parity sample none."""
+
+    path: str
+    first_line_start: int  # byte offset of the range's first line
+    lines_before_range: int | None = None  # known for a range at the start of the file: 0
+
+    def line(self, position: int) -> int:
+        if self.lines_before_range is None:
+            self.lines_before_range = lines_before(self.path, self.first_line_start)
+        return self.lines_before_range + position + 1
+
+    def describe(self, position: int) -> str:
+        return f"line {self.line(position)}"
+
+    def order(self, position: int) -> int | None:
+        return self.line(position)
 
 
 def _lookup(record, key_path: tuple[str, ...], dotted: str):
@@ -158,32 +174,17 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
     decompressed bytes) with j % parts == part; each batch then holds one block, named in
     ``batch.block``.
 
-    Document positions are line indexes within the range; ``batch.locate`` turns one into
-    "line N" (counting the newlines before the range only when it is needed). A bad record raises FileCheckError unless
-    skip_bad_records, in which case it is listed in the batch's ``bad``.
+    Document positions are line indexes within the range, which the batches' ``RangeLineLocator``
+    turns into line numbers. A bad record raises FileCheckError unless skip_bad_records, in which
+    case it is listed in the batch's ``bad``.
     """
     key_path = tuple(text_key.split("."))
-    line_base = None if start > 0 else 0
-    first_line_start = start
+    locator = RangeLineLocator(path, start, None if start > 0 else 0)
     if compression_of(path) is not None:
         stop = sys.maxsize  # a compressed range is the whole stream; stop was its compressed size
 
-    def line_number(relative: int) -> int:
-        nonlocal line_base
-        if line_base is None:
-            line_base = lines_before(path, first_line_start)
-        return line_base + relative + 1
-
-    def locate(relative: int) -> str:
-        return f"line {line_number(relative)}"
-
-    def locate_later(relative: int):
-        if line_base is not None:
-            return locate(relative)
-        return ("line", path, first_line_start, relative)  # resolve_location finishes it
-
     def new_batch(block: int) -> DocumentBatch:
-        return DocumentBatch(locate=locate, locate_later=locate_later, order_of=line_number, block=block)
+        return DocumentBatch(locator, block=block)
 
     try:
         stream, raw = _open_with_raw(path)
@@ -207,7 +208,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
             if start > 0:
                 stream.seek(start - 1)
                 pos = start - 1 + len(stream.readline())  # finish the line that began before us
-                first_line_start = pos
+                locator.first_line_start = pos
             batch = new_batch(part)
             batch_text = 0
             while pos < stop:
@@ -247,7 +248,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
                         batch_text += text_length
                 if bad is not None:
                     kind, detail = bad
-                    line = line_number(relative)
+                    line = locator.line(relative)
                     if not skip_bad_records:
                         raise FileCheckError(path, kind, detail, f"line {line}", order=line)
                     batch.bad.append(BadRecord(f"line {line}", kind, detail, order=line))
@@ -262,7 +263,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
         except (OSError, EOFError, lzma.LZMAError) as e:
             message = str(e) or type(e).__name__
             kind = "truncated or corrupt compressed stream" if compression_of(path) else "read"
-            last_line = line_number(relative - 1) if relative else 0
+            last_line = locator.line(relative - 1) if relative else 0
             raise FileCheckError(path, kind, message, f"after line {last_line}", order=last_line) from None
 
 
@@ -291,3 +292,73 @@ def _classify_decode_error(error: Exception, line: bytes) -> tuple[str, str]:
     if not line.strip():
         return "malformed JSON", "blank line"
     return "malformed JSON", message
+
+
+def read_raw_lines(path: str) -> Iterator[DocumentBatch]:
+    """Every line, braces and trailing newline included, as one document's text: how GPT-NeoX's
+    preprocessing reads ``.jsonl.gz`` (lm_dataformat's generic gzip branch, spec §2.1)."""
+    try:
+        stream = open_stream(path)
+    except OSError as e:
+        raise FileCheckError(path, "open", e.strerror or str(e)) from None
+    line_number = 0
+    locator = LineNumberLocator()
+    with stream:
+        batch = DocumentBatch(locator)
+        try:
+            for raw in stream:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise FileCheckError(path, "invalid UTF-8", f"byte {e.start} of the line",
+                                         f"line {line_number + 1}") from None
+                batch.add_document(text, line_number)
+                batch.input_bytes += len(raw)
+                line_number += 1
+                if batch.documents >= RAW_LINES_BATCH:
+                    yield batch
+                    batch = DocumentBatch(locator)
+        except (OSError, EOFError) as e:
+            raise FileCheckError(path, "truncated or corrupt compressed stream", str(e) or type(e).__name__,
+                                 f"after line {line_number}") from None
+        if batch.documents or batch.input_bytes:
+            yield batch
+
+
+class JsonlFormat(TextFormat):
+    """JSON lines, plain or compressed. Units: byte ranges of a plain file; a compressed file is
+    one stream, or up to ``compressed_parts`` interleaved parts of it."""
+
+    name = "jsonl"
+    label = "JSON lines"
+
+    def detect(self, path: str) -> bool:
+        return is_jsonl(path)
+
+    def inspect(self, path: str, policy: TextPolicy) -> str:
+        check_magic(path)
+        return TEXT
+
+    def units(self, source: int, path: str, policy: TextPolicy, target_bytes: int,
+              compressed_parts: int = 1) -> list[WorkUnit]:
+        ranges = byte_ranges(path, target_bytes)
+        parts = interleaved_parts(path, compressed_parts) if compression_of(path) else 1
+        if parts > 1:
+            size = ranges[0][1]
+            block = INTERLEAVE_BLOCK_BYTES  # read now: tests shrink it to put lines across blocks
+            return [WorkUnit(source, path, self.name, k, 0, size, max(1, size // parts), parts, block)
+                    for k in range(parts)]
+        return [WorkUnit(source, path, self.name, k, a, b, max(1, b - a)) for k, (a, b) in enumerate(ranges)]
+
+    def read(self, unit: WorkUnit, policy: TextPolicy) -> Iterator[DocumentBatch]:
+        if unit.parts > 1:
+            return read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records,
+                                  unit.part, unit.parts, unit.block_bytes)
+        return read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records)
+
+    def display_name(self, path: str) -> str:
+        return format_name(path)
+
+    def plain_bytes(self, path: str) -> int:
+        """Size of an uncompressed file (its byte ranges balance the workers), else 0."""
+        return os.path.getsize(path) if compression_of(path) is None and os.path.isfile(path) else 0

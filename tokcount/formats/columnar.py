@@ -9,21 +9,19 @@ Parquet row groups (and IPC file record batches) are the parallel work units. A 
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .documents import BadRecord, DocumentBatch, TokenIdBatch
-from .errors import FileCheckError
+from ..errors import FileCheckError
+from .base import TEXT, TOKEN_IDS, BadRecord, DocumentBatch, Locator, RowLocator, TextFormat, TextPolicy, TokenIdBatch, WorkUnit
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
 ARROW_FILE_MAGIC = b"ARROW1"
-TEXT = "text"
-TOKEN_IDS = "token_ids"
 BATCH_ROWS = 1024
 
 
@@ -114,23 +112,19 @@ def footer_documents(path: str) -> int | None:
 def read_documents(path: str, unit: int, column: str, skip_bad_records: bool = False
                    ) -> Iterator[DocumentBatch | TokenIdBatch]:
     """Yield the documents of one unit in batches of rows. Positions are row indexes within the
-    unit; ``locate`` names "row group g, row r" (or "record batch b, row r")."""
+    unit; their ``RowLocator`` names "row group g, row r" (or "record batch b, row r")."""
     is_parquet = format_of(path) == "parquet"
-    label = "row group" if is_parquet else "record batch"
-
-    def locate(row: int) -> str:
-        return f"{label} {unit}, row {row}" if unit >= 0 else f"row {row}"
-
+    locator = RowLocator("row group" if is_parquet else "record batch", unit)
     row = 0
     try:
         for batch in _record_batches(path, unit, column, is_parquet):
             array = batch.column(0)
-            out = _convert(array, row, locate, path, skip_bad_records)
+            out = _convert(array, row, locator, path, skip_bad_records)
             out.input_bytes = array.nbytes
             row += len(array)
             yield out
     except (pa.ArrowException, OSError) as e:
-        raise FileCheckError(path, "read", _first_line(e), locate(row)) from None
+        raise FileCheckError(path, "read", _first_line(e), locator.describe(row)) from None
 
 
 def _record_batches(path, unit, column, is_parquet):
@@ -151,13 +145,13 @@ def _slices(rb: pa.RecordBatch):
         yield rb.slice(offset, BATCH_ROWS)
 
 
-def _convert(array: pa.Array, first_row: int, locate, path: str, skip: bool):
+def _convert(array: pa.Array, first_row: int, locator: Locator, path: str, skip: bool) -> DocumentBatch | TokenIdBatch:
     kind = _kind_of(array.type)
     bad: list[BadRecord] = []
     if array.null_count:
         nulls = np.flatnonzero(np.asarray(array.is_null()))
         for i in nulls:
-            where = locate(first_row + int(i))
+            where = locator.describe(first_row + int(i))
             if not skip:
                 raise FileCheckError(path, "null value", "the value is null", where)
             bad.append(BadRecord(where, "null value", "the value is null"))
@@ -166,16 +160,16 @@ def _convert(array: pa.Array, first_row: int, locate, path: str, skip: bool):
         if array.null_count:
             lengths = np.delete(lengths, nulls)
         return TokenIdBatch(lengths=lengths, bad=bad)
-    out = DocumentBatch(locate=locate, bad=bad)
+    out = DocumentBatch(locator, bad=bad)
     try:
         values = array.to_pylist()
     except UnicodeDecodeError:
-        values = [_decode_one(array, i, first_row, locate, path, skip, out.bad) for i in range(len(array))]
+        values = [_decode_one(array, i, first_row, locator, path, skip, out.bad) for i in range(len(array))]
     for i, value in enumerate(values):
         if value is None:
             continue
         if isinstance(value, list) and any(v is None for v in value):
-            where = locate(first_row + i)
+            where = locator.describe(first_row + i)
             if not skip:
                 raise FileCheckError(path, "null value", "a list element is null", where)
             out.bad.append(BadRecord(where, "null value", "a list element is null"))
@@ -184,12 +178,12 @@ def _convert(array: pa.Array, first_row: int, locate, path: str, skip: bool):
     return out
 
 
-def _decode_one(array, i, first_row, locate, path, skip, bad):
+def _decode_one(array, i, first_row, locator: Locator, path, skip, bad):
     """Slow path for a batch holding invalid UTF-8: find the rows, raise or skip them."""
     try:
         return array[i].as_py()
     except UnicodeDecodeError as e:
-        where = locate(first_row + i)
+        where = locator.describe(first_row + i)
         if not skip:
             raise FileCheckError(path, "invalid UTF-8", f"byte {e.start} of the value", where) from None
         bad.append(BadRecord(where, "invalid UTF-8", f"byte {e.start} of the value"))
@@ -199,3 +193,34 @@ def _decode_one(array, i, first_row, locate, path, skip, bad):
 def _first_line(e: Exception) -> str:
     text = str(e).strip() or type(e).__name__
     return text.splitlines()[0]
+
+
+class ColumnarFormat(TextFormat):
+    """A columnar file: its units are row groups (Parquet) or record batches (Arrow IPC)."""
+
+    def detect(self, path: str) -> bool:
+        return format_of(path) == self.name
+
+    def inspect(self, path: str, policy: TextPolicy) -> str:
+        kind, _ = column_kind(path, policy.text_column)
+        return kind
+
+    def units(self, source: int, path: str, policy: TextPolicy, target_bytes: int,
+              compressed_parts: int = 1) -> list[WorkUnit]:
+        return [WorkUnit(source, path, self.name, part, 0, 0, cost) for part, cost in units(path, policy.text_column)]
+
+    def read(self, unit: WorkUnit, policy: TextPolicy) -> Iterator[DocumentBatch | TokenIdBatch]:
+        return read_documents(unit.path, unit.part, policy.text_column, policy.skip_bad_records)
+
+    def footer_documents(self, path: str) -> int | None:
+        return footer_documents(path)
+
+
+class ParquetFormat(ColumnarFormat):
+    name = "parquet"
+    label = "Parquet"
+
+
+class ArrowFormat(ColumnarFormat):
+    name = "arrow"
+    label = "Arrow IPC"

@@ -1,0 +1,214 @@
+"""Counting one text work unit, in whatever process an executor picks: its format reads it into
+batches, the chosen engine counts them, and the parity guard's sampler picks texts to recount.
+
+A unit's result holds the counts and the per-document lengths, in order (for an interleaved
+part, block by block), so the scan can put files back together exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import formats
+from .engines import EngineChoice, make_counter
+from .engines.parity import ParitySampler, Sample
+from .errors import FileCheckError
+from .executors import report_progress
+from .formats.base import BadRecord, DocumentBatch, TextPolicy, TokenIdBatch, WorkUnit, note_block
+
+if TYPE_CHECKING:
+    from .engines import Counter
+    from .engines.hf import TokenCounter
+    from .tokenizer import TokenizerSpec
+
+MAX_EXAMPLES = 5  # skipped records listed by position
+
+# The environment workers start with. tokenizers must not use its thread pool in a worker:
+# the workers are the parallelism, and a forked worker has no pool threads (tokenizers only
+# warns about this, on stderr, when the variable is unset).
+WORKER_ENV = {"TOKENIZERS_PARALLELISM": "false"}
+
+
+@dataclass
+class UnitResult:
+    unit: WorkUnit
+    documents: int = 0
+    empty_documents: int = 0
+    tokens: int = 0
+    text_bytes: int = 0
+    document_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sequence_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    skipped: int = 0
+    skipped_examples: list[BadRecord] = field(default_factory=list)
+    failure: FileCheckError | None = None
+    engine: str = "hf"
+    parity_samples: list[Sample] = field(default_factory=list)  # for the guard in the scanning process
+    blocks: list[list[int]] = field(default_factory=list)  # [block, documents, sequences] in reading order
+
+
+class UnitCounter:
+    """A process's counting state: the reference counter (its tokenizer built on first use),
+    the fast counter when that engine is chosen, and whether to sample for the parity guard."""
+
+    def __init__(self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice):
+        self.reference: TokenCounter | None = None
+        self.fast: Counter | None = None
+        self.sample_for_parity = False
+        if spec is None:
+            return  # token-id columns only: nothing to tokenize
+        from .engines.hf import TokenCounter
+
+        self.reference = TokenCounter(spec, add_special_tokens=add_special_tokens)
+        if choice.engine == "fast":
+            from .engines.warmup import quiet_numba_start
+
+            quiet_numba_start()
+            self.fast = make_counter(spec, add_special_tokens, "fast", reference=self.reference)
+            self.sample_for_parity = choice.guarded
+
+    def count_unit(self, unit: WorkUnit, policy: TextPolicy) -> UnitResult:
+        result = UnitResult(unit, engine="fast" if self.fast is not None else "hf")
+        sampler = ParitySampler(f"{unit.path}:{unit.part}") if self.sample_for_parity else None
+        doc_chunks, seq_chunks = [], []
+        try:
+            for batch in formats.text_format(unit.format).read(unit, policy):
+                batch.at_file_start = unit.part == 0 and not doc_chunks
+                if isinstance(batch, TokenIdBatch):
+                    docs, seqs = _count_token_ids(batch, result)
+                else:
+                    docs, seqs = self._count_texts(batch, policy, result, sampler)
+                doc_chunks.append(docs)
+                seq_chunks.append(seqs)
+                note_block(result.blocks, batch.block, len(docs), len(seqs))
+                result.skipped += len(batch.bad)
+                room = MAX_EXAMPLES - len(result.skipped_examples)
+                if room > 0:
+                    result.skipped_examples.extend(batch.bad[:room])
+                report_progress(nbytes=batch.input_bytes, tokens=int(docs.sum()), documents=len(docs))
+        except FileCheckError as e:
+            result.failure = e
+            return result
+        if doc_chunks:
+            result.document_tokens = np.concatenate(doc_chunks)
+            result.sequence_sizes = np.concatenate(seq_chunks)
+        return result
+
+    def _count_texts(self, batch: DocumentBatch, policy: TextPolicy, result: UnitResult,
+                     sampler: ParitySampler | None) -> tuple[np.ndarray, np.ndarray]:
+        from .engines.hf import UnencodableText
+
+        if self.reference is None:
+            raise AssertionError("text unit without a tokenizer")
+        fast = self.fast
+        counter = fast if fast is not None else self.reference
+        bytes_before = fast.bytes_counted if fast is not None else 0  # type: ignore[attr-defined]
+        text_bytes: int | None
+        try:
+            part_tokens = counter.count(batch.texts)
+            # the fast engine encoded the texts anyway
+            text_bytes = fast.bytes_counted - bytes_before if fast is not None else None  # type: ignore[attr-defined]
+        except UnencodableText:
+            part_tokens = np.asarray(self._count_one_by_one(batch, policy, result), dtype=np.int64)
+            text_bytes = None
+        if text_bytes is None:
+            # An ASCII str's length is its UTF-8 size (isascii is a flag check): encode only the others.
+            text_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
+        result.text_bytes += text_bytes
+        if sampler is not None:
+            for i in sampler.pick(batch.texts, text_bytes, batch.at_file_start):
+                # unresolved: a range's line number is worked out only if this sample is reported
+                where = batch.location(_document_of(batch, i))
+                result.parity_samples.append((batch.texts[i], int(part_tokens[i]), where))
+        parts = np.asarray(batch.parts, dtype=np.int64)
+        part_tokens = np.asarray(part_tokens, dtype=np.int64)
+        ends = np.cumsum(parts)
+        cumulative = np.concatenate([[0], np.cumsum(part_tokens)])
+        doc_tokens = cumulative[ends] - cumulative[ends - parts]
+        nonempty = doc_tokens > 0
+        eod = 1 if policy.append_eod else 0
+        if np.all(parts == 1):
+            sequences = doc_tokens[nonempty] + eod
+        else:
+            sequences = _list_document_sequences(part_tokens, parts, eod)
+        doc_tokens = doc_tokens + eod * nonempty
+        result.documents += len(parts)
+        result.empty_documents += int(np.count_nonzero(~nonempty))
+        result.tokens += int(doc_tokens.sum())
+        return doc_tokens, sequences
+
+    def _count_one_by_one(self, batch: DocumentBatch, policy: TextPolicy, result: UnitResult) -> list[int]:
+        """Rare slow path: find the documents the tokenizer cannot take, raise or drop them."""
+        from .engines.hf import UnencodableText
+
+        assert self.reference is not None
+        counts: list[int] = []
+        texts: list[str] = []
+        parts: list[int] = []
+        positions: list[int] = []
+        k = 0
+        for n, position in zip(batch.parts, batch.positions):
+            doc_texts = batch.texts[k:k + n]
+            k += n
+            try:
+                doc_counts = list(self.reference.count(doc_texts))
+            except UnencodableText as e:
+                where, order = batch.where(position)
+                if not policy.skip_bad_records:
+                    raise FileCheckError(result.unit.path, "unencodable text", str(e), where, order=order) from None
+                batch.bad.append(BadRecord(where, "unencodable text", str(e), order=order))
+                continue
+            counts.extend(doc_counts)
+            texts.extend(doc_texts)
+            parts.append(n)
+            positions.append(position)
+        batch.texts, batch.parts, batch.positions = texts, parts, positions
+        return counts
+
+
+# A process pool calls plain functions: this process's counting state is this one object,
+# set by start_worker (each run of an executor brings its own) and used by count_unit.
+_worker: UnitCounter | None = None
+
+
+def start_worker(spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> None:
+    global _worker
+    _worker = UnitCounter(spec, add_special_tokens, choice)
+
+
+def current_worker() -> UnitCounter:
+    if _worker is None:
+        raise AssertionError("start_worker has not run in this process")
+    return _worker
+
+
+def count_unit(args: tuple[WorkUnit, TextPolicy]) -> UnitResult:
+    unit, policy = args
+    return current_worker().count_unit(unit, policy)
+
+
+def _count_token_ids(batch: TokenIdBatch, result: UnitResult) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.asarray(batch.lengths, dtype=np.int64)
+    result.documents += len(lengths)
+    result.empty_documents += int(np.count_nonzero(lengths == 0))
+    result.tokens += int(lengths.sum())
+    return lengths, lengths[lengths > 0]
+
+
+def _document_of(batch: DocumentBatch, text_index: int) -> int:
+    return int(np.searchsorted(np.cumsum(batch.parts), text_index, side="right"))
+
+
+def _list_document_sequences(part_tokens: np.ndarray, parts: np.ndarray, eod: int) -> np.ndarray:
+    """Megatron preprocessing: each part with tokens is a sequence; EOD joins the last one."""
+    out: list[int] = []
+    k = 0
+    for n in parts:
+        seqs = [int(t) for t in part_tokens[k:k + n] if t > 0]
+        k += n
+        if seqs:
+            seqs[-1] += eod
+        out.extend(seqs)
+    return np.asarray(out, dtype=np.int64)

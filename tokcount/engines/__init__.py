@@ -1,0 +1,77 @@
+"""Counting engines: ``hf`` (the reference), ``fast`` (numba, count-only), which one a run uses,
+and the parity guard that proves the fast one against the reference (``parity``).
+
+An engine is an object with ``count(texts) -> int64 array``, one per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..tokenizer import TokenizerSpec
+    from .hf import TokenCounter
+
+ENGINES = ("auto", "fast", "hf")
+
+
+class Counter(Protocol):
+    def count(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """Which engine counts, why, and whether the parity guard checks it. Decided once, in the
+    scanning process, and handed to the workers as it is."""
+
+    engine: str  # "fast" or "hf"
+    reason: str  # for the report
+    guarded: bool = False  # sample texts for the parity guard (auto on the fast engine)
+
+    def recounted_with_hf(self, reason: str) -> EngineChoice:
+        """The choice after the fast engine disagreed with the reference."""
+        return replace(self, engine="hf", reason=reason, guarded=False)
+
+
+HF_REQUESTED = EngineChoice("hf", "requested")
+
+
+def fast_support(spec: TokenizerSpec) -> tuple[bool, str]:
+    try:
+        from .fast import fast_support as support
+    except ImportError:  # a build without the numba engine
+        return False, "the fast engine is not installed"
+    return support(spec)
+
+
+def choose_engine(spec: TokenizerSpec, requested: str) -> EngineChoice:
+    if requested not in ENGINES:
+        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {requested!r}")
+    if requested == "hf":
+        return HF_REQUESTED
+    supported, why = fast_support(spec)
+    if requested == "fast":
+        if not supported:
+            raise UsageError(f"--engine fast does not support this tokenizer: {why}; use --engine hf or auto")
+        return EngineChoice("fast", f"requested ({why}); no parity guard")
+    if supported:
+        return EngineChoice("fast", f"auto: {why}; parity guard on", guarded=True)
+    return EngineChoice("hf", f"auto: the fast engine does not support this tokenizer ({why})")
+
+
+def make_counter(spec: TokenizerSpec, add_special_tokens: bool, engine: str,
+                 reference: TokenCounter | None = None) -> Counter:
+    """A counter for this process. ``reference`` (a TokenCounter) is reused by the fast engine
+    for its slow path instead of building another."""
+    if engine == "fast":
+        from .fast import FastCounter
+
+        return FastCounter(spec, add_special_tokens=add_special_tokens, reference=reference)
+    from .hf import TokenCounter
+
+    return TokenCounter(spec, add_special_tokens=add_special_tokens)
