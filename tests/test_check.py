@@ -24,7 +24,8 @@ from idx_writer import write_mmidx
 from tokcount import FileCheckError, UsageError
 from tokcount.check import CheckOptions, check_raw
 from tokcount.indexed_dataset import open_shard
-from tokcount.trainer_index import check_log, check_trainer_index
+from tokcount.checks.trainer_index import check_trainer_index
+from tokcount.checks.training_log import check_log
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -241,7 +241,9 @@ def _run_plan(args) -> int:
 
 
 def _run_check(args) -> int:
-    from . import check, indexed_dataset, render, trainer_index
+    from . import check, indexed_dataset, render
+    from .checks.trainer_index import IndexFilesCheck, check_trainer_index
+    from .checks.training_log import LogCheck, check_log
     from .errors import EXIT_MISMATCH
 
     if args.against is not None and args.against_log is not None:
@@ -261,10 +263,9 @@ def _run_check(args) -> int:
             raise UsageError("without --against, give exactly one data prefix (.bin/.idx)")
         shard = indexed_dataset.open_shard(args.paths[0])
         if args.against_log is not None:
-            results = [trainer_index.check_log(shard, args.against_log, args.seq_len, args.framework,
-                                               not args.no_extra_token)]
+            results = [check_log(shard, args.against_log, args.seq_len, args.framework, not args.no_extra_token)]
         else:
-            results, notes = trainer_index.check_trainer_index(shard, args.cache_dir, args.split, not args.no_extra_token)
+            results, notes = check_trainer_index(shard, args.cache_dir, args.split, not args.no_extra_token)
             for note in notes:
                 print(f"tokcount: note: {note}", file=sys.stderr)
     if args.json:
@@ -272,7 +273,12 @@ def _run_check(args) -> int:
         print(json.dumps(docs[0] if len(docs) == 1 else {"ok": all(r.ok for r in results), "checks": docs}, indent=2))
     else:
         for r in results:
-            print("\n".join(r.lines()))
+            if isinstance(r, IndexFilesCheck):
+                print("\n".join(render.index_files_check_lines(r)))
+            elif isinstance(r, LogCheck):
+                print("\n".join(render.log_check_lines(r)))
+            else:
+                print("\n".join(r.lines()))
     if not all(getattr(r, "complete", True) for r in results):
         return EXIT_INTERRUPTED
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH

@@ -231,3 +231,37 @@ def print_bench(d: dict) -> None:
         if run["first_disagreement"]:
             x = run["first_disagreement"]
             _out.print(f"[red]  {run['engine']} disagrees on text {x['text_index']}: {x['tokens']} vs {x['reference_tokens']} tokens: {x['preview']!r}")
+
+
+# --- check results: trainer index files and training logs ---
+
+
+def index_files_check_lines(check) -> list[str]:
+    """The terminal lines of one check of a split's trainer index files (tokcount check PREFIX)."""
+    f, fo = check.files, check.found
+    start, end = check.sequence_range
+    logged = fo.get("logged_samples")
+    # epochs stays plain: it is a float when the document index is not a whole number of epochs.
+    head = (f"{'OK' if check.ok else 'MISMATCH'}: {f.framework} {f.split} index "
+            f"(num_samples {f.num_samples}, seq_len {f.seq_len}, seed {f.seed}): sequences "
+            f"[{_n(start)}, {_n(end)}), {_n(check.tokens)} tokens -> "
+            f"{fo['epochs']} epoch(s), {_n(fo['samples_built'])} samples built, "
+            f"dataset length {_n(fo['dataset_length'])}"
+            + (f", log prints {_n(logged)}" if logged is not None else ""))
+    out = [head]
+    out.extend(f"  disagreement: {d}" for d in check.disagreements)
+    out.extend(f"  warning: {w}" for w in check.warnings)
+    return out
+
+
+def log_check_lines(check) -> list[str]:
+    """The terminal lines of one training-log check (tokcount check --against-log LOG PREFIX)."""
+    out = [f"{'OK' if check.ok else 'MISMATCH'}: {check.log} ({check.framework} log) "
+           + ("matches this data" if check.ok else "does not match this data")]
+    for r in check.rows:
+        rng = f"[{_n(r['range'][0])}, {_n(r['range'][1])})" if r["range"] else "range not logged"
+        out.append(f"  {r['split']}: sequences {rng}, {_n(r['tokens'])} tokens here; log: samples built "
+                   f"{_n(r['samples_built'])}, epochs {_n(r['epochs'])}; {r['verdict']}")
+    out.extend(f"  disagreement: {d}" for d in check.disagreements)
+    out.extend(f"  note: {n}" for n in check.notes)
+    return out
