@@ -23,9 +23,11 @@ import trainer_sim
 from idx_writer import write_mmidx
 from tokcount import FileCheckError, UsageError
 from tokcount.checks.raw_index import check_raw
+from tokcount.checks.trainer_index import check_trainer_index
+from tokcount.checks.training_log import check_log
 from tokcount.formats.indexed import open_shard
 from tokcount.options import CheckOptions
-from tokcount.trainer_index import check_log, check_trainer_index
+from tokcount.render import check_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,7 +84,7 @@ def test_each_preset_agrees_with_its_own_output(tmp_path, preset, append_eod):
         recs = [r for r in recs if r["text"] not in ("",)]  # NeoX crashes on empty-token docs with EOD
     raw, prefix, docs = setup(tmp_path, preset, append_eod, recs)
     result = check_raw([raw], prefix, options(preset=preset, append_eod=append_eod, ids=True))
-    assert result.ok, result.lines()
+    assert result.ok, check_lines(result)
     assert result.expected_counts == totals(docs)
     assert result.compared_documents == len(docs)
 
@@ -284,7 +286,7 @@ def test_neox_index_files_agree_with_the_plan(tmp_path):
     assert E2 > 1
     checks, _ = check_trainer_index(shard, split="969, 30, 1")
     by = {c.files.split: c for c in checks}
-    assert all(c.ok for c in checks), [c.lines() for c in checks]
+    assert all(c.ok for c in checks), [check_lines(c) for c in checks]
     assert (by["train"].found["epochs"], by["train"].found["samples_built"]) == (E, B)
     assert (by["valid"].found["epochs"], by["valid"].found["samples_built"]) == (E2, B2)
     assert by["train"].found["logged_samples"] == B + 1 and by["train"].tokens == int(shard.sizes[ranges[0]:ranges[1]].sum())
@@ -312,7 +314,7 @@ def test_megatron_index_files_with_separate_final_epoch(tmp_path):
     paths, E, B, separate, rng = trainer_sim.write_megatron(prefix, shard.sizes, "train", "1,0,0", (T - 1) // 64 + 3, 64)
     assert E == 2 and separate
     (check,), notes = check_trainer_index(shard)
-    assert check.ok, check.lines()
+    assert check.ok, check_lines(check)
     assert check.expected["separate_final_epoch"] is True
     assert (check.found["epochs"], check.found["samples_built"], check.sequence_range) == (2, B, rng)
     # a shuffle index that mixes the final epoch in is caught
@@ -360,7 +362,7 @@ def test_neox_log_check(tmp_path):
     log = tmp_path / "neox.log"
     log.write_text(trainer_sim.neox_log(list(zip(ranges, ranges[1:])), per))
     result = check_log(shard, str(log))
-    assert result.framework == "neox" and result.ok, result.lines()
+    assert result.framework == "neox" and result.ok, check_lines(result)
     assert [(r["split"], r["samples_built"], r["epochs"]) for r in result.rows] == \
         [(n, per[n][1], per[n][0]) for n in ("train", "valid")]
     # a log from a run on one more sequence of data
@@ -376,7 +378,7 @@ def test_megatron_log_check(tmp_path):
     log = tmp_path / "m.log"
     log.write_text(trainer_sim.megatron_log(shard.sequences, shard.documents, [(0, 1.0), None, None], {"train": (E, B)}))
     result = check_log(shard, str(log), seq_len=64)
-    assert result.framework == "megatron" and result.ok, result.lines()
+    assert result.framework == "megatron" and result.ok, check_lines(result)
     unpinned = check_log(shard, str(log))
     lo, hi = unpinned.rows[0]["seq_len_range"]
     assert lo <= 64 <= hi and all((E * T - 1) // s == B for s in (lo, hi))
@@ -391,7 +393,7 @@ def test_megatron_index_files_without_extra_token(tmp_path):
     prefix, shard = data(tmp_path)
     _, E, B, _, _ = trainer_sim.write_megatron(prefix, shard.sizes, "train", "1,0,0", 250, 48, extra=0)
     (check,), _ = check_trainer_index(shard, extra_token=False)
-    assert check.ok and check.found["samples_built"] == B and E > 1, check.lines()
+    assert check.ok and check.found["samples_built"] == B and E > 1, check_lines(check)
     (check,), _ = check_trainer_index(shard, extra_token=True)  # x is not in the md5: a stale cache looks valid
     assert not check.ok
 

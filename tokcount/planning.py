@@ -50,6 +50,16 @@ Public API
         oversampled, refused,
       notes.
 
+``plan_split(tokens, *, seq_len, framework="megatron", extra_token=True, target_samples=None,
+global_batch_size=1, name="train", sequences=None) -> SplitPlan``
+    One split alone: epochs, samples built, dataset length, logged samples, separate final epoch,
+    refused; the same numbers as ``make_plan(...).splits[name]``.
+
+``FrameworkRules``, ``NEOX``, ``MEGATRON``, ``rules_for(framework)``
+    What differs between the trainers, as data. The single formulas, for other modules:
+    ``extra_token_for``, ``samples_built``, ``samples_before_final_epoch``, ``dataset_length``,
+    ``logged_samples``, ``builds_from_logged``, ``megatron_split_range``, ``seq_lens_giving``.
+
 ``plan_from_samples(samples, *, seq_len, global_batch_size, framework="megatron",
 extra_token=True, from_log=None) -> SamplesPlan``
     ``SamplesPlan.to_dict()`` keys: framework, seq_len, global_batch_size, extra_token,
@@ -64,24 +74,38 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import PlanError, UsageError
 
 __all__ = [
-    "split_ranges",
-    "make_plan",
-    "blend_plan",
-    "plan_from_samples",
-    "Plan",
-    "SplitPlan",
-    "BlendPlan",
-    "SamplesPlan",
     "FRAMEWORKS",
+    "MEGATRON",
+    "NEOX",
     "SPLIT_NAMES",
+    "BlendPlan",
+    "FrameworkRules",
+    "Plan",
+    "SamplesPlan",
+    "SplitPlan",
+    "blend_plan",
+    "builds_from_logged",
+    "dataset_length",
+    "extra_token_for",
+    "logged_samples",
+    "make_plan",
+    "megatron_split_range",
+    "plan_from_samples",
+    "plan_split",
+    "rules_for",
+    "samples_before_final_epoch",
+    "samples_built",
+    "seq_lens_giving",
+    "split_ranges",
 ]
 
 FRAMEWORKS = ("megatron", "neox")
@@ -95,6 +119,49 @@ _NEOX_BLEND_PADDING = 1.005
 _MEGATRON_MID_LEVEL_SURPLUS = 0.005
 # Exact simulation of the blending greedy (§3.8) costs size·members steps; above this, bound it.
 _MAX_EXACT_BLEND_STEPS = 300_000
+
+
+# --------------------------------------------------------------------------------------------
+# what differs between the two trainers, as data
+
+
+@dataclass(frozen=True)
+class FrameworkRules:
+    """The rules in which GPT-NeoX and Megatron-LM differ; code reads these instead of comparing names."""
+
+    name: str
+    fixed_extra_token: int | None  # NeoX always x = 1 (§3.4); None: Megatron's add_extra_token_to_sequence
+    min_seq_len: int  # §3.4: NeoX's helpers.cpp asserts seq_length > 1
+    helpers_asserts: bool  # helpers.cpp asserts compiled in (NeoX) or out (Megatron's pip wheel, §4.5)
+    c_division: bool  # B in C++ int64, truncating toward zero (§4.5), or python floor division (§3.4)
+    length_offset: int  # len(dataset) = B + offset (§3.5 NeoX: B - 1; §4.6 Megatron: B)
+    logged_offset: int  # log "total number of samples" = B + offset (§3.5 NeoX: B + 1; §4.9 Megatron: B)
+    separates_final_epoch: bool  # §4.4; NeoX shuffles all epochs together
+    per_part_split_rounding: bool  # §3.2 each part rounded, then shifted; §4.2 cumulative fractions
+    epochs_loop: str  # the trainer's epoch loop, named when it would hang
+    unweighted_blend_capped: bool  # §4.8: Megatron's unweighted blend size is min(N, Σ len); NeoX Σ len
+    weighted_blend_split: bool  # §3.2: a NeoX blend has no split (each path list is one split)
+    weighted_blend_needs_target: bool  # §4.8: Megatron weighted blends need num_samples
+    blend_member_targets: bool  # §4.8 size Σ ceil(N·w), buffers padded from ceil(N·w); §3.8 pads N·w, size Σ len
+    blend_padding: float  # §3.8 NeoX 1.005; §4.8 Megatron 1 + mid_level_dataset_surplus
+    numpy_weight_normalisation: bool  # §4.8 float64 numpy; §3.8 python floats
+
+
+NEOX = FrameworkRules(
+    name="neox", fixed_extra_token=1, min_seq_len=2, helpers_asserts=True, c_division=False,
+    length_offset=-1, logged_offset=1, separates_final_epoch=False, per_part_split_rounding=True,
+    epochs_loop="_num_epochs", unweighted_blend_capped=False, weighted_blend_split=False,
+    weighted_blend_needs_target=False, blend_member_targets=False, blend_padding=_NEOX_BLEND_PADDING,
+    numpy_weight_normalisation=False,
+)
+MEGATRON = FrameworkRules(
+    name="megatron", fixed_extra_token=None, min_seq_len=1, helpers_asserts=False, c_division=True,
+    length_offset=0, logged_offset=0, separates_final_epoch=True, per_part_split_rounding=False,
+    epochs_loop="_get_num_epochs", unweighted_blend_capped=True, weighted_blend_split=True,
+    weighted_blend_needs_target=True, blend_member_targets=True, blend_padding=1 + _MEGATRON_MID_LEVEL_SURPLUS,
+    numpy_weight_normalisation=True,
+)
+_RULES = {"neox": NEOX, "megatron": MEGATRON}
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,19 +184,22 @@ def _check_framework(framework: Any) -> str:
     return framework
 
 
-def _extra_token_for(framework: str, extra_token: Any) -> int:
+def _check_extra_token(framework: str, extra_token: Any) -> int:
+    # Strict, for the planning API: asking NeoX for x = 0 is a caller error, not something to ignore.
     if not isinstance(extra_token, (bool, np.bool_)) and extra_token not in (0, 1):
         raise UsageError(f"extra_token must be True or False, got {extra_token!r}")
-    if framework == "neox" and not extra_token:
+    if _RULES[framework].fixed_extra_token is not None and not extra_token:
         raise UsageError("extra_token=False is Megatron's add_extra_token_to_sequence=False; GPT-NeoX always uses x=1")
-    return 1 if extra_token else 0
+    return extra_token_for(framework, extra_token)
 
 
 def _check_seq_len(seq_len: Any, framework: str) -> int:
     seq_len = _check_int("seq_len", seq_len, 1)
-    if framework == "neox" and seq_len == 1:
+    if seq_len < _RULES[framework].min_seq_len:
         # §3.4: NeoX's helpers.cpp is built without NDEBUG and asserts seq_length > 1.
-        raise PlanError("seq_len 1 is impossible for GPT-NeoX: helpers.cpp asserts seq_length > 1 and the process aborts")
+        raise PlanError(
+            "seq_len 1 is impossible for GPT-NeoX: helpers.cpp asserts seq_length > 1 and the process aborts"
+        )
     return seq_len
 
 
@@ -157,6 +227,62 @@ def _c_div(numerator: int, denominator: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# the per-framework formulas other modules need (no argument checks: callers pass trainer values)
+
+
+def rules_for(framework: str) -> FrameworkRules:
+    """NEOX or MEGATRON; UsageError for any other name."""
+    return _RULES[_check_framework(framework)]
+
+
+def extra_token_for(framework: str, extra_token: bool | int) -> int:
+    """x as the trainer uses it: NeoX always 1 whatever was asked, Megatron 1 or 0 (add_extra_token_to_sequence)."""
+    fixed = rules_for(framework).fixed_extra_token
+    return fixed if fixed is not None else (1 if extra_token else 0)
+
+
+def samples_built(tokens: int, epochs: int, seq_len: int, extra: int, framework: str = "megatron") -> int:
+    """B = (E·T - x) // S over all E epochs (§3.4, §4.5), in the trainer's own integer division."""
+    total = epochs * tokens - extra
+    return _c_div(total, seq_len) if rules_for(framework).c_division else total // seq_len
+
+
+def samples_before_final_epoch(tokens: int, epochs: int, seq_len: int, extra: int) -> int:
+    """Megatron's samples of the first E - 1 epochs, ((E - 1)·T - x) // S (§4.4 separate final epoch)."""
+    return samples_built(tokens, epochs - 1, seq_len, extra, "megatron")
+
+
+def dataset_length(samples_built: int, framework: str) -> int:
+    """len(dataset) for B samples built: NeoX B - 1 (§3.5), Megatron B (§4.6)."""
+    return samples_built + rules_for(framework).length_offset
+
+
+def logged_samples(samples_built: int, framework: str) -> int:
+    """The log's "total number of samples" for B samples built: NeoX B + 1 (§3.5), Megatron B (§4.9)."""
+    return samples_built + rules_for(framework).logged_offset
+
+
+def builds_from_logged(logged: int, framework: str) -> int:
+    """B from the log's "total number of samples" (the inverse of logged_samples)."""
+    return logged - rules_for(framework).logged_offset
+
+
+def megatron_split_range(fraction_pair: Sequence[float], num_sequences: int) -> tuple[int, int]:
+    """Megatron's [beg, end) from a (lo, hi) fraction pair of its split matrix: int(round(f·float(n))) (§4.2)."""
+    n = float(num_sequences)
+    return round(float(fraction_pair[0]) * n), round(float(fraction_pair[1]) * n)  # round(float) is an int
+
+
+def seq_lens_giving(samples: int, tokens: int, epochs: int, extra: int) -> tuple[int, int] | None:
+    """The S range [lo, hi] with (E·T - x) // S == B; lo > hi when no S does it, None when B or E·T - x is <= 0."""
+    total = epochs * tokens - extra
+    if samples <= 0 or total <= 0:
+        return None
+    # (E·T - x) // S == B  <=>  total / (B + 1) < S <= total / B
+    return total // (samples + 1) + 1, total // samples
+
+
+# --------------------------------------------------------------------------------------------
 # split strings (§3.2, §4.2)
 
 
@@ -171,7 +297,9 @@ def _parse_split(split: Any, framework: str) -> list[float]:
         try:
             values = [float(p) for p in parts]
         except ValueError:
-            raise UsageError(f"split {split!r}: GPT-NeoX reads the parts with float() and cannot parse one of them") from None
+            raise UsageError(
+                f"split {split!r}: GPT-NeoX reads the parts with float() and cannot parse one of them"
+            ) from None
         values = (values + [0.0, 0.0, 0.0])[:3]  # NeoX silently keeps only the first 3
     else:
         # §4.2: Megatron extracts [.0-9]+ runs, so signs and exponents are silently misread;
@@ -186,7 +314,9 @@ def _parse_split(split: Any, framework: str) -> list[float]:
         except ValueError:
             raise UsageError(f"split {split!r}: Megatron cannot parse one of its numbers") from None
         if len(values) > 3:
-            raise UsageError(f"split {split!r} has {len(values)} numbers; Megatron asserts at most 3 (train, valid, test)")
+            raise UsageError(
+                f"split {split!r} has {len(values)} numbers; Megatron asserts at most 3 (train, valid, test)"
+            )
         values = values + [0.0] * (3 - len(values))
     if any(not math.isfinite(v) for v in values):
         raise UsageError(f"split {split!r}: every part must be a finite number")
@@ -203,7 +333,7 @@ def _neox_boundaries(values: list[float], size: int) -> list[int]:
     weights = [v / total for v in values]
     bounds = [0]
     for w in weights:
-        bounds.append(bounds[-1] + int(round(w * float(size))))
+        bounds.append(bounds[-1] + round(w * float(size)))
     excess = bounds[3] - size
     # With a 0 train part and an excess of 1, the valid range starts at -1, which NeoX's
     # np.arange + fancy indexing turns into the last sequence (then in valid AND test).
@@ -222,7 +352,7 @@ def _megatron_cumulative(values: list[float]) -> list[float]:
 
 def _ranges_from_values(values: list[float], num_sequences: int, framework: str) -> dict[str, tuple[int, int] | None]:
     ranges: dict[str, tuple[int, int] | None] = {}
-    if framework == "neox":
+    if _RULES[framework].per_part_split_rounding:
         bounds = _neox_boundaries(values, num_sequences)
         for k, name in enumerate(SPLIT_NAMES):
             ranges[name] = (bounds[k], bounds[k + 1]) if bounds[k + 1] > bounds[k] else None
@@ -234,7 +364,7 @@ def _ranges_from_values(values: list[float], num_sequences: int, framework: str)
                 ranges[name] = None
             else:
                 # An empty [beg, beg) range stays non-None: Megatron builds it and hangs (§4.2).
-                ranges[name] = (int(round(lo * float(num_sequences))), int(round(hi * float(num_sequences))))
+                ranges[name] = megatron_split_range((lo, hi), num_sequences)
     return ranges
 
 
@@ -271,6 +401,7 @@ class SplitPlan:
     iterations: int | None
     refused: str | None
     samples_from_final_epoch: int | None = None  # Megatron, E > 1 only (§4.4)
+    samples_before_final_epoch: int | None = None  # Megatron, E > 1 only: where the final epoch's samples start
 
     def to_dict(self) -> dict:
         return {
@@ -313,58 +444,89 @@ def _split_plan(
     global_batch_size: int,
     framework: str,
 ) -> SplitPlan:
+    rules = _RULES[framework]
     S, x, T = seq_len, extra, tokens
     per_epoch = max(0, (T - x) // S)
     plan = SplitPlan(name, True, seq_range, T, per_epoch, target, None, None, None, None, None, None, None)
     E = _epochs_needed(T, target, S, x)
     if E is None:
-        loop = "_num_epochs" if framework == "neox" else "_get_num_epochs"
-        where = f" (empty sequence range [{seq_range[0]}, {seq_range[1]}))" if seq_range and seq_range[0] == seq_range[1] else ""
-        plan.refused = f"{name} split has 0 tokens{where} but a target of {target} samples: {loop} loops forever (hang)"
+        empty = seq_range is not None and seq_range[0] == seq_range[1]
+        where = f" (empty sequence range [{seq_range[0]}, {seq_range[1]}))" if seq_range and empty else ""
+        plan.refused = (
+            f"{name} split has 0 tokens{where} but a target of {target} samples: "
+            f"{rules.epochs_loop} loops forever (hang)"
+        )
         return plan
     plan.epochs = E
-
-    if framework == "neox":
-        if T <= 1:
-            # §3.4: helpers.cpp asserts tokens_per_epoch > 1 (asserts are compiled in).
-            plan.refused = f"{name} split has {T} token(s): NeoX's helpers.cpp asserts tokens_per_epoch > 1 and aborts (SIGABRT)"
-            return plan
-        B = (E * T - 1) // S  # §3.4: over all E epochs, not N
-        plan.samples_built = B
-        plan.dataset_length = B - 1  # §3.5: len = min(B - 1, B)
-        plan.logged_samples = B + 1  # §3.5: the python log prints sample_idx rows
-        if B == 0:
-            plan.refused = (
-                f"{name} split builds 0 samples (T={T} <= seq_len {S}, target {target}): NeoX's len(dataset) = -1 "
-                "and Python raises ValueError: __len__() should return >= 0"
-            )
-            return plan
-        plan.iterations = plan.dataset_length // global_batch_size
+    if T <= 1 and rules.helpers_asserts:
+        # §3.4: helpers.cpp asserts tokens_per_epoch > 1 (asserts are compiled in).
+        plan.refused = (
+            f"{name} split has {T} token(s): NeoX's helpers.cpp asserts tokens_per_epoch > 1 and aborts (SIGABRT)"
+        )
         return plan
 
-    # Megatron
-    B = _c_div(E * T - x, S)  # §4.5: C++ int64 division
+    B = samples_built(T, E, S, x, framework)  # §3.4 / §4.5: over all E epochs, not N
     if B < 0:
-        # Only T = 0, x = 1, S = 1: C++ allocates 0 rows and writes past them.
+        # Only T = 0, x = 1, S = 1 (Megatron): C++ allocates 0 rows and writes past them.
         plan.refused = f"{name} split has 0 tokens: helpers.cpp computes -1 samples (undefined behaviour)"
         return plan
     plan.samples_built = B
-    plan.dataset_length = B  # §4.6: no -1
-    plan.logged_samples = B  # §4.9
-    plan.iterations = B // global_batch_size
-    plan.separate_final_epoch = False
-    if E > 1:
-        # §4.4; target is not None here (E > 1 needs a target). int(0.80 * n) is a float multiply.
-        samples_before_final = ((E - 1) * T - x) // S
-        final = target - samples_before_final
-        plan.samples_from_final_epoch = final
-        plan.separate_final_epoch = final < int(_SEPARATE_FINAL_EPOCH_THRESHOLD * per_epoch)
-    if T <= 1:
+    plan.dataset_length = dataset_length(B, framework)  # §3.5: NeoX len = min(B - 1, B); §4.6: no -1
+    plan.logged_samples = logged_samples(B, framework)  # §3.5 NeoX prints sample_idx rows; §4.9
+    if plan.dataset_length < 0:
+        # NeoX with B == 0 (Megatron's length never goes below 0).
+        plan.refused = (
+            f"{name} split builds 0 samples (T={T} <= seq_len {S}, target {target}): NeoX's len(dataset) = -1 "
+            "and Python raises ValueError: __len__() should return >= 0"
+        )
+        return plan
+    plan.iterations = plan.dataset_length // global_batch_size
+    if rules.separates_final_epoch:
+        plan.separate_final_epoch = False
+        if E > 1:
+            # §4.4; target is not None here (E > 1 needs a target). int(0.80 * n) is a float multiply.
+            before = samples_before_final_epoch(T, E, S, x)
+            final = target - before  # type: ignore[operator]
+            plan.samples_before_final_epoch = before
+            plan.samples_from_final_epoch = final
+            plan.separate_final_epoch = final < int(_SEPARATE_FINAL_EPOCH_THRESHOLD * per_epoch)
+    if T <= 1 and not rules.helpers_asserts:
         plan.refused = (
             f"{name} split has {T} token(s): helpers.cpp asserts tokens_per_epoch > 1, so a Makefile build aborts; "
             f"the pip wheel compiles asserts out and silently builds {B} samples"
         )
     return plan
+
+
+def plan_split(
+    tokens: int,
+    *,
+    seq_len: int,
+    framework: str = "megatron",
+    extra_token: bool = True,
+    target_samples: int | None = None,
+    global_batch_size: int = 1,
+    name: str = "train",
+    sequences: tuple[int, int] | None = None,
+) -> SplitPlan:
+    """One split of T tokens built for an optional sample target N (§3.3-3.5, §4.3-4.6).
+
+    Gives epochs E, samples built B, dataset length, the logged value, the separate final epoch
+    (Megatron) or why the trainer refuses; the same numbers as ``make_plan(...).splits[name]``.
+    ``name`` and ``sequences`` (the split's [beg, end)) only appear in the messages.
+    """
+    framework = _check_framework(framework)
+    x = _check_extra_token(framework, extra_token)
+    S = _check_seq_len(seq_len, framework)
+    G = _check_int("global_batch_size", global_batch_size, 1)
+    T = _check_int("tokens", tokens, 0)
+    N = None if target_samples is None else _check_int("target_samples", target_samples, 0)
+    seq_range = None
+    if sequences is not None:
+        if len(sequences) != 2:
+            raise UsageError(f"sequences must be a (beg, end) pair, got {sequences!r}")
+        seq_range = (_check_int("sequences[0]", sequences[0], -1), _check_int("sequences[1]", sequences[1], 0))
+    return _split_plan(name, seq_range, T, N, seq_len=S, extra=x, global_batch_size=G, framework=framework)
 
 
 # --------------------------------------------------------------------------------------------
@@ -417,7 +579,9 @@ class Plan:
         }
 
 
-def _sample_targets(train_iters: int | None, eval_interval: int, eval_iters: int, global_batch_size: int) -> dict[str, int | None]:
+def _sample_targets(
+    train_iters: int | None, eval_interval: int, eval_iters: int, global_batch_size: int
+) -> dict[str, int | None]:
     # §3.1 / §4.1 (eval global batch = global batch).
     if train_iters is None:
         return {name: None for name in SPLIT_NAMES}
@@ -446,19 +610,22 @@ def _puts_all_in_train(values: list[float]) -> bool:
 
 
 def _split_notes(s: SplitPlan, framework: str, S: int, x: int, G: int) -> list[str]:
+    rules = _RULES[framework]
     notes: list[str] = []
     if s.refused:
         notes.append(f"{s.name}: REFUSED: {s.refused}")
         return notes
-    if not s.built or s.epochs is None:
+    if not s.built or s.epochs is None or s.samples_built is None:
         return notes
     E, B, N = s.epochs, s.samples_built, s.requested_samples
     if E > 1:
         per = s.samples_per_epoch or 0
         extra = B - E * per
-        carry = f", {extra:,} more than {E} × samples per epoch (tail tokens carry over between epochs)" if extra else ""
+        carry = (
+            f", {extra:,} more than {E} × samples per epoch (tail tokens carry over between epochs)" if extra else ""
+        )
         notes.append(f"{s.name}: {E} epochs; samples built = (E·T - {x})//{S} = {B:,}{carry}")
-        if framework == "neox":
+        if not rules.separates_final_epoch:
             notes.append(f"{s.name}: NeoX shuffles all {E} epochs together (no separate final epoch)")
         else:
             threshold = int(_SEPARATE_FINAL_EPOCH_THRESHOLD * per)
@@ -467,7 +634,7 @@ def _split_notes(s: SplitPlan, framework: str, S: int, x: int, G: int) -> list[s
                 f"{s.name}: Megatron final epoch contributes {s.samples_from_final_epoch:,} samples vs threshold "
                 f"int(0.8 × {per:,}) = {threshold:,}: {verdict}"
             )
-    if framework == "neox" and N is not None and B == N and N > 0:
+    if rules.length_offset < 0 and N is not None and B == N and N > 0:
         # §3.9 / §6: minimal E can make B == N, and len = B - 1.
         notes.append(
             f"{s.name}: exact fit B == N = {N:,}: NeoX's len = B - 1 leaves the loader one batch short, "
@@ -477,6 +644,7 @@ def _split_notes(s: SplitPlan, framework: str, S: int, x: int, G: int) -> list[s
 
 
 def _plan_notes(plan: Plan, framework: str, S: int, x: int, G: int, sizes_known: bool) -> list[str]:
+    rules = _RULES[framework]
     notes: list[str] = []
     if plan.samples_per_epoch > 0 and x == 1:
         notes.append(
@@ -485,10 +653,14 @@ def _plan_notes(plan: Plan, framework: str, S: int, x: int, G: int, sizes_known:
         )
     if x == 0:
         notes.append("x=0: Megatron samples are disjoint seq_len-token windows (last label masked)")
-    if framework == "neox":
-        notes.append("NeoX: len(dataset) = samples built - 1, and its log 'total number of samples' prints samples built + 1")
-    if framework == "megatron" and S == 1:
-        notes.append("seq_len 1: only the pip wheel of Megatron (asserts off) accepts it; a Makefile-built helpers aborts")
+    if rules.length_offset or rules.logged_offset:
+        notes.append(
+            "NeoX: len(dataset) = samples built - 1, and its log 'total number of samples' prints samples built + 1"
+        )
+    if not rules.helpers_asserts and S == 1:
+        notes.append(
+            "seq_len 1: only the pip wheel of Megatron (asserts off) accepts it; a Makefile-built helpers aborts"
+        )
     if plan.split is None:
         note = "no split: the whole dataset is the train split (same as '1,0,0')"
         if framework == "megatron":
@@ -500,15 +672,18 @@ def _plan_notes(plan: Plan, framework: str, S: int, x: int, G: int, sizes_known:
         notes.append(f"the whole dataset has {plan.tokens} token(s): no training sample can be built")
     for name in SPLIT_NAMES:
         s = plan.splits[name]
-        if framework == "neox" and plan.split is not None and not s.built and sizes_known:
+        if rules.per_part_split_rounding and plan.split is not None and not s.built and sizes_known:
             notes.append(f"{name}: not built (its rounded share of {plan.sequences:,} sequences is 0)")
-        if framework == "neox" and s.sequences is not None and s.sequences[0] < 0:
+        if rules.per_part_split_rounding and s.sequences is not None and s.sequences[0] < 0:
             notes.append(
                 f"{name}: NeoX range [{s.sequences[0]}, {s.sequences[1]}) starts below 0, so it also takes the last "
                 "sequence(s) of the file (numpy negative indexing), which the following split uses too"
             )
-        if framework == "megatron" and s.built and s.sequences is not None and s.sequences[0] == s.sequences[1]:
-            notes.append(f"{name}: Megatron builds an EMPTY range [{s.sequences[0]}, {s.sequences[1]}) (NeoX would skip it)")
+        empty = s.built and s.sequences is not None and s.sequences[0] == s.sequences[1]
+        if not rules.per_part_split_rounding and empty and s.sequences is not None:
+            notes.append(
+                f"{name}: Megatron builds an EMPTY range [{s.sequences[0]}, {s.sequences[1]}) (NeoX would skip it)"
+            )
         notes.extend(_split_notes(s, framework, S, x, G))
     return notes
 
@@ -528,7 +703,7 @@ def make_plan(
 ) -> Plan:
     """The trainer's sample/epoch/iteration math for one dataset (a sizes array or a token total)."""
     framework = _check_framework(framework)
-    x = _extra_token_for(framework, extra_token)
+    x = _check_extra_token(framework, extra_token)
     S = _check_seq_len(seq_len, framework)
     G = _check_int("global_batch_size", global_batch_size, 1)
     if train_iters is not None:
@@ -696,6 +871,199 @@ def _member_row(split_name: str, shard: int, s: SplitPlan) -> dict:
     }
 
 
+def _sum_over_shards(
+    shard_plans: list[Plan], targets: dict[str, int | None], *, seq_len: int, extra: int, global_batch_size: int,
+    framework: str,
+) -> tuple[list[dict], list[dict], list[str]]:
+    """The shards as separate unweighted datasets, each built for one epoch (§4.8 "weights None with size N")."""
+    rules = _RULES[framework]
+    split_kw: dict[str, Any] = {"seq_len": seq_len, "extra": extra, "global_batch_size": global_batch_size,
+                                "framework": framework}
+    rows: list[dict] = []
+    member_rows: list[dict] = []
+    notes: list[str] = []
+    for name in SPLIT_NAMES:
+        members = []
+        for i, p in enumerate(shard_plans):
+            sp = p.splits[name]
+            if not sp.built:
+                continue
+            one_epoch = _split_plan(name, sp.sequences, sp.tokens, None, **split_kw)
+            members.append(one_epoch)
+            member_rows.append(_member_row(name, i, one_epoch))
+        if not members:
+            continue
+        refused = [f"shard {m_i}: {m.refused}" for m_i, m in enumerate(members) if m.refused]
+        total_length = sum(m.dataset_length for m in members if m.dataset_length is not None)
+        target = targets[name]
+        size = min(target, total_length) if (target is not None and rules.unweighted_blend_capped) else total_length
+        rows.append({
+            "split": name,
+            "requested_samples": target,
+            "tokens": sum(m.tokens for m in members),
+            "total_length": total_length,
+            "blend_size": size,
+            "iterations": max(size, 0) // global_batch_size,
+            "refused": "; ".join(refused) if refused else None,
+        })
+        if rules.unweighted_blend_capped and target is not None and total_length < target:
+            notes.append(
+                f"{name}: the unweighted shards (one epoch each) give only {total_length:,} samples in total, "
+                f"fewer than the {target:,} requested (Megatron uses size min(N, Σ len))"
+            )
+    return rows, member_rows, notes
+
+
+def _normalized_weights(raw_weights: list[float], rules: FrameworkRules) -> list[float]:
+    if rules.numpy_weight_normalisation:
+        arr = np.array(raw_weights, dtype=np.float64)
+        return (arr / np.sum(arr)).tolist()
+    weight_sum = sum(raw_weights)
+    return [w / weight_sum for w in raw_weights]  # §3.8: python floats
+
+
+def _blend_member_targets(N: int | None, w: float, rules: FrameworkRules) -> tuple[int | None, int | None]:
+    """(blend target, samples requested from the member) for target N and normalised weight w."""
+    if rules.blend_member_targets:
+        # §4.8: target ceil(N·w) for the size; the member's buffer adds the surplus on top.
+        blend_target = math.ceil(N * w)  # type: ignore[operator]  # Megatron weighted blends always have N
+        return blend_target, math.ceil(blend_target * rules.blend_padding)
+    # §3.8: evaluated left to right as (N·w)·1.005 in python floats.
+    return None, math.ceil(N * w * rules.blend_padding) if N is not None else None
+
+
+def _weighted_blend_split(
+    name: str, shard_plans: list[Plan], raw_weights: list[float], normalized: list[float], N: int | None,
+    split_kw: dict[str, Any],
+) -> tuple[dict, list[dict], list[str]] | None:
+    """One split's weighted blend: its row, its member rows and notes; None when no member builds the split."""
+    framework = split_kw["framework"]
+    rules = _RULES[framework]
+    split_members: list[tuple[int, bool, tuple[int, int] | None, int]]
+    if rules.weighted_blend_split:
+        split_members = [
+            (i, p.splits[name].built, p.splits[name].sequences, p.splits[name].tokens)
+            for i, p in enumerate(shard_plans)
+        ]
+    else:
+        # §3.2 blend mode: no split, each file is wholly one split.
+        split_members = [(i, True, (0, p.sequences or 0), p.tokens) for i, p in enumerate(shard_plans)]
+    if not any(built for _, built, _, _ in split_members):
+        return None
+    member_plans: list[tuple[int, SplitPlan, int | None, int | None]] = []
+    for i, built, seq_range, member_tokens in split_members:
+        blend_target, requested = _blend_member_targets(N, normalized[i], rules)
+        member = _split_plan(name, seq_range, member_tokens, requested, **split_kw) if built else _not_built(name)
+        member_plans.append((i, member, blend_target, requested))
+
+    refused = [f"shard {i}: {m.refused}" for i, m, _, _ in member_plans if m.refused]
+    lengths_known = all(m.dataset_length is not None for _, m, _, _ in member_plans if m.built)
+    size: int | None
+    if rules.blend_member_targets:
+        size = sum(t for _, _, t, _ in member_plans if t is not None)
+    else:
+        lengths = [m.dataset_length for _, m, _, _ in member_plans if m.built and m.dataset_length is not None]
+        size = sum(lengths) if lengths_known else None
+    if size is not None and size > 0:
+        draws, exact = _blending_draws(normalized, size)
+    else:
+        draws, exact = [0] * len(member_plans), True
+    member_rows: list[dict] = []
+    any_oversampled = False
+    for (i, m, blend_target, requested), drawn in zip(member_plans, draws):
+        over = None
+        if m.dataset_length is not None:
+            over = drawn > m.dataset_length
+            any_oversampled = any_oversampled or over
+        member_rows.append({
+            "split": name,
+            "shard": i,
+            "weight": raw_weights[i],
+            "normalized_weight": normalized[i],
+            "blend_target": blend_target,
+            "requested_samples": requested,
+            "sequences": list(m.sequences) if m.sequences is not None else None,
+            "tokens": m.tokens,
+            "epochs": m.epochs,
+            "samples_built": m.samples_built,
+            "dataset_length": m.dataset_length,
+            "separate_final_epoch": m.separate_final_epoch,
+            "blend_draws": drawn,
+            "oversampled": over,
+            "refused": m.refused,
+        })
+    oversampled = any_oversampled if lengths_known else None
+    row = {
+        "split": name,
+        "requested_samples": N,
+        "blend_size": size,
+        "iterations": size // split_kw["global_batch_size"] if size is not None and size >= 0 else None,
+        "oversampled": oversampled,
+        "draws_exact": exact,
+        "refused": "; ".join(refused) if refused else None,
+    }
+    notes: list[str] = []
+    if oversampled:
+        bound = "" if exact else " (by an upper bound on the draws: it can occur)"
+        if framework == "megatron":
+            notes.append(
+                f"{name}: the blend asks a member for more samples than it has{bound}: Megatron raises "
+                f"IndexError 'The {name} blend oversamples ...'"
+            )
+        else:
+            notes.append(
+                f"{name}: the blend asks a member for more samples than it has{bound}: NeoX wraps the "
+                "index modulo len and repeats samples (prints WARNING: Got index out of bounds)"
+            )
+    for i, m, _, _ in member_plans:
+        if m.refused:
+            notes.append(f"{name} shard {i}: REFUSED: {m.refused}")
+    return row, member_rows, notes
+
+
+def _weighted_blend(
+    shard_plans: list[Plan], raw_weights: list[float], split: str | None, train_iters: int | None,
+    targets: dict[str, int | None], split_kw: dict[str, Any],
+) -> tuple[list[float], list[dict], list[dict], list[str]]:
+    """The framework's weighted blend (§3.8, §4.8): normalised weights, rows, member rows, notes."""
+    framework = split_kw["framework"]
+    rules = _RULES[framework]
+    if not rules.weighted_blend_split:
+        split_values = _parse_split(split, framework) if split is not None else [1.0, 0.0, 0.0]
+        if not _puts_all_in_train(split_values):
+            raise UsageError(
+                "GPT-NeoX weighted blends have no split: each train/valid/test path list is wholly one split; "
+                "use split None (or '1,0,0') and blend each split's files separately"
+            )
+    if train_iters is None:
+        if rules.weighted_blend_needs_target:
+            raise UsageError("Megatron weighted blends need a sample target: give train_iters")
+        if any(w != 1.0 for w in raw_weights):
+            raise UsageError("GPT-NeoX train_epochs mode (no train_iters) requires all blend weights to be 1.0")
+    normalized = _normalized_weights(raw_weights, rules)
+    rows: list[dict] = []
+    member_rows: list[dict] = []
+    notes: list[str] = []
+    for name in SPLIT_NAMES:
+        if not rules.weighted_blend_split and name != "train":
+            continue  # NeoX valid/test blends come from other path lists
+        one = _weighted_blend_split(name, shard_plans, raw_weights, normalized, targets[name], split_kw)
+        if one is None:
+            continue
+        rows.append(one[0])
+        member_rows.extend(one[1])
+        notes.extend(one[2])
+    if rules.blend_member_targets:
+        notes.append(
+            "Megatron blend size = Σ ceil(N·w_i) (can exceed N); members are built for ceil(ceil(N·w_i)·1.005)"
+        )
+        if len(shard_plans) == 1:
+            notes.append("a single weighted prefix still builds a BlendedDataset, so the 1.005 surplus applies")
+    else:
+        notes.append("NeoX blend size = Σ (B_i - 1) over members, not the requested N")
+    return normalized, rows, member_rows, notes
+
+
 def blend_plan(
     datasets: Sequence[Any],
     weights: Sequence[float] | None,
@@ -712,10 +1080,11 @@ def blend_plan(
     """Several datasets: each alone, merged into one file, as separate unweighted datasets, and
     (with weights) the framework's weighted blend."""
     framework = _check_framework(framework)
-    common = dict(
-        seq_len=seq_len, global_batch_size=global_batch_size, framework=framework, extra_token=extra_token,
-        split=split, train_iters=train_iters, eval_interval=eval_interval, eval_iters=eval_iters,
-    )
+    common: dict[str, Any] = {
+        "seq_len": seq_len, "global_batch_size": global_batch_size, "framework": framework,
+        "extra_token": extra_token, "split": split, "train_iters": train_iters, "eval_interval": eval_interval,
+        "eval_iters": eval_iters,
+    }
     if datasets is None or len(datasets) == 0:
         raise UsageError("blend_plan needs at least one dataset")
     arrays = [_check_sizes(d) for d in datasets]
@@ -724,154 +1093,17 @@ def blend_plan(
     first = shard_plans[0]
     S, x, G = first.seq_len, first.extra_token, first.global_batch_size
     targets = _sample_targets(first.train_iters, first.eval_interval, first.eval_iters, G)
-    notes: list[str] = []
-    per_split_kw = dict(seq_len=S, extra=x, global_batch_size=G, framework=framework)
+    split_kw: dict[str, Any] = {"seq_len": S, "extra": x, "global_batch_size": G, "framework": framework}
 
-    # Shards as separate datasets, each built for one epoch (§4.8 "weights None with size N").
-    sum_rows: list[dict] = []
-    sum_members: list[dict] = []
-    for name in SPLIT_NAMES:
-        members = []
-        for i, p in enumerate(shard_plans):
-            sp = p.splits[name]
-            if not sp.built:
-                continue
-            one_epoch = _split_plan(name, sp.sequences, sp.tokens, None, **per_split_kw)
-            members.append(one_epoch)
-            sum_members.append(_member_row(name, i, one_epoch))
-        if not members:
-            continue
-        refused = [f"shard {m_i}: {m.refused}" for m_i, m in enumerate(members) if m.refused]
-        total_length = sum(m.dataset_length for m in members if m.dataset_length is not None)
-        target = targets[name]
-        size = total_length if (target is None or framework == "neox") else min(target, total_length)
-        sum_rows.append({
-            "split": name,
-            "requested_samples": target,
-            "tokens": sum(m.tokens for m in members),
-            "total_length": total_length,
-            "blend_size": size,
-            "iterations": max(size, 0) // G,
-            "refused": "; ".join(refused) if refused else None,
-        })
-        if framework == "megatron" and target is not None and total_length < target:
-            notes.append(
-                f"{name}: the unweighted shards (one epoch each) give only {total_length:,} samples in total, "
-                f"fewer than the {target:,} requested (Megatron uses size min(N, Σ len))"
-            )
-
+    sum_rows, sum_members, notes = _sum_over_shards(shard_plans, targets, **split_kw)
     weighted_rows: list[dict] = []
     weighted_members: list[dict] = []
     raw_weights = normalized = None
     if weights is not None:
         raw_weights = _check_weights(weights, len(arrays))
-        if framework == "neox":
-            split_values = _parse_split(split, framework) if split is not None else [1.0, 0.0, 0.0]
-            if not _puts_all_in_train(split_values):
-                raise UsageError(
-                    "GPT-NeoX weighted blends have no split: each train/valid/test path list is wholly one split; "
-                    "use split None (or '1,0,0') and blend each split's files separately"
-                )
-            if first.train_iters is None and any(w != 1.0 for w in raw_weights):
-                raise UsageError("GPT-NeoX train_epochs mode (no train_iters) requires all blend weights to be 1.0")
-            weight_sum = sum(raw_weights)
-            normalized = [w / weight_sum for w in raw_weights]  # §3.8: python floats
-        else:
-            if first.train_iters is None:
-                raise UsageError("Megatron weighted blends need a sample target: give train_iters")
-            normalized = (np.array(raw_weights, dtype=np.float64) / np.sum(np.array(raw_weights, dtype=np.float64))).tolist()
-        for name in SPLIT_NAMES:
-            if framework == "neox" and name != "train":
-                continue  # NeoX valid/test blends come from other path lists
-            if framework == "neox":
-                # §3.2 blend mode: no split, each file is wholly one split.
-                split_members = [(i, True, (0, p.sequences), p.tokens) for i, p in enumerate(shard_plans)]
-            else:
-                split_members = [
-                    (i, p.splits[name].built, p.splits[name].sequences, p.splits[name].tokens)
-                    for i, p in enumerate(shard_plans)
-                ]
-            if not any(built for _, built, _, _ in split_members):
-                continue
-            N = targets[name]
-            member_plans: list[tuple[int, SplitPlan, int | None, int | None]] = []
-            for i, built, seq_range, member_tokens in split_members:
-                w = normalized[i]
-                if framework == "neox":
-                    blend_target = None
-                    # §3.8: evaluated left to right as (N·w)·1.005 in python floats.
-                    requested = math.ceil(N * w * _NEOX_BLEND_PADDING) if N is not None else None
-                else:
-                    # §4.8: target ceil(N·w) for the size; buffer adds the surplus on top.
-                    blend_target = math.ceil(N * w)
-                    requested = int(math.ceil(math.ceil(N * w) * (1 + _MEGATRON_MID_LEVEL_SURPLUS)))
-                if built:
-                    member = _split_plan(name, seq_range, member_tokens, requested, **per_split_kw)
-                else:
-                    member = _not_built(name)
-                member_plans.append((i, member, blend_target, requested))
-
-            refused = [f"shard {i}: {m.refused}" for i, m, _, _ in member_plans if m.refused]
-            lengths_known = all(m.dataset_length is not None for _, m, _, _ in member_plans if m.built)
-            if framework == "neox":
-                size = sum(m.dataset_length for _, m, _, _ in member_plans if m.built) if lengths_known else None
-            else:
-                size = sum(t for _, _, t, _ in member_plans)
-            draws, exact = (_blending_draws(normalized, size) if size is not None and size > 0 else ([0] * len(member_plans), True))
-            any_oversampled = False
-            for (i, m, blend_target, requested), drawn in zip(member_plans, draws):
-                over = None
-                if m.dataset_length is not None:
-                    over = drawn > m.dataset_length
-                    any_oversampled = any_oversampled or over
-                weighted_members.append({
-                    "split": name,
-                    "shard": i,
-                    "weight": raw_weights[i],
-                    "normalized_weight": normalized[i],
-                    "blend_target": blend_target,
-                    "requested_samples": requested,
-                    "sequences": list(m.sequences) if m.sequences is not None else None,
-                    "tokens": m.tokens,
-                    "epochs": m.epochs,
-                    "samples_built": m.samples_built,
-                    "dataset_length": m.dataset_length,
-                    "separate_final_epoch": m.separate_final_epoch,
-                    "blend_draws": drawn,
-                    "oversampled": over,
-                    "refused": m.refused,
-                })
-            oversampled = any_oversampled if lengths_known else None
-            weighted_rows.append({
-                "split": name,
-                "requested_samples": N,
-                "blend_size": size,
-                "iterations": size // G if size is not None and size >= 0 else None,
-                "oversampled": oversampled,
-                "draws_exact": exact,
-                "refused": "; ".join(refused) if refused else None,
-            })
-            if oversampled:
-                bound = "" if exact else " (by an upper bound on the draws: it can occur)"
-                if framework == "megatron":
-                    notes.append(
-                        f"{name}: the blend asks a member for more samples than it has{bound}: Megatron raises "
-                        f"IndexError 'The {name} blend oversamples ...'"
-                    )
-                else:
-                    notes.append(
-                        f"{name}: the blend asks a member for more samples than it has{bound}: NeoX wraps the "
-                        "index modulo len and repeats samples (prints WARNING: Got index out of bounds)"
-                    )
-            for i, m, _, _ in member_plans:
-                if m.refused:
-                    notes.append(f"{name} shard {i}: REFUSED: {m.refused}")
-        if framework == "neox":
-            notes.append("NeoX blend size = Σ (B_i - 1) over members, not the requested N")
-        else:
-            notes.append("Megatron blend size = Σ ceil(N·w_i) (can exceed N); members are built for ceil(ceil(N·w_i)·1.005)")
-            if len(arrays) == 1:
-                notes.append("a single weighted prefix still builds a BlendedDataset, so the 1.005 surplus applies")
+        normalized, weighted_rows, weighted_members, weighted_notes = _weighted_blend(
+            shard_plans, raw_weights, split, first.train_iters, targets, split_kw)
+        notes.extend(weighted_notes)
 
     return BlendPlan(
         framework=framework,
@@ -960,29 +1192,33 @@ def plan_from_samples(
         # The log's own trainer decides what the number means.
         notes.append(f"from_log={from_log!r}: using {from_log} semantics (framework {framework!r} ignored)")
         framework = from_log
-    x = _extra_token_for(framework, extra_token)
+    x = _check_extra_token(framework, extra_token)
     S = _check_seq_len(seq_len, framework)
     G = _check_int("global_batch_size", global_batch_size, 1)
     if from_log == "neox":
         # §3.5: NeoX's python log prints sample_idx rows = B + 1.
         given = _check_int("samples (NeoX log 'total number of samples', = built + 1)", samples, 1)
-        built = given - 1
+        built = builds_from_logged(given, from_log)
         notes.append(f"NeoX log value {given:,} = B + 1: B = {built:,} samples built, len = {built - 1:,} usable")
     else:
         given = _check_int("samples", samples, 0)
         built = given
-    length = built - 1 if framework == "neox" else built
+    length = dataset_length(built, framework)
     # §5: (T - x)//S == B  <=>  B·S + x <= T <= B·S + x + S - 1.
     tokens_min = built * S + x
     tokens_max = built * S + x + S - 1
     if x == 1:
         notes.append(
-            f"samples × seq_len = {built * S:,} is 1..{S} tokens below the true T, because B samples need B·S + 1 tokens"
+            f"samples × seq_len = {built * S:,} is 1..{S} tokens below the true T, "
+            "because B samples need B·S + 1 tokens"
         )
-    if framework == "neox":
+    if _RULES[framework].length_offset or _RULES[framework].logged_offset:
         notes.append("NeoX: len(dataset) = B - 1; its log 'total number of samples' prints B + 1")
     if tokens_min <= 1:
-        notes.append("T <= 1 makes helpers.cpp assert (tokens_per_epoch > 1): the lower end of the range aborts (NeoX) or is silent (Megatron wheel)")
+        notes.append(
+            "T <= 1 makes helpers.cpp assert (tokens_per_epoch > 1): "
+            "the lower end of the range aborts (NeoX) or is silent (Megatron wheel)"
+        )
     if length < 0:
         notes.append("NeoX with 0 samples built: len(dataset) = -1, Python raises ValueError")
     notes.append(
@@ -999,7 +1235,7 @@ def plan_from_samples(
         samples_built=built,
         samples_per_epoch=built,
         dataset_length=length,
-        logged_samples=built + 1 if framework == "neox" else built,
+        logged_samples=logged_samples(built, framework),
         iterations_per_epoch=built // G,
         remainder_samples=built % G,
         dataset_iterations=length // G if length >= 0 else None,

@@ -243,10 +243,16 @@ def print_bench(d: dict) -> None:
 def check_lines(result: Any) -> list[str]:
     """The terminal report of any ``tokcount check`` result."""
     from .checks.raw_index import RawCheckResult
+    from .checks.trainer_index import IndexFilesCheck
+    from .checks.training_log import LogCheck
 
     if isinstance(result, RawCheckResult):
         return raw_check_lines(result)
-    return result.lines()  # the trainer-index and training-log checks (until their renderers land here)
+    if isinstance(result, IndexFilesCheck):
+        return index_files_check_lines(result)
+    if isinstance(result, LogCheck):
+        return log_check_lines(result)
+    raise TypeError(f"no renderer for {type(result).__name__}")
 
 
 def raw_check_lines(result: RawCheckResult) -> list[str]:
@@ -298,3 +304,36 @@ def _describe_mismatch(m: DocumentMismatch) -> str:
     elif m.expected_tokens == m.found_tokens and m.expected_sequences == m.found_sequences:
         text += "; same lengths, different token ids"
     return text
+
+
+# --- check results: trainer index files and training logs ---
+
+def index_files_check_lines(check) -> list[str]:
+    """The terminal lines of one check of a split's trainer index files (tokcount check PREFIX)."""
+    f, fo = check.files, check.found
+    start, end = check.sequence_range
+    logged = fo.get("logged_samples")
+    # epochs stays plain: it is a float when the document index is not a whole number of epochs.
+    head = (f"{'OK' if check.ok else 'MISMATCH'}: {f.framework} {f.split} index "
+            f"(num_samples {f.num_samples}, seq_len {f.seq_len}, seed {f.seed}): sequences "
+            f"[{_n(start)}, {_n(end)}), {_n(check.tokens)} tokens -> "
+            f"{fo['epochs']} epoch(s), {_n(fo['samples_built'])} samples built, "
+            f"dataset length {_n(fo['dataset_length'])}"
+            + (f", log prints {_n(logged)}" if logged is not None else ""))
+    out = [head]
+    out.extend(f"  disagreement: {d}" for d in check.disagreements)
+    out.extend(f"  warning: {w}" for w in check.warnings)
+    return out
+
+
+def log_check_lines(check) -> list[str]:
+    """The terminal lines of one training-log check (tokcount check --against-log LOG PREFIX)."""
+    out = [f"{'OK' if check.ok else 'MISMATCH'}: {check.log} ({check.framework} log) "
+           + ("matches this data" if check.ok else "does not match this data")]
+    for r in check.rows:
+        rng = f"[{_n(r['range'][0])}, {_n(r['range'][1])})" if r["range"] else "range not logged"
+        out.append(f"  {r['split']}: sequences {rng}, {_n(r['tokens'])} tokens here; log: samples built "
+                   f"{_n(r['samples_built'])}, epochs {_n(r['epochs'])}; {r['verdict']}")
+    out.extend(f"  disagreement: {d}" for d in check.disagreements)
+    out.extend(f"  note: {n}" for n in check.notes)
+    return out

@@ -1,12 +1,11 @@
-"""What training already built from a ``.bin/.idx`` pair: the trainers' index cache files and
-their log lines, checked against tokcount's own plan for the same parameters.
+"""What training already built from a ``.bin/.idx`` pair: the trainers' index cache files,
+checked against tokcount's own plan for the same parameters (the logs: ``training_log``).
 
-- GPT-NeoX caches (§3.6): ``{prefix}_{name}_indexmap_{N}ns_{S}sl_{seed}s_{pack_impl}pi[_ac]_{doc,sample,shuffle}_idx.npy``
-  next to the data; the parameters are in the name.
-- Megatron-core caches (§4.7): ``{md5}-GPTDataset-{split}-{description.txt,document_index.npy,sample_index.npy,shuffle_index.npy}``
-  in ``<prefix>/cache/GPTDataset_indices`` or ``--data-cache-path``; the parameters are in the description.
-- Logs (§3.5, §4.9): "total number of samples/epochs", NeoX's "document indices in [a, b)",
-  Megatron's "total number of sequences/documents" and split matrix.
+- GPT-NeoX caches (§3.6), next to the data; the parameters are in the name:
+  ``{prefix}_{name}_indexmap_{N}ns_{S}sl_{seed}s_{pack_impl}pi[_ac]_{doc,sample,shuffle}_idx.npy``
+- Megatron-core caches (§4.7), in ``<prefix>/cache/GPTDataset_indices`` or ``--data-cache-path``;
+  the parameters are in the description:
+  ``{md5}-GPTDataset-{split}-{description.txt,document_index.npy,sample_index.npy,shuffle_index.npy}``
 
 Index arrays are read with memory maps. The sample index is recomputed from the file's own
 document index and the data's sequence sizes (the walk of §3.4/§4.5 in closed form), in chunks.
@@ -23,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import planning
-from .errors import FileCheckError, UsageError
-from .formats.indexed import IndexedShard
+from .. import planning
+from ..errors import FileCheckError, UsageError
+from ..formats.indexed import IndexedShard
 
 INT32_MAX = 2**31 - 1
 UINT32_LIMIT = 2**32 - 2  # shuffle index is int64 from here on (§3.4, §4.5)
@@ -39,7 +38,6 @@ _MEGATRON_NAME = re.compile(
     r"(?P<kind>description\.txt|document_index\.npy|sample_index\.npy|shuffle_index\.npy)$")
 _MEGATRON_KINDS = {"document_index.npy": "doc", "sample_index.npy": "sample", "shuffle_index.npy": "shuffle",
                    "description.txt": "description"}
-_SPLIT_OF_NAME = {"train": "train", "valid": "valid", "test": "test", "validation": "valid"}
 
 
 @dataclass
@@ -82,7 +80,8 @@ def find_index_files(prefix: str, cache_dir: str | None = None) -> tuple[list[In
         for entry in sorted(os.listdir(megatron_dir)):
             m = _MEGATRON_NAME.match(entry)
             if m:
-                sets.setdefault((m["md5"], m["split"]), {})[_MEGATRON_KINDS[m["kind"]]] = os.path.join(megatron_dir, entry)
+                kind = _MEGATRON_KINDS[m["kind"]]
+                sets.setdefault((m["md5"], m["split"]), {})[kind] = os.path.join(megatron_dir, entry)
     for (md5, split), files in sets.items():
         if "description" not in files:
             notes.append(f"Megatron {md5}-{split}: no description.txt, parameters unknown")
@@ -159,37 +158,25 @@ class IndexFilesCheck:
             "disagreements": list(self.disagreements), "warnings": list(self.warnings),
         }
 
-    def lines(self) -> list[str]:
-        f, fo = self.files, self.found
-        head = (f"{'OK' if self.ok else 'MISMATCH'}: {f.framework} {f.split} index "
-                f"(num_samples {f.num_samples}, seq_len {f.seq_len}, seed {f.seed}): sequences "
-                f"[{self.sequence_range[0]:,}, {self.sequence_range[1]:,}), {self.tokens:,} tokens -> "
-                f"{fo['epochs']} epoch(s), {fo['samples_built']:,} samples built, dataset length {fo['dataset_length']:,}"
-                + (f", log prints {fo['logged_samples']:,}" if fo.get("logged_samples") is not None else ""))
-        out = [head]
-        out.extend(f"  disagreement: {d}" for d in self.disagreements)
-        out.extend(f"  warning: {w}" for w in self.warnings)
-        return out
-
 
 def _split_range(files: IndexFiles, shard: IndexedShard, doc, split: str | None) -> tuple[tuple[int, int], list[str]]:
     n = shard.sequences
-    notes = []
+    notes: list[str] = []
     if files.framework == "megatron":
         index = planning.SPLIT_NAMES.index(files.split)
         matrix = files.details["split_matrix"]
         entry = matrix[index] if isinstance(matrix, list) and len(matrix) == 3 else None
         if entry is None:
             raise FileCheckError(files.files["description"], "description", f"split_matrix has no {files.split} entry")
-        # §4.2: beg/end = int(round(fraction · float(n)))
-        return (int(round(float(entry[0]) * float(n))), int(round(float(entry[1]) * float(n)))), notes
+        return planning.megatron_split_range(entry, n), notes
     name = files.split.split("_")[0]
     if files.split != name:  # blend member: the whole file is this split (§3.2)
         return (0, n), notes
     if split is not None:
         r = planning.split_ranges(split, n, "neox")[name]
         if r is None:
-            raise UsageError(f"split {split!r} builds no {name} split for {n} sequences, yet {files.files['doc']} exists")
+            raise UsageError(
+                f"split {split!r} builds no {name} split for {n} sequences, yet {files.files['doc']} exists")
         return r, notes
     if doc.shape[0] == 0:
         return (0, 0), notes
@@ -226,24 +213,23 @@ def check_index_files(shard: IndexedShard, files: IndexFiles, split: str | None 
     """Compare one split's cache files with the plan for the same data and parameters."""
     doc, sample, shuffle = _load(files.files["doc"]), _load(files.files["sample"]), _load(files.files["shuffle"])
     framework = files.framework
-    x = 1 if (framework == "neox" or extra_token) else 0
+    x = planning.extra_token_for(framework, extra_token)
     (beg, end), notes = _split_range(files, shard, doc, split)
     sizes = shard.sizes
-    split_sizes = np.asarray(sizes[beg:end])
-    T = int(np.sum(split_sizes, dtype=np.int64))
+    T = int(np.sum(np.asarray(sizes[beg:end]), dtype=np.int64))
     n = end - beg
-    N = files.num_samples
-    plan = planning.make_plan(split_sizes, seq_len=files.seq_len, global_batch_size=max(1, N or 1),
-                              framework=framework, extra_token=bool(x), train_iters=1 if N else None)
-    sp = plan.splits["train"]
+    # A recorded 0 samples has always been checked as "no target" (one epoch); kept so verdicts stay the same.
+    # The split is planned under the name "train" as before, so refusal texts are unchanged.
+    sp = planning.plan_split(T, seq_len=files.seq_len, framework=framework, extra_token=bool(x),
+                             target_samples=files.num_samples or None, sequences=(0, n))
     expected = {"epochs": sp.epochs, "samples_built": sp.samples_built, "dataset_length": sp.dataset_length,
                 "logged_samples": sp.logged_samples, "separate_final_epoch": sp.separate_final_epoch,
                 "samples_per_epoch": sp.samples_per_epoch, "refused": sp.refused}
     B = int(sample.shape[0]) - 1 if sample.ndim == 2 else None
     E_found = doc.shape[0] / n if n else None
     found = {"epochs": int(E_found) if E_found is not None and E_found == int(E_found) else E_found,
-             "samples_built": B, "dataset_length": None if B is None else (B - 1 if framework == "neox" else B),
-             "logged_samples": None if B is None else (B + 1 if framework == "neox" else B),
+             "samples_built": B, "dataset_length": None if B is None else planning.dataset_length(B, framework),
+             "logged_samples": None if B is None else planning.logged_samples(B, framework),
              "document_index_length": int(doc.shape[0]), "shuffle_index_length": int(shuffle.shape[0])}
     result = IndexFilesCheck(files, (beg, end), T, found, expected, warnings=notes)
     dis = result.disagreements
@@ -253,6 +239,8 @@ def check_index_files(shard: IndexedShard, files: IndexFiles, split: str | None 
         dis.append(f"tokcount's plan refuses these parameters: {sp.refused}")
         return result
     E, Bx = sp.epochs, sp.samples_built
+    if E is None or Bx is None:  # cannot happen: a plan that is not refused has both
+        return result
     if sample.ndim != 2 or sample.shape[1] != 2:
         dis.append(f"sample index has shape {sample.shape}, expected (B + 1, 2)")
         return result
@@ -268,11 +256,10 @@ def check_index_files(shard: IndexedShard, files: IndexFiles, split: str | None 
     if dis:
         return result
     separate = bool(sp.separate_final_epoch)
-    sans = ((E - 1) * T - x) // files.seq_len if separate else 0
     _check_document_index(result, doc, beg, end, E, separate)
     if not dis:
         _check_sample_index(result, doc, sample, sizes, files.seq_len, x)
-    _check_shuffle_index(result, shuffle, Bx, sans if separate else None)
+    _check_shuffle_index(result, shuffle, Bx, sp.samples_before_final_epoch if separate else None)
     return result
 
 
@@ -351,228 +338,8 @@ def check_trainer_index(shard: IndexedShard, cache_dir: str | None = None, split
                         extra_token: bool = True) -> tuple[list[IndexFilesCheck], list[str]]:
     sets, notes = find_index_files(shard.prefix, cache_dir)
     if not sets:
-        looked = [f"{shard.prefix}_*_indexmap_*.npy", cache_dir or os.path.join(shard.prefix, "cache", "GPTDataset_indices")]
+        looked = [f"{shard.prefix}_*_indexmap_*.npy",
+                  cache_dir or os.path.join(shard.prefix, "cache", "GPTDataset_indices")]
         raise UsageError(f"no trainer index files found for {shard.prefix} (looked for {' and '.join(looked)})"
                          + (f"; {notes[0]}" if notes else ""))
     return [check_index_files(shard, s, split, extra_token) for s in sets], notes
-
-
-# ---------------------------------------------------------------------------------------------
-# logs
-
-_NUM = r"([0-9][0-9,]*)"
-_LOG_PATTERNS = {
-    "sequences": re.compile(r"> total number of sequences:\s*" + _NUM),
-    "documents": re.compile(r"> total number of documents:\s*" + _NUM),
-    "samples": re.compile(r"total number of samples:\s*" + _NUM),
-    "epochs": re.compile(r"total number of epochs:\s*" + _NUM),
-    "cpp_seq_len": re.compile(r"^\s*sequence length:\s*" + _NUM),
-    "range": re.compile(r"document indices in \[(\d+), (\d+)\) total of (\d+) documents"),
-    "split_header": re.compile(r"^\s*(train|validation|test):\s*$"),
-    "dataset_split": re.compile(r"> dataset split:"),
-    "megatron_split": re.compile(r"(?:Build and save|Load) the GPTDataset (train|valid|test) indices"),
-    "split_matrix": re.compile(r"Let split_matrix = (\[.*\])"),
-}
-
-
-@dataclass
-class LogSplit:
-    name: str
-    range: tuple[int, int] | None = None
-    logged_samples: int | None = None
-    epochs: int | None = None
-    cpp_samples: int | None = None  # NeoX helpers.cpp line: B
-
-
-@dataclass
-class LogSummary:
-    framework: str
-    splits: dict[str, LogSplit]
-    sequences: int | None = None
-    documents: int | None = None
-    seq_len: int | None = None
-    split_matrix: str | None = None  # Megatron's "Let split_matrix = [...]"
-
-
-def parse_log(path: str, framework: str | None = None) -> LogSummary:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise FileCheckError(path, "open", e.strerror or str(e)) from None
-    text = "\n".join(lines)
-    if framework is None:
-        if "GPTDataset" in text or "_IndexReader" in text or "split_matrix" in text:
-            framework = "megatron"
-        elif "document indices in [" in text or "> dataset split:" in text:
-            framework = "neox"
-        else:
-            raise FileCheckError(path, "log", "no GPT-NeoX or Megatron dataset lines found "
-                                 "('total number of samples', 'document indices in [a, b)', ...)")
-    summary = LogSummary(framework, {})
-    current: str | None = None
-    pending: list[str] = []  # NeoX: built splits, in build order, still waiting for their sample lines
-    after_seq_len = False
-    for line in lines:
-        m = _LOG_PATTERNS["cpp_seq_len"].search(line)
-        if m:
-            summary.seq_len = _int(m[1])
-            after_seq_len = True
-            continue
-        if framework == "megatron":
-            for key in ("sequences", "documents"):
-                m = _LOG_PATTERNS[key].search(line)
-                if m:
-                    setattr(summary, key, _int(m[1]))
-            m = _LOG_PATTERNS["megatron_split"].search(line)
-            if m:
-                current = m[1]
-                summary.splits.setdefault(current, LogSplit(current))
-            m = _LOG_PATTERNS["split_matrix"].search(line)
-            if m:
-                summary.split_matrix = m[1]
-        else:
-            if _LOG_PATTERNS["dataset_split"].search(line):
-                pending, current = [], None
-            m = _LOG_PATTERNS["split_header"].search(line)
-            if m:
-                current = _SPLIT_OF_NAME[m[1]]
-            m = _LOG_PATTERNS["range"].search(line)
-            if m and current is not None:
-                a, b = int(m[1]), int(m[2])
-                summary.splits[current] = LogSplit(current, (a, b))
-                if b > a:  # NeoX builds a split only when its range is not empty (§3.2)
-                    pending.append(current)
-        m = _LOG_PATTERNS["samples"].search(line)
-        if m:
-            value = _int(m[1])
-            if after_seq_len:  # the helpers.cpp block prints B (§3.4)
-                if pending:
-                    summary.splits[pending[0]].cpp_samples = value
-                after_seq_len = False
-                continue
-            target = current if framework == "megatron" else (pending[0] if pending else None)
-            if target is not None:
-                summary.splits.setdefault(target, LogSplit(target)).logged_samples = value
-            continue
-        m = _LOG_PATTERNS["epochs"].search(line)
-        if m:
-            target = current if framework == "megatron" else (pending.pop(0) if pending else None)
-            if target is not None:
-                summary.splits.setdefault(target, LogSplit(target)).epochs = _int(m[1])
-    return summary
-
-
-def _int(text: str) -> int:
-    return int(text.replace(",", ""))
-
-
-@dataclass
-class LogCheck:
-    log: str
-    framework: str
-    rows: list[dict]
-    disagreements: list[str]
-    notes: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.disagreements
-
-    def to_dict(self) -> dict:
-        return {"log": self.log, "framework": self.framework, "ok": self.ok, "splits": self.rows,
-                "disagreements": list(self.disagreements), "notes": list(self.notes)}
-
-    def lines(self) -> list[str]:
-        out = [f"{'OK' if self.ok else 'MISMATCH'}: {self.log} ({self.framework} log) "
-               + ("matches this data" if self.ok else "does not match this data")]
-        for r in self.rows:
-            rng = f"[{r['range'][0]:,}, {r['range'][1]:,})" if r["range"] else "range not logged"
-            out.append(f"  {r['split']}: sequences {rng}, {r['tokens']:,} tokens here; log: samples built "
-                       f"{_fmt(r['samples_built'])}, epochs {_fmt(r['epochs'])}; {r['verdict']}")
-        out.extend(f"  disagreement: {d}" for d in self.disagreements)
-        out.extend(f"  note: {n}" for n in self.notes)
-        return out
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:,}"
-
-
-def check_log(shard: IndexedShard, log_path: str, seq_len: int | None = None, framework: str | None = None,
-              extra_token: bool = True) -> LogCheck:
-    """Do this data's sizes give the samples and epochs the run printed?"""
-    summary = parse_log(log_path, framework)
-    fw = summary.framework
-    x = 1 if (fw == "neox" or extra_token) else 0
-    S = seq_len or summary.seq_len
-    dis, notes, rows = [], [], []
-    if summary.sequences is not None and summary.sequences != shard.sequences:
-        dis.append(f"the run loaded {summary.sequences:,} sequences; {shard.prefix} has {shard.sequences:,}")
-    if summary.documents is not None and summary.documents != shard.documents:
-        dis.append(f"the run loaded {summary.documents:,} documents; {shard.prefix} has {shard.documents:,}")
-    ranges = {name: s.range for name, s in summary.splits.items()}
-    matrix = summary.split_matrix
-    if fw == "megatron" and matrix:
-        fractions = [tuple(float(v) for v in re.findall(r"[-+0-9.eE]+", p)) if p.strip() != "None" else None
-                     for p in re.findall(r"\([^)]*\)|None", matrix)]
-        for name, fr in zip(planning.SPLIT_NAMES, fractions):
-            if fr:
-                ranges[name] = (int(round(fr[0] * float(shard.sequences))), int(round(fr[1] * float(shard.sequences))))
-    if fw == "neox":
-        ends = [r[1] for r in ranges.values() if r]
-        if ends and max(ends) != shard.sequences:
-            dis.append(f"the run's split ranges end at sequence {max(ends):,}; {shard.prefix} has {shard.sequences:,} "
-                       "sequences (NeoX's 'documents' are sequences)")
-    for name in planning.SPLIT_NAMES:
-        s = summary.splits.get(name)
-        if s is None or (s.logged_samples is None and s.cpp_samples is None):
-            continue
-        rng = ranges.get(name)
-        if rng is None:
-            rng = (0, shard.sequences)
-            notes.append(f"{name}: no split range in the log; assuming all {shard.sequences:,} sequences")
-        T = int(np.sum(shard.sizes[max(0, rng[0]):rng[1]], dtype=np.int64))
-        if s.cpp_samples is not None:
-            B = s.cpp_samples
-        else:
-            B = s.logged_samples - 1 if fw == "neox" else s.logged_samples  # §3.5 / §4.9
-        E = s.epochs
-        row = {"split": name, "range": list(rng), "tokens": T, "logged_samples": s.logged_samples,
-               "samples_built": B, "epochs": E, "expected_samples_built": None, "seq_len_range": None, "verdict": ""}
-        if E is None:
-            row["verdict"] = "no epochs line (a cache load): samples only"
-            E_try = [1]
-        else:
-            E_try = [E]
-        Ev = E_try[0]
-        total = Ev * T - x
-        if S is not None:
-            expect = total // S if total >= 0 else 0
-            row["expected_samples_built"] = expect
-            if E is None and expect != B:
-                # without the epochs line any E is possible: find one that fits
-                fits = [e for e in range(1, 10_000) if (e * T - x) // S == B] if T > 0 else []
-                if fits:
-                    row["verdict"] = f"consistent with {fits[0]} epoch(s)"
-                    row["expected_samples_built"] = B
-                    rows.append(row)
-                    continue
-            if expect == B:
-                row["verdict"] = row["verdict"] or "matches"
-            else:
-                row["verdict"] = "DIFFERS"
-                dis.append(f"{name}: the run built {B:,} samples over {Ev} epoch(s); this data's {T:,} tokens give "
-                           f"({Ev}·{T:,} − {x})//{S} = {expect:,}")
-        elif B > 0 and total > 0:
-            lo, hi = total // (B + 1) + 1, total // B
-            row["seq_len_range"] = [lo, hi] if lo <= hi else None
-            if lo <= hi:
-                row["verdict"] = row["verdict"] or f"consistent with seq_len in [{lo:,}, {hi:,}] (pass --seq-len to pin it)"
-            else:
-                row["verdict"] = "DIFFERS"
-                dis.append(f"{name}: no seq_len turns this data's {T:,} tokens × {Ev} epoch(s) into {B:,} samples")
-        rows.append(row)
-    if not rows:
-        raise FileCheckError(log_path, "log", "no 'total number of samples' line found")
-    return LogCheck(log_path, fw, rows, dis, notes)
