@@ -381,7 +381,7 @@ def test_cli_unknown_tokenizer_exit_1(tmp_path):
 
 
 def test_parity_guard_catches_a_wrong_count():
-    from tokcount.engines import ParityGuard
+    from tokcount.engine_choice import ParityGuard
     from tokcount.tokenizer import TokenCounter, load_tokenizer_spec
 
     spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import __version__, indexed_dataset, jsonl, kernels
 from .documents import DocumentBatch
-from .engines import choose_engine, make_counter
+from .engine_choice import choose_engine, make_counter
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers, report_progress
 from .work import WORKER_ENV, WorkUnit, jsonl_documents, note_block, plan_units

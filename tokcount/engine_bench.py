@@ -10,7 +10,7 @@ import numpy as np
 
 from . import columnar, jsonl
 from .documents import DocumentBatch
-from .engines import fast_support, make_counter
+from .engine_choice import fast_support, make_counter
 from .errors import UsageError
 from .sources import JSONL, detect_format
 

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from . import columnar, indexed_dataset, jsonl
-from .engines import ParityGuard, choose_engine
+from .engine_choice import ParityGuard, choose_engine
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .report import FileReport, Report, length_stats

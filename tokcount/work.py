@@ -17,7 +17,7 @@ import numpy as np
 
 from . import columnar, jsonl
 from .documents import BadRecord, DocumentBatch, TokenIdBatch
-from .engines import make_counter
+from .engine_choice import make_counter
 from .errors import FileCheckError
 from .executors import report_progress
 
@@ -67,7 +67,7 @@ class UnitResult:
 
 
 class ParitySampler:
-    """Picks the texts the parity guard (engines.ParityGuard, in the parent) recounts with the
+    """Picks the texts the parity guard (engine_choice.ParityGuard, in the parent) recounts with the
     Hugging Face reference: the first texts of every file, plus random texts spread through
     the data while the sampled bytes stay under ``fraction`` of the bytes counted. The
     reference is ~15x slower than the fast engine, so 1/1500 of the bytes costs about 1 % of
