@@ -409,7 +409,7 @@ def test_parity_sampler_takes_first_texts_then_a_spread_sample():
 
 def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch):
     """A fast engine that is wrong on one document: the scan says so and reports exact counts."""
-    from tokcount import fast_engine
+    from tokcount.engines import fast as fast_engine
 
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = ADVERSARIAL[:20] + ["the wrong one"] + ADVERSARIAL[20:]
@@ -431,7 +431,8 @@ def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkey
 def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_lines(tmp_path, monkeypatch):
     """Samples from byte ranges after the first keep their line unresolved: counting the lines
     before a range reads the file up to it, which only a reported mismatch may cost."""
-    from tokcount import fast_engine, jsonl
+    from tokcount import jsonl
+    from tokcount.engines import fast as fast_engine
 
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = [f"ok document {i}" for i in range(300)] + [f"wrong one {i}" for i in range(300)]

@@ -11,7 +11,7 @@ ENGINES = ("auto", "fast", "hf")
 
 def fast_support(spec) -> tuple[bool, str]:
     try:
-        from .fast_engine import fast_support as support
+        from .engines.fast import fast_support as support
     except ImportError:  # a build without the numba engine
         return False, "the fast engine is not installed"
     return support(spec)
@@ -37,7 +37,7 @@ def make_counter(spec, add_special_tokens: bool, engine: str, reference=None):
     """An object with count(texts) -> int64 array, for this process. ``reference`` (a
     TokenCounter) is reused by the fast engine for its slow path instead of building another."""
     if engine == "fast":
-        from .fast_engine import FastCounter
+        from .engines.fast import FastCounter
 
         return FastCounter(spec, add_special_tokens=add_special_tokens, reference=reference)
     from .tokenizer import TokenCounter

@@ -121,7 +121,7 @@ def prepare_worker(fast_engine: bool) -> None:
         _quiet_numba_start()
         from numba.core.registry import cpu_target
 
-        from . import fast_engine as _  # noqa: F401  (numba and the kernels' module)
+        from .engines import fast as _  # noqa: F401  (numba and the kernels' modules)
 
         cpu_target.target_context.refresh()  # numba's registries, loaded before a first cache load
         cpu_target.typing_context.refresh()

@@ -1,0 +1,1 @@
+"""Counting engines: hf (the reference), fast (numba), their choice and the parity guard."""
