@@ -19,6 +19,10 @@ before normalizing, the whole document goes to ``Tokenizer.encode``).
 Modules: plan (what a tokenizer needs, or why it is unsupported), counter (FastCounter and
 its cache), codepoints (code point tables), and the numba kernels: pretokenize, bpe, cache,
 count (count_documents, which drives the other three) over primitives (intrinsics).
+
+numba's on-disk cache (cache=True) only notices edits to a kernel's own file, not to the
+modules it imports (numba issue 1833): after editing a kernel module, delete this package's
+__pycache__, or the kernels that call into it may run the old code.
 """
 
 from .counter import FastCounter, PretokenCache
