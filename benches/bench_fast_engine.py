@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import tokenizer_fixtures  # noqa: E402
 
-from tokcount.fast_engine import FastCounter, fast_support  # noqa: E402
+from tokcount.engines.fast import FastCounter, fast_support  # noqa: E402
 from tokcount.tokenizer import load_tokenizer_spec  # noqa: E402
 
 CORPUS = tokenizer_fixtures.SHARED_TOKENIZERS.parent / "corpus" / "bench.jsonl.zst"

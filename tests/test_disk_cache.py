@@ -113,20 +113,20 @@ def test_an_edited_tokenizer_file_gets_its_own_entry(cache_dir, tmp_path):
 
 
 def test_engine_plans_are_cached_and_bounded(cache_dir, monkeypatch):
-    from tokcount import fast_engine
+    from tokcount.engines.fast import plan
     from tokcount.tokenizer import load_tokenizer_spec
 
     spec = load_tokenizer_spec(fixtures.bytelevel_bpe())
     plans = cache_dir / "plans"
     plans.mkdir(parents=True)
-    for i in range(fast_engine.PLANS_KEPT + 3):  # plans left by earlier versions
+    for i in range(plan.PLANS_KEPT + 3):  # plans left by earlier versions
         (plans / f"plan-stale-{i}.pkl").write_bytes(b"old")
         os.utime(plans / f"plan-stale-{i}.pkl", (1000 + i, 1000 + i))
-    fast_engine.engine_plan.cache_clear()
-    built = fast_engine.engine_plan(spec)
-    stored = fast_engine._plan_cache_path(spec)
+    plan.engine_plan.cache_clear()
+    built = plan.engine_plan(spec)
+    stored = plan._plan_cache_path(spec)
     names = sorted(os.listdir(plans))
-    assert len(names) == fast_engine.PLANS_KEPT and stored.name in names
+    assert len(names) == plan.PLANS_KEPT and stored.name in names
     assert "plan-stale-0.pkl" not in names  # the oldest went first
-    fast_engine.engine_plan.cache_clear()
-    assert fast_engine.engine_plan(spec).model.merge_ids.tolist() == built.model.merge_ids.tolist()
+    plan.engine_plan.cache_clear()
+    assert plan.engine_plan(spec).model.merge_ids.tolist() == built.model.merge_ids.tolist()

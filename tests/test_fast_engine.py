@@ -1,4 +1,4 @@
-"""tokcount.fast_engine against the definition, computed directly with `tokenizers`.
+"""tokcount.engines.fast against the definition, computed directly with `tokenizers`.
 
 The reference count is always `len(Tokenizer.from_str(json).encode(text, add_special_tokens=flag).ids)`
 from a tokenizer built here, never anything produced by the engine. Tokenizers: small byte-level
@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 import tokenizer_fixtures as fixtures
-from tokcount import pretokenizer_kernels as kernels
-from tokcount.codepoint_classes import GPT2_PATTERN, LLAMA3_PATTERN, codepoint_tables
-from tokcount.fast_engine import FastCounter, fast_support
+from tokcount.engines.fast import FastCounter, bpe, count, fast_support, pretokenize
+from tokcount.engines.fast.codepoints import GPT2_PATTERN, LLAMA3_PATTERN, codepoint_tables
 from tokcount.engines.hf import UnencodableText
 from tokcount.tokenizer import TokenizerSpec, load_tokenizer_spec
 
@@ -277,7 +276,7 @@ def test_every_bmp_code_point_counts_like_tokenizers(name):
     assert bad.size == 0, f"{name}: texts {bad[:5].tolist()} differ (code points from U+{scalars[int(bad[0]) * 4096]:04X})"
 
 
-@pytest.mark.parametrize("pattern, regex", [(kernels.PATTERN_GPT2, GPT2_PATTERN), (kernels.PATTERN_LLAMA3, LLAMA3_PATTERN)])
+@pytest.mark.parametrize("pattern, regex", [(pretokenize.PATTERN_GPT2, GPT2_PATTERN), (pretokenize.PATTERN_LLAMA3, LLAMA3_PATTERN)])
 def test_pretoken_boundaries_match_the_regex(pattern, regex):
     """The matcher's boundaries equal the regex's own splits (stronger than equal counts)."""
     from tokenizers import Regex, pre_tokenizers
@@ -289,7 +288,7 @@ def test_pretoken_boundaries_match_the_regex(pattern, regex):
     for _ in range(300):
         text = "".join(rng.choice(pieces, size=rng.integers(1, 30)).tolist())
         data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        ends = kernels.pretoken_boundaries(pattern, data, tables.classes, tables.folds) if data.size else np.zeros(0)
+        ends = pretokenize.pretoken_boundaries(pattern, data, tables.classes, tables.folds) if data.size else np.zeros(0)
         expected = [len(text[:end].encode("utf-8")) for _, (_, end) in split.pre_tokenize_str(text)]
         assert ends.tolist() == expected, repr(text)
 
@@ -364,7 +363,7 @@ def test_nfc_slow_paths_are_exact_and_counted():
 def test_bpe_alone_matches_tokenizers_model_on_vocabulary_words():
     """The merge loop against tokenizers' BPE on every vocabulary token and on pairs of them
     (ties, stale heap entries and ignore_merges are exercised by real merge tables)."""
-    from tokcount.fast_engine import checked_byte_level_alphabet, engine_plan
+    from tokcount.engines.fast import checked_byte_level_alphabet, engine_plan
 
     for name in ("bytelevel_bpe", "llama3_style_bpe", "gpt2", "llama3"):
         path = fixtures.shared_tokenizer(name) if name in SHARED else LOCAL[name]()
@@ -380,7 +379,7 @@ def test_bpe_alone_matches_tokenizers_model_on_vocabulary_words():
         data = np.frombuffer(b"".join(words), dtype=np.uint8)
         lengths = np.array([len(w) for w in words])
         ends = np.cumsum(lengths)
-        got = kernels.words_token_counts(data, ends - lengths, ends, *engine_plan(spec).model.as_tuple())
+        got = bpe.words_token_counts(data, ends - lengths, ends, *engine_plan(spec).model.as_tuple())
         # tokenizers' own BPE on the same words: no normalizer, no added tokens, byte-level only.
         config["normalizer"] = None
         config["added_tokens"] = []
@@ -406,7 +405,7 @@ def test_short_word_rank_scan_matches_the_heap():
     (corpus pre-tokens, so ties, repeats and non-ASCII bytes occur)."""
     import dataclasses
 
-    from tokcount.fast_engine import engine_plan
+    from tokcount.engines.fast import engine_plan
 
     # Without the shared corpus: the fixtures' multilingual training text and the adversarial pieces.
     texts = corpus_sample()[:300] or (fixtures.TRAINING_TEXT.splitlines() + list(ADVERSARIAL_PIECES))
@@ -418,12 +417,12 @@ def test_short_word_rank_scan_matches_the_heap():
         assert plan.model.scan_ok
         data = np.frombuffer("".join(texts).encode("utf-8"), dtype=np.uint8)
         tables = codepoint_tables()
-        ends = kernels.pretoken_boundaries(plan.pattern, data, tables.classes, tables.folds)
+        ends = pretokenize.pretoken_boundaries(plan.pattern, data, tables.classes, tables.folds)
         starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
-        short = (ends - starts) <= kernels.SCAN_BPE_MAX_BYTES
+        short = (ends - starts) <= bpe.SCAN_BPE_MAX_BYTES
         starts, ends = starts[short], ends[short]
-        scan = kernels.words_token_counts(data, starts, ends, *plan.model.as_tuple())
-        heap = kernels.words_token_counts(data, starts, ends, *dataclasses.replace(plan.model, scan_ok=False).as_tuple())
+        scan = bpe.words_token_counts(data, starts, ends, *plan.model.as_tuple())
+        heap = bpe.words_token_counts(data, starts, ends, *dataclasses.replace(plan.model, scan_ok=False).as_tuple())
         assert np.array_equal(scan, heap), name
 
 
@@ -466,7 +465,7 @@ def test_word_at_a_time_scans_at_every_offset(name):
 def test_repeated_new_words_within_one_batch_are_counted_and_cached_once():
     """Cache misses are counted in batches: a new word missed several times in one batch must
     count every time and be inserted once."""
-    words = [f"w{i:05d}x" for i in range(3 * kernels.PENDING_MISSES)]
+    words = [f"w{i:05d}x" for i in range(3 * count.PENDING_MISSES)]
     texts = [" ".join(words[i : i + 50] * 3) for i in range(0, len(words), 50)]
     fast = FastCounter(spec_of("bytelevel_bpe"))
     assert_same_counts("bytelevel_bpe", texts, True, fast)

@@ -32,7 +32,7 @@ import numpy as np
 import tokenizers
 from tokenizers import Regex, normalizers, pre_tokenizers
 
-from . import disk_cache
+from ... import disk_cache
 
 CODE_POINTS = 0x110000
 SURROGATES = range(0xD800, 0xE000)
@@ -76,7 +76,8 @@ def codepoint_tables() -> CodepointTables:
     try:
         with np.load(path) as stored:
             tables = CodepointTables(stored["classes"], stored["folds"], stored["nfc_safe"])
-        if all(t.shape == (CODE_POINTS,) and t.dtype == np.uint8 for t in (tables.classes, tables.folds, tables.nfc_safe)):
+        arrays = (tables.classes, tables.folds, tables.nfc_safe)
+        if all(t.shape == (CODE_POINTS,) and t.dtype == np.uint8 for t in arrays):
             return tables
     except (OSError, ValueError, KeyError):
         pass
@@ -119,7 +120,8 @@ def regex_members(pattern: str, candidates: np.ndarray | None = None) -> np.ndar
 def derive_tables() -> CodepointTables:
     classes = np.zeros(CODE_POINTS, dtype=np.uint8)
     letters, numbers, spaces = (regex_members(p) for p in (r"\p{L}", r"\p{N}", r"\s"))
-    if np.intersect1d(letters, numbers).size or np.intersect1d(letters, spaces).size or np.intersect1d(numbers, spaces).size:
+    if (np.intersect1d(letters, numbers).size or np.intersect1d(letters, spaces).size
+            or np.intersect1d(numbers, spaces).size):
         raise RuntimeError("tokenizers' regex engine puts a code point in two of \\p{L}, \\p{N}, \\s")
     classes[letters] = CLASS_LETTER
     classes[numbers] = CLASS_NUMBER

@@ -1,20 +1,8 @@
-"""Count-only exact engine for byte-level BPE tokenizers (GPT-2, GPT-NeoX, Llama-3 families).
+"""The engine plan of a tokenizer: its added tokens, pre-tokenizer pattern, normalizer and BPE
+model as the arrays the kernels take, or why the fast engine cannot count it exactly.
 
-The count of a text is ``len(Tokenizer.encode(text, add_special_tokens).ids)``, as for
-``TokenCounter``; this engine gets it without building ids:
-
-- added tokens are split with tokenizers' semantics (non-normalized set leftmost-longest on the
-  original text, then the normalized set inside the remaining pieces), each match one token;
-- the pre-tokenizer regex (GPT-2 or Llama-3 pattern) runs as a numba matcher over UTF-8 bytes,
-  with code point classes derived from tokenizers' own regex engine (codepoint_classes);
-- each pre-token's BPE count comes from a bounded cache (numba, open addressing, keys checked
-  byte for byte); a miss runs the BPE merge loop of tokenizers (same merge map, same order);
-- the post-processor adds a constant, measured on the tokenizer and checked to be constant.
-
-Text is routed to an exact slow path when the fast path could not prove it equal: with an NFC
-normalizer, a document holding a code point that NFC might change is normalized by tokenizers'
-own NFC first (and when it also holds a non-normalized added token, which tokenizers matches
-before normalizing, the whole document goes to ``Tokenizer.encode``).
+Plans are built once per tokenizer and machine (cached on disk, keyed by the code of this
+package), apart from the counter, which only reads them.
 """
 
 from __future__ import annotations
@@ -24,21 +12,18 @@ import hashlib
 import json
 import pickle
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import tokenizers
-from tokenizers import Tokenizer, normalizers, pre_tokenizers
+from tokenizers import Tokenizer, pre_tokenizers
 
-from tokcount import pretokenizer_kernels as kernels
-from tokcount import disk_cache
-from tokcount.codepoint_classes import LLAMA3_PATTERN, codepoint_tables
-from tokcount.engines.hf import TokenCounter
-from tokcount.tokenizer import TokenizerSpec, build_tokenizer
+from ... import disk_cache
+from ...tokenizer import TokenizerSpec, build_tokenizer
+from . import bpe, pretokenize
+from .code_version import engine_code_version
+from .codepoints import LLAMA3_PATTERN
 
-# Pre-tokens longer than this are not cached (BPE each time): long runs are rare and would
-# crowd the arena.
-MAX_CACHED_PRETOKEN_BYTES = 256
-assert MAX_CACHED_PRETOKEN_BYTES <= kernels.MAX_KEY_BYTES  # lengths and counts fit the record
 PLANS_KEPT = 8  # on disk, least recently used first out (Llama-3's is 11 MB)
 # Merges in the small table of frequent (small-id) pairs: 64 KiB, which stays in the CPU caches.
 HOT_MERGES = 1 << 12
@@ -77,7 +62,7 @@ def checked_byte_level_alphabet() -> dict[int, str]:
 
 @dataclass(frozen=True)
 class LiteralSet:
-    """Added-token contents as arrays for kernels.next_added_token."""
+    """Added-token contents as arrays for pretokenize.next_added_token."""
 
     patterns: np.ndarray
     starts: np.ndarray
@@ -90,7 +75,7 @@ class LiteralSet:
     lone_bytes: tuple  # (first byte all patterns share or -1, second byte all share or -1)
 
     @classmethod
-    def of(cls, contents: list[bytes]) -> "LiteralSet":
+    def of(cls, contents: list[bytes]) -> LiteralSet:
         unique = sorted(set(contents), key=lambda c: (c[0], -len(c), c))
         lengths = np.array([len(c) for c in unique], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if unique else np.zeros(0, np.int64)
@@ -122,7 +107,8 @@ class LiteralSet:
     def as_tuple(self) -> tuple:
         return (
             self.patterns, self.starts, self.lengths, self.first_begin, self.first_end,
-            self.first_mask, self.second_mask, self.uniform, (np.int64(self.lone_bytes[0]), np.int64(self.lone_bytes[1])),
+            self.first_mask, self.second_mask, self.uniform,
+            (np.int64(self.lone_bytes[0]), np.int64(self.lone_bytes[1])),
         )
 
     @property
@@ -132,17 +118,17 @@ class LiteralSet:
 
 @dataclass(frozen=True)
 class BpeModel:
-    """Arrays for kernels.word_token_count."""
+    """Arrays for bpe.word_token_count."""
 
     byte_ids: np.ndarray
     byte_pair_ranks: np.ndarray  # int32[b0 << 8 | b1]: rank of the merge of two bytes, or -1
-    merges: tuple  # (hot table, table of the rest, hot_below, id_bits, filter of the rest): kernels.merge_rank
+    merges: tuple  # (hot table, table of the rest, hot_below, id_bits, filter of the rest): bpe.merge_rank
     merge_ids: np.ndarray  # int32[rank]: the merge's new id
     id_bits: int
     rank_bits: int
     scan_ok: bool  # distinct vocabulary strings have distinct ids: short words may skip the heap
     ignore_merges: bool
-    vocab_filter: np.ndarray  # uint64 bitset of the vocabulary keys' hashes (kernels.filter_bit)
+    vocab_filter: np.ndarray  # uint64 bitset of the vocabulary keys' hashes (bpe.filter_bit)
     vocab_slots: np.ndarray
     vocab_keys: np.ndarray
     vocab_starts: np.ndarray
@@ -198,18 +184,8 @@ def engine_plan(spec: TokenizerSpec) -> EnginePlan:
     return plan
 
 
-@functools.lru_cache(maxsize=1)
-def _engine_code_version() -> str:
-    """Plans are only reused by the code that built them."""
-    digest = hashlib.sha256()
-    for module_file in (__file__, kernels.__file__):
-        with open(module_file, "rb") as f:
-            digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
 def _plan_cache_path(spec: TokenizerSpec):
-    key = f"{spec.fingerprint[:32]}-code-{_engine_code_version()}-tokenizers-{tokenizers.__version__}"
+    key = f"{spec.fingerprint[:32]}-code-{engine_code_version()}-tokenizers-{tokenizers.__version__}"
     return disk_cache.cache_directory() / "plans" / f"plan-{key}.pkl"
 
 
@@ -247,10 +223,10 @@ def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str]:
     if pre_tokenizer is None:
         raise Unsupported("no pre-tokenizer (SentencePiece-style BPE over the whole text)")
     if byte_level(pre_tokenizer, True):
-        return kernels.PATTERN_GPT2, "GPT-2"
+        return pretokenize.PATTERN_GPT2, "GPT-2"
     parts = pre_tokenizer.get("pretokenizers") if pre_tokenizer.get("type") == "Sequence" else None
     if parts and len(parts) == 1 and byte_level(parts[0], True):
-        return kernels.PATTERN_GPT2, "GPT-2"
+        return pretokenize.PATTERN_GPT2, "GPT-2"
     if parts and len(parts) == 2 and byte_level(parts[1], False):
         split = parts[0]
         if (
@@ -259,7 +235,7 @@ def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str]:
             and split.get("behavior") == "Isolated"
             and not split.get("invert", False)
         ):
-            return kernels.PATTERN_LLAMA3, "Llama-3"
+            return pretokenize.PATTERN_LLAMA3, "Llama-3"
     described = json.dumps(pre_tokenizer)[:200]
     raise Unsupported(
         "pre-tokenizer is not ByteLevel(add_prefix_space=false) with the GPT-2 regex nor "
@@ -353,14 +329,16 @@ def _bpe_model(model: dict) -> BpeModel:
     def table(selected):
         # Load factor at most 3/4 (8-byte slots: a probe run stays within a line or two).
         count = int(selected.sum())
-        return kernels.build_merge_table(pair_keys[selected], ranks[selected], _next_power_of_two(count * 4 // 3 + 1), rank_bits)
+        return bpe.build_merge_table(
+            pair_keys[selected], ranks[selected], _next_power_of_two(count * 4 // 3 + 1), rank_bits
+        )
 
     # 4 to 8 filter bits per merge of the rest (256 KiB for Llama-3): about one in eight missing
     # pairs gets through to the table.
-    rest_filter = kernels.build_pair_filter(pair_keys[~hot], _next_power_of_two(int((~hot).sum()) // 16 + 1))
+    rest_filter = bpe.build_pair_filter(pair_keys[~hot], _next_power_of_two(int((~hot).sum()) // 16 + 1))
     merges = (table(hot), table(~hot), np.int64(hot_below), np.int64(id_bits), rest_filter)
     merge_ids = np.array(new_ids, dtype=np.int32) if new_ids else np.zeros(1, np.int32)
-    byte_pair_ranks = kernels.build_byte_pair_ranks(byte_ids, merges, id_bits, rank_bits)
+    byte_pair_ranks = bpe.build_byte_pair_ranks(byte_ids, merges, id_bits, rank_bits)
 
     ignore_merges = bool(model.get("ignore_merges", False))
     # Vocabulary as raw bytes, for ignore_merges' whole-word lookup; a token with a character
@@ -375,200 +353,11 @@ def _bpe_model(model: dict) -> BpeModel:
     lengths = np.array([len(k) for k in keys], dtype=np.int64)
     starts = (np.cumsum(lengths) - lengths).astype(np.int64)
     key_bytes = np.frombuffer(b"".join(keys), dtype=np.uint8).copy() if keys else np.zeros(1, np.uint8)
-    vocab_slots = kernels.build_key_table(key_bytes, starts, lengths, _next_power_of_two(2 * len(keys) + 1))
+    vocab_slots = bpe.build_key_table(key_bytes, starts, lengths, _next_power_of_two(2 * len(keys) + 1))
     # About 8 bits per key: one in nine or so non-vocabulary words passes to the table.
-    vocab_filter = kernels.build_key_filter(key_bytes, starts, lengths, _next_power_of_two(len(keys) // 8 + 1))
+    vocab_filter = bpe.build_key_filter(key_bytes, starts, lengths, _next_power_of_two(len(keys) // 8 + 1))
     return BpeModel(
         byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits,
         len(set(vocab.values())) == len(vocab), ignore_merges, vocab_filter,
         vocab_slots, key_bytes, starts, lengths,
     )
-
-
-class PretokenCache:
-    """The pre-token -> token count cache: numpy arrays the kernels work in place.
-
-    Memory is fixed at construction and bounded by `cache_bytes`: the hot cache
-    (kernels.HOT_SLOTS records of 16 bytes, 128 KiB, or 1/8 of a small budget), a power-of-two
-    table of 16-byte records (about 3/4 of the rest; at most half the records in use, and only
-    the prefix the current entry count needs is touched) and a byte arena for keys longer than
-    8 bytes. Eviction and growth re-insert the live records through temporary arrays of at
-    most 16 bytes per live record (plus the arena's compaction order).
-    """
-
-    RECORD_BYTES = 16
-
-    def __init__(self, cache_bytes: int):
-        if cache_bytes < 64 << 10:
-            raise ValueError(f"cache_bytes={cache_bytes} is below the minimum of 64 KiB")
-        hot_slots = min(kernels.HOT_SLOTS, 1 << (cache_bytes // 8 // self.RECORD_BYTES).bit_length() - 1)
-        budget = cache_bytes - hot_slots * self.RECORD_BYTES
-        slot_count = 1 << ((budget * 3 // 4) // self.RECORD_BYTES).bit_length() - 1
-        arena_bytes = min(budget - slot_count * self.RECORD_BYTES, (1 << 31) - 1)  # offsets < 2^31
-        self.hot = np.zeros((hot_slots, 2), dtype=np.int64)
-        self.slots = np.zeros((slot_count, 2), dtype=np.int64)
-        self.arena = np.zeros(arena_bytes, dtype=np.uint8)
-        self.meta = np.zeros(kernels.META_SIZE, dtype=np.int64)
-        self.meta[kernels.META_SLOT_MASK] = min(slot_count, kernels.FIRST_SLOT_COUNT) - 1
-
-    @property
-    def allocated_bytes(self) -> int:
-        return self.slots.nbytes + self.arena.nbytes + self.meta.nbytes + self.hot.nbytes
-
-    @property
-    def capacity_entries(self) -> int:
-        return self.slots.shape[0] // 2
-
-    def as_tuple(self) -> tuple:
-        return (self.slots, self.arena, self.meta, MAX_CACHED_PRETOKEN_BYTES, self.hot)
-
-
-class FastCounter:
-    """Exact token counts, ``count(texts)[i] == len(encode(texts[i], add_special_tokens).ids)``.
-
-    Single-threaded (one per worker process, like TokenCounter); keeps its cache across calls.
-    """
-
-    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool = True, cache_bytes: int = 256 << 20,
-                 reference: TokenCounter | None = None):
-        supported, why = fast_support(spec)
-        if not supported:
-            raise ValueError(f"the fast engine does not support this tokenizer: {why}")
-        self.spec = spec
-        self.add_special_tokens = add_special_tokens
-        self.plan = engine_plan(spec)
-        self.tables = codepoint_tables()
-        self.cache = PretokenCache(cache_bytes)
-        # The slow path's reference; a worker passes its own so the tokenizer is built once.
-        if reference is None or reference.add_special_tokens != add_special_tokens:
-            reference = TokenCounter(spec, add_special_tokens)
-        self._reference = reference
-        # The plan's NFC is the tokenizer's whole normalizer (alone or a one-step Sequence).
-        self._normalizer = normalizers.NFC() if self.plan.nfc else None
-        self._no_literals = LiteralSet.of([]).as_tuple()
-        self._counters = dict(
-            documents=0, bytes=0, pretokens=0, nfc_documents=0, nfc_bytes=0, slow_documents=0, slow_bytes=0
-        )
-
-    @property
-    def stats(self) -> dict:
-        meta = self.cache.meta
-        return {
-            **self._counters,
-            "fast_bytes": self._counters["bytes"] - self._counters["slow_bytes"],
-            "added_tokens": int(meta[kernels.META_ADDED_TOKENS]),
-            "cache_hits": int(meta[kernels.META_HITS]),
-            "cache_hot_hits": int(meta[kernels.META_HOT_HITS]),
-            "cache_misses": int(meta[kernels.META_MISSES]),
-            "uncached_pretokens": int(meta[kernels.META_UNCACHED]),
-            "cache_evictions": int(meta[kernels.META_EVICTIONS]),
-            "cache_evicted_entries": int(meta[kernels.META_EVICTED_ENTRIES]),
-            "cache_entries": int(meta[kernels.META_ENTRIES]),
-            "cache_capacity_entries": self.cache.capacity_entries,
-            "cache_key_bytes": int(meta[kernels.META_ARENA_USED]),
-            "cache_allocated_bytes": self.cache.allocated_bytes,
-        }
-
-    @property
-    def bytes_counted(self) -> int:
-        """UTF-8 bytes of every text counted so far (the size each text had as it was counted)."""
-        return self._counters["bytes"]
-
-    def count(self, texts: list[str]) -> np.ndarray:
-        """int64 array: element i is len(encode(texts[i], add_special_tokens).ids)."""
-        return self._count(texts, pretokens_only=False)
-
-    def count_pieces(self, texts: list[str]) -> np.ndarray:
-        """Pre-tokens plus added tokens of each text (no BPE, no post-processor): what a
-        tokenizer with the same normalizer, added tokens and pre-tokenizer but a model giving
-        one token per word would count. For checking the splitting on its own."""
-        return self._count(texts, pretokens_only=True)
-
-    def _count(self, texts: list[str], pretokens_only: bool) -> np.ndarray:
-        if not isinstance(texts, list):
-            texts = list(texts)
-        n = len(texts)
-        counts = np.zeros(n, dtype=np.int64)
-        if n == 0:
-            return counts
-        try:
-            encoded = [text.encode("utf-8") for text in texts]
-        except (UnicodeEncodeError, AttributeError):
-            return self._reference.count(texts)  # raises the reference's error for the bad text
-        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=n)
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        if buf.shape[0] == 0:
-            buf = np.zeros(1, dtype=np.uint8)  # numba wants a real array; no document reads it
-        self._counters["documents"] += n
-        self._counters["bytes"] += int(ends[-1])
-
-        fast = np.ones(n, dtype=bool)
-        slow: list[int] = []
-        renormalized: list[tuple[int, str]] = []
-        if self.plan.nfc:
-            suspects = kernels.documents_not_nfc_safe(buf, starts, ends, self.tables.nfc_safe)
-            if suspects.shape[0]:
-                fast[suspects] = False
-                has_unnormalized = np.zeros(suspects.shape[0], dtype=np.uint8)
-                if not self.plan.unnormalized.empty:
-                    has_unnormalized = kernels.documents_with_added_token(
-                        buf, starts, ends, suspects, *self.plan.unnormalized.as_tuple()
-                    )
-                for d, exact_only in zip(suspects.tolist(), has_unnormalized.tolist()):
-                    if exact_only:
-                        # Added tokens are matched before normalization, the rest after: leave
-                        # that interleaving to tokenizers.
-                        slow.append(d)
-                        continue
-                    normalized = self._normalizer.normalize_str(texts[d])
-                    if normalized == texts[d]:
-                        fast[d] = True
-                    else:
-                        renormalized.append((d, normalized))
-
-        documents = np.flatnonzero(fast)
-        self._run(buf, starts, ends, documents, counts, self.plan.unnormalized.as_tuple(), pretokens_only)
-        if renormalized:
-            indices = np.array([d for d, _ in renormalized], dtype=np.int64)
-            sub_counts = self._count_normalized([text for _, text in renormalized], pretokens_only)
-            counts[indices] = sub_counts
-            self._counters["nfc_documents"] += len(renormalized)
-            self._counters["nfc_bytes"] += int(lengths[indices].sum())
-        if self.add_special_tokens and self.plan.post_processor_tokens and not pretokens_only:
-            counts += self.plan.post_processor_tokens
-        if slow:
-            slow_indices = np.array(slow, dtype=np.int64)
-            if pretokens_only:
-                raise ValueError("count_pieces: a text needs tokenizers' encode (added token + NFC)")
-            counts[slow_indices] = self._reference.count([texts[d] for d in slow])
-            self._counters["slow_documents"] += len(slow)
-            self._counters["slow_bytes"] += int(lengths[slow_indices].sum())
-        return counts
-
-    def _count_normalized(self, normalized_texts: list[str], pretokens_only: bool) -> np.ndarray:
-        """Counts of texts that are already normalized: the non-normalized added tokens were
-        looked for before normalizing (none found), so only the normalized set is matched."""
-        encoded = [text.encode("utf-8") for text in normalized_texts]
-        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        if buf.shape[0] == 0:
-            buf = np.zeros(1, dtype=np.uint8)
-        counts = np.zeros(len(encoded), dtype=np.int64)
-        self._run(buf, starts, ends, np.arange(len(encoded), dtype=np.int64), counts, self._no_literals, pretokens_only)
-        return counts
-
-    def _run(self, buf, starts, ends, documents, counts, unnormalized, pretokens_only: bool) -> None:
-        if documents.shape[0] == 0:
-            return
-        self._counters["pretokens"] += int(
-            kernels.count_documents(
-                buf, starts, ends, documents, counts, self.plan.pattern,
-                self.tables.classes, self.tables.folds,
-                unnormalized, self.plan.normalized.as_tuple(),
-                self.cache.as_tuple(), self.plan.model.as_tuple(), pretokens_only,
-            )
-        )

@@ -1,0 +1,386 @@
+"""Pre-tokenization kernels: UTF-8 decoding, code point class runs, the GPT-2 and Llama-3
+pre-token matchers, added-token literal matching, and the scan for text NFC might change.
+
+Everything here only decides where pieces end (no tokens, no cache), so the splitting can be
+tested on its own against tokenizers' pre-tokenizer.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .codepoints import (
+    CLASS_LETTER,
+    CLASS_NUMBER,
+    CLASS_OTHER,
+    CLASS_SPACE,
+    FOLD_D,
+    FOLD_E,
+    FOLD_L,
+    FOLD_M,
+    FOLD_R,
+    FOLD_S,
+    FOLD_T,
+    FOLD_V,
+)
+from .primitives import load_u64, trailing_zeros
+
+PATTERN_GPT2 = 0
+PATTERN_LLAMA3 = 1
+
+APOSTROPHE = 39
+SPACE = 32
+LF = 10
+CR = 13
+
+
+# ----------------------------------------------------------------------------------------------
+# UTF-8 and code point classes
+
+
+@numba.njit(inline="always")
+def decode_utf8(buf, pos):
+    """(code point, byte width) at `pos` of valid UTF-8."""
+    b0 = np.int64(buf[pos])
+    if b0 < 0x80:
+        return b0, 1
+    if b0 < 0xE0:
+        return ((b0 & 0x1F) << 6) | (np.int64(buf[pos + 1]) & 0x3F), 2
+    if b0 < 0xF0:
+        return ((b0 & 0x0F) << 12) | ((np.int64(buf[pos + 1]) & 0x3F) << 6) | (np.int64(buf[pos + 2]) & 0x3F), 3
+    return (
+        ((b0 & 0x07) << 18)
+        | ((np.int64(buf[pos + 1]) & 0x3F) << 12)
+        | ((np.int64(buf[pos + 2]) & 0x3F) << 6)
+        | (np.int64(buf[pos + 3]) & 0x3F)
+    ), 4
+
+
+@numba.njit(inline="always")
+def class_run_end(buf, pos, end, cls, classes):
+    """End of the run of code points of class `cls` starting at `pos`."""
+    if cls == CLASS_LETTER:
+        pos = ascii_letters_end(buf, pos, end)
+    while pos < end:
+        b0 = buf[pos]
+        if b0 < 0x80:
+            if classes[b0] != cls:
+                return pos
+            pos += 1
+        else:
+            cp, width = decode_utf8(buf, pos)
+            if classes[cp] != cls:
+                return pos
+            pos += width
+    return pos
+
+
+ASCII_HIGH_BITS = np.uint64(0x8080808080808080)
+
+
+@numba.njit(inline="always")
+def ascii_letters_end(buf, pos, end):
+    """Skips ASCII letters [A-Za-z] eight bytes at a time (bit tricks on a 64-bit word: no
+    per-byte branch, whose exit at a word's end the CPU mispredicts); stops at the first other
+    byte (non-ASCII bytes included: the caller's class table takes over from there)."""
+    while pos + 8 <= buf.shape[0]:
+        raw = load_u64(buf, pos)
+        low7 = (raw | np.uint64(0x2020202020202020)) & np.uint64(0x7F7F7F7F7F7F7F7F)  # folded to lower case
+        at_least_a = low7 + np.uint64(0x1F1F1F1F1F1F1F1F)  # high bit set: byte >= 'a'
+        above_z = low7 + np.uint64(0x0505050505050505)  # high bit set: byte > 'z'
+        letters = at_least_a & ~above_z & ~raw & ASCII_HIGH_BITS
+        stops = ~letters & ASCII_HIGH_BITS
+        if stops != 0:
+            pos += np.int64(trailing_zeros(stops) >> np.uint64(3))
+            return pos if pos < end else end  # noqa: FURB136  (moved unchanged)
+        pos += 8
+        if pos >= end:
+            return end
+    return pos
+
+
+@numba.njit(inline="always")
+def line_break_run_end(buf, pos, end):
+    while pos < end and (buf[pos] == LF or buf[pos] == CR):
+        pos += 1
+    return pos
+
+
+@numba.njit(inline="always")
+def gpt2_pretoken_end(buf, pos, end, classes):
+    """End of the pre-token at `pos` for
+    's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+ (leftmost
+    alternative wins, as in Oniguruma)."""
+    cp, width = decode_utf8(buf, pos)
+    after = pos + width
+    if cp == APOSTROPHE and after < end:
+        b1 = buf[after]
+        if b1 == 115 or b1 == 116 or b1 == 109 or b1 == 100:  # s t m d
+            return after + 1
+        if after + 1 < end:
+            b2 = buf[after + 1]
+            if (b1 == 114 and b2 == 101) or (b1 == 118 and b2 == 101) or (b1 == 108 and b2 == 108):  # re ve ll
+                return after + 2
+    cls = classes[cp]
+    if cp == SPACE and after < end:
+        next_cp, next_width = decode_utf8(buf, after)
+        next_cls = classes[next_cp]
+        if next_cls != CLASS_SPACE:
+            return class_run_end(buf, after + next_width, end, next_cls, classes)
+    if cls != CLASS_SPACE:
+        return class_run_end(buf, after, end, cls, classes)
+    return whitespace_end(buf, pos, end, classes, False)
+
+
+@numba.njit(inline="always")
+def whitespace_end(buf, pos, end, classes, line_breaks_end_match):
+    """\\s+(?!\\S)|\\s+ over the whitespace run at `pos`; with `line_breaks_end_match`, first
+    \\s*[\\r\\n]+ (Llama-3), which ends right after the run's last line break."""
+    last_start = pos
+    count = 0
+    after_line_break = -1
+    q = pos
+    while q < end:
+        cp, width = decode_utf8(buf, q)
+        if classes[cp] != CLASS_SPACE:
+            break
+        if cp == LF or cp == CR:
+            after_line_break = q + width
+        last_start = q
+        count += 1
+        q += width
+    if line_breaks_end_match and after_line_break >= 0:
+        return after_line_break
+    if q == end or count == 1:
+        return q
+    # Followed by non-space: the lookahead gives back the last whitespace character.
+    return last_start
+
+
+@numba.njit(inline="always")
+def llama3_pretoken_end(buf, pos, end, classes, folds):
+    """End of the pre-token at `pos` for the Llama-3 / cl100k pattern
+    (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*
+    |\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"""
+    cp, width = decode_utf8(buf, pos)
+    after = pos + width
+    if cp == APOSTROPHE and after < end:
+        c1, w1 = decode_utf8(buf, after)
+        f1 = folds[c1]
+        if f1 & (FOLD_S | FOLD_T | FOLD_M | FOLD_D):
+            return after + w1
+        if f1 & (FOLD_R | FOLD_V | FOLD_L) and after + w1 < end:
+            c2, w2 = decode_utf8(buf, after + w1)
+            f2 = folds[c2]
+            if ((f1 & (FOLD_R | FOLD_V)) and (f2 & FOLD_E)) or ((f1 & FOLD_L) and (f2 & FOLD_L)):
+                return after + w1 + w2
+    cls = classes[cp]
+    if cls == CLASS_LETTER:
+        return class_run_end(buf, after, end, CLASS_LETTER, classes)
+    if cls != CLASS_NUMBER and cp != LF and cp != CR and after < end:
+        c1, w1 = decode_utf8(buf, after)
+        if classes[c1] == CLASS_LETTER:
+            return class_run_end(buf, after + w1, end, CLASS_LETTER, classes)
+    if cls == CLASS_NUMBER:
+        q = after
+        digits = 1
+        while digits < 3 and q < end:
+            c1, w1 = decode_utf8(buf, q)
+            if classes[c1] != CLASS_NUMBER:
+                break
+            q += w1
+            digits += 1
+        return q
+    if cp == SPACE and after < end:
+        c1, w1 = decode_utf8(buf, after)
+        if classes[c1] == CLASS_OTHER:
+            q = class_run_end(buf, after + w1, end, CLASS_OTHER, classes)
+            return line_break_run_end(buf, q, end)
+    if cls == CLASS_OTHER:
+        q = class_run_end(buf, after, end, CLASS_OTHER, classes)
+        return line_break_run_end(buf, q, end)
+    return whitespace_end(buf, pos, end, classes, True)
+
+
+@numba.njit(inline="always")
+def pretoken_end(pattern, buf, pos, end, classes, folds):
+    if pattern == PATTERN_GPT2:
+        return gpt2_pretoken_end(buf, pos, end, classes)
+    return llama3_pretoken_end(buf, pos, end, classes, folds)
+
+
+@numba.njit(cache=True)
+def pretoken_boundaries(pattern, buf, classes, folds):
+    """All pre-token ends of one piece (for tests and diagnostics)."""
+    ends = np.empty(buf.shape[0], dtype=np.int64)
+    n = 0
+    pos = 0
+    while pos < buf.shape[0]:
+        pos = pretoken_end(pattern, buf, pos, buf.shape[0], classes, folds)
+        ends[n] = pos
+        n += 1
+    return ends[:n]
+
+
+# ----------------------------------------------------------------------------------------------
+# Added tokens: leftmost-longest literal matching
+
+
+@numba.njit(inline="always")
+def first_added_token_at(buf, q, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, uniform):
+    """Length of the longest pattern matching at q, or 0. Patterns are sorted by first byte,
+    then by decreasing length, so the first full match is the longest. A pattern that repeats
+    one byte (NeoX's runs of spaces) matches when the run at q is at least as long: the run is
+    measured once, instead of comparing every such pattern byte by byte."""
+    b0 = buf[q]
+    run = np.int64(-1)
+    for k in range(first_begin[b0], first_end[b0]):
+        length = pattern_lengths[k]
+        if q + length > end:
+            continue
+        if uniform[k]:
+            if run < 0:
+                # the first uniform pattern seen is the longest: no need to measure beyond it
+                run = 1
+                while run < length and buf[q + run] == b0:
+                    run += 1
+            if run >= length:
+                return length
+            continue
+        start = pattern_starts[k]
+        same = True
+        for i in range(1, length):
+            if buf[q + i] != patterns[start + i]:
+                same = False
+                break
+        if same:
+            return length
+    return np.int64(0)
+
+
+ONE_PER_BYTE = np.uint64(0x0101010101010101)
+
+
+@numba.njit(inline="always")
+def zero_bytes(x):
+    """High bit set in each zero byte of x: exact for the lowest one; a byte above a zero byte
+    may be flagged too (the borrow), so callers only trust the lowest flag or re-check."""
+    return (x - ONE_PER_BYTE) & ~x & ASCII_HIGH_BITS
+
+
+@numba.njit(inline="always")
+def next_candidate(buf, q, end, first, second):
+    """A position q' >= q where buf[q'] == first (and buf[q' + 1] == second when second >= 0)
+    may start, never beyond the first one that does; `end` when there is none. Eight bytes per
+    step: the zero-byte test on the word xor the broadcast byte."""
+    first_word = np.uint64(first) * ONE_PER_BYTE
+    if second >= 0:
+        second_word = np.uint64(second) * ONE_PER_BYTE
+        while q < end and q + 8 <= buf.shape[0]:
+            word = load_u64(buf, q)
+            hits = zero_bytes(word ^ first_word) & (zero_bytes(word ^ second_word) >> np.uint64(8))
+            if hits != 0:
+                q += np.int64(trailing_zeros(hits) >> np.uint64(3))
+                return q if q < end else end  # noqa: FURB136  (moved unchanged)
+            q += 7  # the last byte's partner is in the next word
+    else:
+        while q < end and q + 8 <= buf.shape[0]:
+            hits = zero_bytes(load_u64(buf, q) ^ first_word)
+            if hits != 0:
+                q += np.int64(trailing_zeros(hits) >> np.uint64(3))
+                return q if q < end else end  # noqa: FURB136  (moved unchanged)
+            q += 8
+    while q < end and buf[q] != first:
+        q += 1
+    return q if q < end else end  # noqa: FURB136  (moved unchanged)
+
+
+@numba.njit(inline="always")
+def next_added_token(
+    buf, pos, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform,
+    lone_bytes,
+):
+    """(start, length) of the leftmost-longest match in buf[pos:end], or (end, 0).
+
+    Prefilter: each first byte of a pattern has a group bit (of 8); `first_mask[b0]` holds the
+    groups of b0 and `second_mask[b1]` the groups in which b1 may follow (all of them after a
+    one-byte pattern). Positions where the two masks share no bit cannot start a match: two
+    L1 loads and a branch that is almost never taken, even when a frequent byte (a space)
+    starts some pattern. When every pattern starts with the same byte, `lone_bytes` is (that
+    byte, the second byte all share or -1), else (-1, -1) ("<|" for Llama-3's special tokens,
+    two spaces for NeoX's space runs): the scan then jumps from one candidate to the next.
+    """
+    if patterns.shape[0] == 0:
+        return end, 0
+    lone_first, lone_second = lone_bytes
+    q = pos
+    if lone_first >= 0:
+        q = next_candidate(buf, q, end, lone_first, lone_second)
+    if q >= end:
+        return end, 0
+    m0 = first_mask[buf[q]]
+    while q + 1 < end:
+        m1 = second_mask[buf[q + 1]]
+        if m0 & m1:
+            length = first_added_token_at(
+                buf, q, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, uniform
+            )
+            if length > 0:
+                return q, length
+        q += 1
+        if lone_first >= 0:
+            q = next_candidate(buf, q, end, lone_first, lone_second)
+            if q >= end:
+                return end, 0
+        m0 = first_mask[buf[q]]
+    if m0:
+        # last byte: only a one-byte pattern fits, which first_added_token_at checks
+        length = first_added_token_at(
+            buf, q, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, uniform
+        )
+        if length > 0:
+            return q, length
+    return end, 0
+
+
+@numba.njit(cache=True)
+def documents_with_added_token(
+    buf, starts, ends, documents, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask,
+    second_mask, uniform, lone_bytes,
+):
+    """1 for each listed document containing a match of the pattern set."""
+    found = np.zeros(documents.shape[0], dtype=np.uint8)
+    for i in range(documents.shape[0]):
+        d = documents[i]
+        _, length = next_added_token(
+            buf, starts[d], ends[d], patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask,
+            second_mask, uniform, lone_bytes,
+        )
+        found[i] = length > 0
+    return found
+
+
+@numba.njit(cache=True)
+def documents_not_nfc_safe(buf, starts, ends, nfc_safe):
+    """Indices of documents with a code point outside the NFC-safe table (ASCII always is)."""
+    out = np.empty(starts.shape[0], dtype=np.int64)
+    n = 0
+    for d in range(starts.shape[0]):
+        pos = starts[d]
+        end = ends[d]
+        while pos < end:
+            if buf[pos] < 0x80:
+                # ASCII is the common case: skip it eight bytes at a time
+                while pos + 8 <= end and (load_u64(buf, pos) & ASCII_HIGH_BITS) == 0:
+                    pos += 8
+                while pos < end and buf[pos] < 0x80:
+                    pos += 1
+                continue
+            cp, width = decode_utf8(buf, pos)
+            if nfc_safe[cp] == 0:
+                out[n] = d
+                n += 1
+                break
+            pos += width
+    return out[:n]
