@@ -85,8 +85,11 @@ def test_fast_engine_cold(benchmark, texts, name):
     assert np.array_equal(result, expected)
     megabytes = _megabytes(texts)
     benchmark.extra_info.update(
-        tokenizer=name, documents=len(texts), megabytes=round(megabytes, 2),
-        mb_per_s=round(megabytes / benchmark.stats.stats.min, 2), stats=counters[-1].stats,
+        tokenizer=name,
+        documents=len(texts),
+        megabytes=round(megabytes, 2),
+        mb_per_s=round(megabytes / benchmark.stats.stats.min, 2),
+        stats=counters[-1].stats,
     )
 
 
@@ -97,7 +100,9 @@ def test_tokenizers_encode_batch_fast(benchmark, texts, name):
     tokenizer = Tokenizer.from_file(_path(name))
     benchmark.pedantic(lambda: tokenizer.encode_batch_fast(texts), rounds=1, iterations=1)
     megabytes = _megabytes(texts)
-    benchmark.extra_info.update(tokenizer=name, megabytes=round(megabytes, 2), mb_per_s=round(megabytes / benchmark.stats.stats.min, 2))
+    benchmark.extra_info.update(
+        tokenizer=name, megabytes=round(megabytes, 2), mb_per_s=round(megabytes / benchmark.stats.stats.min, 2)
+    )
 
 
 @pytest.mark.parametrize("name", TOKENIZERS)
@@ -113,9 +118,15 @@ def test_gigatoken_one_thread(benchmark, texts, name):
     def setup():
         return (gigatoken.Tokenizer(path),), {}
 
-    out = benchmark.pedantic(lambda tok: tok.encode_batch_list(texts, parallel=False), setup=setup, rounds=3,
-                             iterations=1)
+    out = benchmark.pedantic(
+        lambda tok: tok.encode_batch_list(texts, parallel=False), setup=setup, rounds=3, iterations=1
+    )
     agree = sum(len(ids) == n for ids, n in zip(out, expected))
     megabytes = _megabytes(texts)
-    benchmark.extra_info.update(tokenizer=name, megabytes=round(megabytes, 2), agreeing_documents=agree,
-                                documents=len(texts), mb_per_s=round(megabytes / benchmark.stats.stats.min, 2))
+    benchmark.extra_info.update(
+        tokenizer=name,
+        megabytes=round(megabytes, 2),
+        agreeing_documents=agree,
+        documents=len(texts),
+        mb_per_s=round(megabytes / benchmark.stats.stats.min, 2),
+    )

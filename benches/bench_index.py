@@ -49,7 +49,7 @@ def big_bin(tmp_path_factory):
     _write_index(prefix, sizes)
     with open(f"{prefix}.bin", "wb") as f:
         chunk = 50_000_000
-        for start in range(0, BIN_TOKENS, chunk):
+        for _ in range(0, BIN_TOKENS, chunk):
             f.write(rng.integers(0, VOCAB, chunk, dtype=np.uint16).tobytes())
     return prefix
 
@@ -59,7 +59,9 @@ def test_index_count_baseline(benchmark, big_index):
     prefix, expected = big_index
 
     def baseline():
-        return int(np.memmap(f"{prefix}.idx", dtype=np.int32, mode="r", offset=34, shape=(N_SEQUENCES,)).sum(dtype=np.int64))
+        return int(
+            np.memmap(f"{prefix}.idx", dtype=np.int32, mode="r", offset=34, shape=(N_SEQUENCES,)).sum(dtype=np.int64)
+        )
 
     assert benchmark.pedantic(baseline, rounds=5, warmup_rounds=1) == expected
 

@@ -166,8 +166,9 @@ def test_gigatoken_parallel(benchmark, corpus_slice, name):
     path, text_bytes = corpus_slice
     tok_path = _tokenizer(name)
     texts = _texts(path)
-    out = benchmark.pedantic(lambda: gigatoken.Tokenizer(tok_path).encode_batch_list(texts, parallel=True),
-                             rounds=2, iterations=1)
+    out = benchmark.pedantic(
+        lambda: gigatoken.Tokenizer(tok_path).encode_batch_list(texts, parallel=True), rounds=2, iterations=1
+    )
     _record(benchmark, text_bytes)
     expected = [len(e) for e in Tokenizer.from_file(tok_path).encode_batch_fast(texts)]
     benchmark.extra_info["agreeing_documents"] = sum(len(ids) == n for ids, n in zip(out, expected))
@@ -181,8 +182,13 @@ def _peak_rss_mb(args) -> float:
         f"subprocess.run({args!r}, check=True, stdout=subprocess.DEVNULL);"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
     return int(out.stdout.strip()) / 1024
 
 
@@ -252,8 +258,9 @@ def test_whole_corpus_gigatoken(benchmark, whole_corpus, name):
     benchmark.group = f"whole corpus .jsonl.zst, {name}"
     _, texts, text_bytes = whole_corpus
     tok_path = _tokenizer(name)
-    out = benchmark.pedantic(lambda: gigatoken.Tokenizer(tok_path).encode_batch_list(texts, parallel=True),
-                             rounds=2, iterations=1)
+    out = benchmark.pedantic(
+        lambda: gigatoken.Tokenizer(tok_path).encode_batch_list(texts, parallel=True), rounds=2, iterations=1
+    )
     _record(benchmark, text_bytes)
     if name in _WHOLE_EXPECTED:
         benchmark.extra_info["agrees_with_hf_total"] = sum(map(len, out)) == _WHOLE_EXPECTED[name]

@@ -8,13 +8,13 @@ import gzip
 import json
 
 import numpy as np
+from idx_writer import write_mmidx
 from tokenizers import Tokenizer
 
-from idx_writer import write_mmidx
 
-
-def preprocess_documents(records, tokenizer_path, preset, append_eod=False, eod=None, add_special_tokens=True,
-                         key="text"):
+def preprocess_documents(
+    records, tokenizer_path, preset, append_eod=False, eod=None, add_special_tokens=True, key="text"
+):
     """Documents (lists of sequences of ids) for a list of parsed JSON records.
 
     megatron: each non-empty part (a list value's element) is a sequence; EOD on the last one of

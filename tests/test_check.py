@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import preprocess_writer as pw
 import pyarrow as pa
 import pytest
-from tokenizers import Tokenizer
-
-import preprocess_writer as pw
 import tokenizer_fixtures
 import trainer_sim
 from idx_writer import write_mmidx
+from tokenizers import Tokenizer
+
 from tokcount import FileCheckError, UsageError
 from tokcount.checks.raw_index import check_raw
 from tokcount.checks.trainer_index import check_trainer_index
@@ -70,11 +70,16 @@ def setup(tmp_path, preset="megatron", append_eod=True, recs=None, name="corpus"
 
 
 def totals(docs):
-    return {"documents": len(docs), "sequences": sum(len(d) for d in docs), "tokens": sum(len(s) for d in docs for s in d)}
+    return {
+        "documents": len(docs),
+        "sequences": sum(len(d) for d in docs),
+        "tokens": sum(len(s) for d in docs for s in d),
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # raw <-> index
+
 
 @pytest.mark.parametrize("preset", ["megatron", "megatron-fast", "neox"])
 @pytest.mark.parametrize("append_eod", [True, False])
@@ -201,7 +206,11 @@ def test_parallel_units_compare_in_order(tmp_path):
     write_mmidx(prefix, docs)
     r = check_raw([raw], prefix, CheckOptions(tok(), append_eod=True, ids=True, workers=2, unit_bytes=4096))
     assert r.differing_documents == 1
-    assert (r.first_mismatch.document, r.first_mismatch.position, r.first_mismatch.first_differing_token) == (350, "line 351", 1)
+    assert (r.first_mismatch.document, r.first_mismatch.position, r.first_mismatch.first_differing_token) == (
+        350,
+        "line 351",
+        1,
+    )
     assert r.expected_counts["documents"] == 400
 
 
@@ -236,15 +245,25 @@ def test_bad_input_is_a_located_error(tmp_path):
     raw3 = pw.write_jsonl(tmp_path / "z.jsonl", [{"text": ""}, {"text": "a"}, {"text": "   "}])
     write_mmidx(tmp_path / "z", [[[1, 2]], [[3]]])
     with pytest.raises(FileCheckError, match="IndexError") as e:
-        check_raw([raw3], tmp_path / "z", options(preset="neox", append_eod=True, eod=2, add_special_tokens=False,
-                                                  tokenizer=tokenizer_fixtures.wordpiece()))
+        check_raw(
+            [raw3],
+            tmp_path / "z",
+            options(
+                preset="neox",
+                append_eod=True,
+                eod=2,
+                add_special_tokens=False,
+                tokenizer=tokenizer_fixtures.wordpiece(),
+            ),
+        )
     assert e.value.position == "line 3"
 
 
 def run_cli(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tokcount", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tokcount", *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_cli_exit_codes_and_json(tmp_path):
@@ -269,6 +288,7 @@ def test_cli_exit_codes_and_json(tmp_path):
 # --------------------------------------------------------------------------------------------
 # trainer index files and logs
 
+
 def data(tmp_path, n=300, seed=5):
     rng = np.random.RandomState(seed)
     docs = [[list(rng.randint(1, 400, rng.randint(0, 60)))] for _ in range(n)]
@@ -289,7 +309,9 @@ def test_neox_index_files_agree_with_the_plan(tmp_path):
     assert all(c.ok for c in checks), [check_lines(c) for c in checks]
     assert (by["train"].found["epochs"], by["train"].found["samples_built"]) == (E, B)
     assert (by["valid"].found["epochs"], by["valid"].found["samples_built"]) == (E2, B2)
-    assert by["train"].found["logged_samples"] == B + 1 and by["train"].tokens == int(shard.sizes[ranges[0]:ranges[1]].sum())
+    assert by["train"].found["logged_samples"] == B + 1 and by["train"].tokens == int(
+        shard.sizes[ranges[0] : ranges[1]].sum()
+    )
 
 
 def test_neox_index_files_catch_changed_data(tmp_path):
@@ -311,7 +333,9 @@ def test_megatron_index_files_with_separate_final_epoch(tmp_path):
     prefix, shard = data(tmp_path)
     T = int(shard.sizes.sum())
     # a target just above one epoch: E = 2 and the final epoch is separated (§4.4)
-    paths, E, B, separate, rng = trainer_sim.write_megatron(prefix, shard.sizes, "train", "1,0,0", (T - 1) // 64 + 3, 64)
+    paths, E, B, separate, rng = trainer_sim.write_megatron(
+        prefix, shard.sizes, "train", "1,0,0", (T - 1) // 64 + 3, 64
+    )
     assert E == 2 and separate
     (check,), notes = check_trainer_index(shard)
     assert check.ok, check_lines(check)
@@ -363,8 +387,9 @@ def test_neox_log_check(tmp_path):
     log.write_text(trainer_sim.neox_log(list(zip(ranges, ranges[1:])), per))
     result = check_log(shard, str(log))
     assert result.framework == "neox" and result.ok, check_lines(result)
-    assert [(r["split"], r["samples_built"], r["epochs"]) for r in result.rows] == \
-        [(n, per[n][1], per[n][0]) for n in ("train", "valid")]
+    assert [(r["split"], r["samples_built"], r["epochs"]) for r in result.rows] == [
+        (n, per[n][1], per[n][0]) for n in ("train", "valid")
+    ]
     # a log from a run on one more sequence of data
     bigger = list(zip([0, ranges[1], ranges[2] + 1], [ranges[1], ranges[2] + 1, ranges[3] + 1]))
     log.write_text(trainer_sim.neox_log(bigger, per))
@@ -376,15 +401,21 @@ def test_megatron_log_check(tmp_path):
     T = int(shard.sizes.sum())
     paths, E, B, _, _ = trainer_sim.write_megatron(prefix, shard.sizes, "train", "1,0,0", (T - 1) // 64 + 3, 64)
     log = tmp_path / "m.log"
-    log.write_text(trainer_sim.megatron_log(shard.sequences, shard.documents, [(0, 1.0), None, None], {"train": (E, B)}))
+    log.write_text(
+        trainer_sim.megatron_log(shard.sequences, shard.documents, [(0, 1.0), None, None], {"train": (E, B)})
+    )
     result = check_log(shard, str(log), seq_len=64)
     assert result.framework == "megatron" and result.ok, check_lines(result)
     unpinned = check_log(shard, str(log))
     lo, hi = unpinned.rows[0]["seq_len_range"]
     assert lo <= 64 <= hi and all((E * T - 1) // s == B for s in (lo, hi))
-    log.write_text(trainer_sim.megatron_log(shard.sequences, shard.documents, [(0, 1.0), None, None], {"train": (E, B + 1)}))
+    log.write_text(
+        trainer_sim.megatron_log(shard.sequences, shard.documents, [(0, 1.0), None, None], {"train": (E, B + 1)})
+    )
     assert not check_log(shard, str(log), seq_len=64).ok
-    log.write_text(trainer_sim.megatron_log(shard.sequences + 1, shard.documents, [(0, 1.0), None, None], {"train": (E, B)}))
+    log.write_text(
+        trainer_sim.megatron_log(shard.sequences + 1, shard.documents, [(0, 1.0), None, None], {"train": (E, B)})
+    )
     bad = check_log(shard, str(log), seq_len=64)
     assert any("sequences" in d for d in bad.disagreements)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from idx_writer import patch, write_mmidx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,8 +20,14 @@ SHARED = ROOT.parent / "shared"
 
 def run(*args, cwd=ROOT):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tokcount", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tokcount", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
 
 
 def assert_clean_error(proc, code):
@@ -55,8 +60,16 @@ def test_example_scan_json_keys_and_counts():
     assert f["documents"] == len(lines)
     assert f["empty_documents"] == sum(1 for line in lines if json.loads(line)["text"] == "")
     plan = doc["plan"]
-    for key in ("framework", "seq_len", "global_batch_size", "tokens", "samples_per_epoch", "estimated_tokens",
-                "iterations_per_epoch", "remainder_samples"):
+    for key in (
+        "framework",
+        "seq_len",
+        "global_batch_size",
+        "tokens",
+        "samples_per_epoch",
+        "estimated_tokens",
+        "iterations_per_epoch",
+        "remainder_samples",
+    ):
         assert key in plan
     T = f["tokens"]
     assert plan["samples_per_epoch"] == (T - 1) // 2048
@@ -80,13 +93,35 @@ def test_example_index_is_the_tokenized_jsonl():
 def test_split_and_train_iters_in_json(tmp_path):
     sizes = [5, 0, 7, 3, 9, 11, 2, 4, 6, 8]
     write_mmidx(tmp_path / "d", [[[1] * s] for s in sizes])
-    proc = run("scan", tmp_path / "d", "--seq-len", 4, "--gbs", 2, "--split", "8,1,1", "--train-iters", 3,
-               "--eval-interval", 2, "--eval-iters", 1, "--json")
+    proc = run(
+        "scan",
+        tmp_path / "d",
+        "--seq-len",
+        4,
+        "--gbs",
+        2,
+        "--split",
+        "8,1,1",
+        "--train-iters",
+        3,
+        "--eval-interval",
+        2,
+        "--eval-iters",
+        1,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     splits = json.loads(proc.stdout)["plan"]["splits"]
     for name in ("train", "valid", "test"):
-        for key in ("sequences", "tokens", "samples_per_epoch", "requested_samples", "epochs", "samples_built",
-                    "dataset_length"):
+        for key in (
+            "sequences",
+            "tokens",
+            "samples_per_epoch",
+            "requested_samples",
+            "epochs",
+            "samples_built",
+            "dataset_length",
+        ):
             assert key in splits[name]
     # Megatron: round the cumulative fraction (spec §4.2): [0,8) [8,9) [9,10)
     assert splits["train"]["sequences"] == [0, 8]
@@ -126,14 +161,17 @@ def test_verify_tokens_cli(tmp_path):
     assert check["max_token_id"] == 70000 and check["documents_missing_eod"] == 0
 
 
-@pytest.mark.parametrize("args", [
-    ["scan"],
-    ["scan", "x.bin", "--seq-len", "0", "--gbs", "4"],
-    ["scan", "x.bin", "--seq-len", "8"],
-    ["scan", "x.bin", "--verify-tokens"],
-    ["plan", "--seq-len", "8", "--gbs", "2"],
-    ["bogus"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan"],
+        ["scan", "x.bin", "--seq-len", "0", "--gbs", "4"],
+        ["scan", "x.bin", "--seq-len", "8"],
+        ["scan", "x.bin", "--verify-tokens"],
+        ["plan", "--seq-len", "8", "--gbs", "2"],
+        ["bogus"],
+    ],
+)
 def test_usage_errors_exit_1(args):
     proc = run(*args)
     assert proc.returncode == 1, proc.stderr
@@ -166,8 +204,23 @@ def test_python_api_mirrors_cli(tmp_path):
 def test_several_shards_blend_and_weights(tmp_path):
     write_mmidx(tmp_path / "a", [[[1] * s] for s in (50, 70, 30)])
     write_mmidx(tmp_path / "b", [[[1] * s] for s in (500, 10)])
-    proc = run("scan", tmp_path / "a", tmp_path / "b", "--seq-len", 16, "--gbs", 4, "--train-iters", 5,
-               "--eval-iters", 1, "--weights", 1, 3, "--json")
+    proc = run(
+        "scan",
+        tmp_path / "a",
+        tmp_path / "b",
+        "--seq-len",
+        16,
+        "--gbs",
+        4,
+        "--train-iters",
+        5,
+        "--eval-iters",
+        1,
+        "--weights",
+        1,
+        3,
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["plan"]["tokens"] == 150 + 510  # all shards merged into one dataset

@@ -9,9 +9,9 @@ import os
 import shutil
 
 import pytest
+import tokenizer_fixtures as fixtures
 from tokenizers import Tokenizer
 
-import tokenizer_fixtures as fixtures
 from tokcount import disk_cache
 
 

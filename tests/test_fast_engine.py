@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tokenizer_fixtures as fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-import tokenizer_fixtures as fixtures
 from tokcount.engines.fast import FastCounter, bpe, count, fast_support, pretokenize
 from tokcount.engines.fast.codepoints import GPT2_PATTERN, LLAMA3_PATTERN, codepoint_tables
 from tokcount.engines.hf import UnencodableText
@@ -42,7 +42,7 @@ def _variant(name: str, edit) -> str:
     return str(path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def llama3_style_bpe() -> str:
     """Llama-3 layout: Split(Llama-3 regex) then ByteLevel(use_regex=false), ignore_merges, a
     post-processor adding a begin-of-text token, special tokens that are not normalized."""
@@ -57,20 +57,32 @@ def llama3_style_bpe() -> str:
         }
         config["model"]["ignore_merges"] = True
         next_id = max(config["model"]["vocab"].values()) + 1
-        begin = {"id": next_id, "content": "<|begin_of_text|>", "single_word": False, "lstrip": False,
-                 "rstrip": False, "normalized": False, "special": True}
+        begin = {
+            "id": next_id,
+            "content": "<|begin_of_text|>",
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
         config["added_tokens"] = [dict(t, normalized=False) for t in config["added_tokens"]] + [begin]
         config["post_processor"] = {
             "type": "TemplateProcessing",
-            "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "single": [
+                {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+            ],
             "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-            "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [next_id], "tokens": ["<|begin_of_text|>"]}},
+            "special_tokens": {
+                "<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [next_id], "tokens": ["<|begin_of_text|>"]}
+            },
         }
 
     return _variant("llama3_style_bpe", edit)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def neox_style_bpe() -> str:
     """NeoX layout: NFC normalizer, <|endoftext|> not normalized, and non-special normalized
     added tokens for runs of 2..24 spaces (matched after normalization, leftmost-longest)."""
@@ -80,13 +92,26 @@ def neox_style_bpe() -> str:
         next_id = max(config["model"]["vocab"].values()) + 1
         config["added_tokens"] = [dict(t, normalized=False) for t in config["added_tokens"]]
         for offset, run in enumerate(reversed(NEOX_WHITESPACE_RUNS)):
-            config["added_tokens"].append({"id": next_id + offset, "content": run, "single_word": False, "lstrip": False,
-                                           "rstrip": False, "normalized": True, "special": False})
+            config["added_tokens"].append(
+                {
+                    "id": next_id + offset,
+                    "content": run,
+                    "single_word": False,
+                    "lstrip": False,
+                    "rstrip": False,
+                    "normalized": True,
+                    "special": False,
+                }
+            )
 
     return _variant("neox_style_bpe", edit)
 
 
-LOCAL = {"bytelevel_bpe": fixtures.bytelevel_bpe, "llama3_style_bpe": llama3_style_bpe, "neox_style_bpe": neox_style_bpe}
+LOCAL = {
+    "bytelevel_bpe": fixtures.bytelevel_bpe,
+    "llama3_style_bpe": llama3_style_bpe,
+    "neox_style_bpe": neox_style_bpe,
+}
 SHARED = ("gpt2", "gpt-neox-20b", "llama3")
 ALL_NAMES = list(LOCAL) + list(SHARED)
 # The tokenizer standing for each pre-tokenizer pattern in the every-code-point test.
@@ -97,12 +122,12 @@ def tokenizer_path(name: str) -> str:
     return fixtures.path_or_skip(name, trained=LOCAL)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def spec_of(name: str) -> TokenizerSpec:
     return load_tokenizer_spec(tokenizer_path(name))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference(name: str) -> Tokenizer:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     return Tokenizer.from_file(tokenizer_path(name))
@@ -111,10 +136,12 @@ def reference(name: str) -> Tokenizer:
 def reference_counts(name: str, texts: list[str], add_special_tokens: bool) -> np.ndarray:
     """The definition: len(encode(text).ids), one text at a time."""
     tokenizer = reference(name)
-    return np.array([len(tokenizer.encode(t, add_special_tokens=add_special_tokens).ids) for t in texts], dtype=np.int64)
+    return np.array(
+        [len(tokenizer.encode(t, add_special_tokens=add_special_tokens).ids) for t in texts], dtype=np.int64
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def counter(name: str, add_special_tokens: bool) -> FastCounter:
     # Shared across examples on purpose: later examples hit entries cached by earlier ones.
     return FastCounter(spec_of(name), add_special_tokens=add_special_tokens)
@@ -145,11 +172,14 @@ def test_supported_tokenizers(name):
     assert "byte-level BPE" in why
 
 
-@pytest.mark.parametrize("name, reason", [
-    ("llama_style_bpe", "no pre-tokenizer"),
-    ("wordpiece", "WordPiece"),
-    ("llama2", "no pre-tokenizer"),
-])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("llama_style_bpe", "no pre-tokenizer"),
+        ("wordpiece", "WordPiece"),
+        ("llama2", "no pre-tokenizer"),
+    ],
+)
 def test_unsupported_tokenizers_say_why(name, reason):
     path = fixtures.TRAINED[name]() if name in fixtures.TRAINED else fixtures.shared_tokenizer(name)
     if path is None:
@@ -163,9 +193,19 @@ def test_unsupported_tokenizers_say_why(name, reason):
 
 def test_other_regex_is_unsupported():
     def edit(config):
-        config["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
-            {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN.replace("{1,3}", "+")}, "behavior": "Isolated", "invert": False},
-            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}]}
+        config["pre_tokenizer"] = {
+            "type": "Sequence",
+            "pretokenizers": [
+                {
+                    "type": "Split",
+                    "pattern": {"Regex": LLAMA3_PATTERN.replace("{1,3}", "+")},
+                    "behavior": "Isolated",
+                    "invert": False,
+                },
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+            ],
+        }
+
     supported, why = fast_support(load_tokenizer_spec(_variant("other_regex", edit)))
     assert not supported and "pre-tokenizer" in why
 
@@ -176,22 +216,147 @@ def test_other_regex_is_unsupported():
 
 WHITESPACE = " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2007\u200a\u2028\u2029\u202f\u205f\u3000"
 ADVERSARIAL_PIECES = [
-    *WHITESPACE, "\r\n", "  ", "   ", " " * 5, " " * 24, " " * 25, " " * 49, "\n\n", " \n ",
-    "'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'T", "'RE", "'Ve", "'M", "'LL", "'D", "'ſ", "'ſt", "''",
-    "'", "s", "e", "ll", "don't", "I'M", "we'RE",
-    "0", "7", "123", "1234567", "٣", "۴", "७", "๒", "௫", "五", "Ⅻ", "½", "²", "𝟘", "①",
-    "a", "Z", "é", "e\u0301", "a\u0308\u0323", "\u0301", "Å", "Ω", "K", "ﬁ", "ǅ", "ß", "ẞ", "İ", "ı",
-    "中", "文", "ひ", "カ", "한", "\u1100\u1161\u11a8", "가\u11a8", "ا", "ب", "\u0651", "א", "ก", "\u0e31",
-    "😀", "👍🏽", "👩\u200d💻", "🇩🇪", "❤️", "\u200d", "\u200c", "\ufe0f", "\u00ad", "\ufeff",
-    "!", "?", ".", ",", "...", "--", "<", "|", ">", "#", "$", "%", "&", "*", "(", ")", "{", "}", "\\", "/", "_", "~", "`",
-    "<|endoftext|>", "<|endoftext|", "<|begin_of_text|>", "<|unk|>", "<|", "|>",
-    "\x00", "\x01", "\x7f", "\ue000", "\U0010fffd", "\U000e0001", "\u0378", "\U0001fbf0",
-    "hello", " world", "Hello", "WORLD", "naïve", "café", "Straße", "Ελληνικά", "русский", "日本語",
+    *WHITESPACE,
+    "\r\n",
+    "  ",
+    "   ",
+    " " * 5,
+    " " * 24,
+    " " * 25,
+    " " * 49,
+    "\n\n",
+    " \n ",
+    "'s",
+    "'t",
+    "'re",
+    "'ve",
+    "'m",
+    "'ll",
+    "'d",
+    "'S",
+    "'T",
+    "'RE",
+    "'Ve",
+    "'M",
+    "'LL",
+    "'D",
+    "'ſ",
+    "'ſt",
+    "''",
+    "'",
+    "s",
+    "e",
+    "ll",
+    "don't",
+    "I'M",
+    "we'RE",
+    "0",
+    "7",
+    "123",
+    "1234567",
+    "٣",
+    "۴",
+    "७",
+    "๒",
+    "௫",
+    "五",
+    "Ⅻ",
+    "½",
+    "²",
+    "𝟘",
+    "①",
+    "a",
+    "Z",
+    "é",
+    "e\u0301",
+    "a\u0308\u0323",
+    "\u0301",
+    "Å",
+    "Ω",
+    "K",
+    "ﬁ",
+    "ǅ",
+    "ß",
+    "ẞ",
+    "İ",
+    "ı",
+    "中",
+    "文",
+    "ひ",
+    "カ",
+    "한",
+    "\u1100\u1161\u11a8",
+    "가\u11a8",
+    "ا",
+    "ب",
+    "\u0651",
+    "א",
+    "ก",
+    "\u0e31",
+    "😀",
+    "👍🏽",
+    "👩\u200d💻",
+    "🇩🇪",
+    "❤️",
+    "\u200d",
+    "\u200c",
+    "\ufe0f",
+    "\u00ad",
+    "\ufeff",
+    "!",
+    "?",
+    ".",
+    ",",
+    "...",
+    "--",
+    "<",
+    "|",
+    ">",
+    "#",
+    "$",
+    "%",
+    "&",
+    "*",
+    "(",
+    ")",
+    "{",
+    "}",
+    "\\",
+    "/",
+    "_",
+    "~",
+    "`",
+    "<|endoftext|>",
+    "<|endoftext|",
+    "<|begin_of_text|>",
+    "<|unk|>",
+    "<|",
+    "|>",
+    "\x00",
+    "\x01",
+    "\x7f",
+    "\ue000",
+    "\U0010fffd",
+    "\U000e0001",
+    "\u0378",
+    "\U0001fbf0",
+    "hello",
+    " world",
+    "Hello",
+    "WORLD",
+    "naïve",
+    "café",
+    "Straße",
+    "Ελληνικά",
+    "русский",
+    "日本語",
 ]
 
 
 def adversarial_texts():
-    piece = st.one_of(st.sampled_from(ADVERSARIAL_PIECES), st.text(max_size=3), st.characters(exclude_categories=("Cs",)))
+    piece = st.one_of(
+        st.sampled_from(ADVERSARIAL_PIECES), st.text(max_size=3), st.characters(exclude_categories=("Cs",))
+    )
     return st.lists(st.lists(piece, max_size=24).map("".join), min_size=1, max_size=6)
 
 
@@ -210,8 +375,22 @@ def test_adversarial_strings_match_tokenizers(name, add_special_tokens):
 
 @pytest.mark.parametrize("name", ALL_NAMES)
 def test_edge_texts(name):
-    texts = ["", " ", "\n", "'", "'s", "a" * 300, " " * 300, "x" * 5000 + " y", "<|endoftext|>" * 3,
-             "a<|endoftext|>b", " " * 30 + "x", "e\u0301<|endoftext|>e\u0301", "\u212b  \u212b", "1" * 10]
+    texts = [
+        "",
+        " ",
+        "\n",
+        "'",
+        "'s",
+        "a" * 300,
+        " " * 300,
+        "x" * 5000 + " y",
+        "<|endoftext|>" * 3,
+        "a<|endoftext|>b",
+        " " * 30 + "x",
+        "e\u0301<|endoftext|>e\u0301",
+        "\u212b  \u212b",
+        "1" * 10,
+    ]
     for flag in (True, False):
         assert_same_counts(name, texts, flag)
 
@@ -231,7 +410,7 @@ def code_point_texts(scalars: list[int]) -> list[str]:
     next probe's letter), 4096 code points to a text."""
     texts = []
     for begin in range(0, len(scalars), 4096):
-        texts.append("".join(f"a{chr(c)} {chr(c)}{chr(c)}" for c in scalars[begin:begin + 4096]))
+        texts.append("".join(f"a{chr(c)} {chr(c)}{chr(c)}" for c in scalars[begin : begin + 4096]))
     return texts
 
 
@@ -260,7 +439,9 @@ def test_every_code_point_splits_like_tokenizers(name):
     twin = one_token_per_word_twin(name)
     expected = np.array([len(e) for e in twin.encode_batch_fast(texts, add_special_tokens=False)], dtype=np.int64)
     bad = np.flatnonzero(got != expected)
-    assert bad.size == 0, f"{name}: texts {bad[:5].tolist()} differ (code points from U+{ALL_SCALARS[int(bad[0]) * 4096]:04X})"
+    assert bad.size == 0, (
+        f"{name}: texts {bad[:5].tolist()} differ (code points from U+{ALL_SCALARS[int(bad[0]) * 4096]:04X})"
+    )
 
 
 @pytest.mark.parametrize("name", PATTERN_REPRESENTATIVES)
@@ -271,12 +452,18 @@ def test_every_bmp_code_point_counts_like_tokenizers(name):
     scalars = [c for c in ALL_SCALARS if c <= 0xFFFF] + sorted(rng.choice(supplementary, 16384, replace=False).tolist())
     texts = code_point_texts(scalars)
     got = FastCounter(spec_of(name), add_special_tokens=False).count(texts)
-    expected = np.array([len(e) for e in reference(name).encode_batch_fast(texts, add_special_tokens=False)], dtype=np.int64)
+    expected = np.array(
+        [len(e) for e in reference(name).encode_batch_fast(texts, add_special_tokens=False)], dtype=np.int64
+    )
     bad = np.flatnonzero(got != expected)
-    assert bad.size == 0, f"{name}: texts {bad[:5].tolist()} differ (code points from U+{scalars[int(bad[0]) * 4096]:04X})"
+    assert bad.size == 0, (
+        f"{name}: texts {bad[:5].tolist()} differ (code points from U+{scalars[int(bad[0]) * 4096]:04X})"
+    )
 
 
-@pytest.mark.parametrize("pattern, regex", [(pretokenize.PATTERN_GPT2, GPT2_PATTERN), (pretokenize.PATTERN_LLAMA3, LLAMA3_PATTERN)])
+@pytest.mark.parametrize(
+    "pattern, regex", [(pretokenize.PATTERN_GPT2, GPT2_PATTERN), (pretokenize.PATTERN_LLAMA3, LLAMA3_PATTERN)]
+)
 def test_pretoken_boundaries_match_the_regex(pattern, regex):
     """The matcher's boundaries equal the regex's own splits (stronger than equal counts)."""
     from tokenizers import Regex, pre_tokenizers
@@ -288,7 +475,9 @@ def test_pretoken_boundaries_match_the_regex(pattern, regex):
     for _ in range(300):
         text = "".join(rng.choice(pieces, size=rng.integers(1, 30)).tolist())
         data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        ends = pretokenize.pretoken_boundaries(pattern, data, tables.classes, tables.folds) if data.size else np.zeros(0)
+        ends = (
+            pretokenize.pretoken_boundaries(pattern, data, tables.classes, tables.folds) if data.size else np.zeros(0)
+        )
         expected = [len(text[:end].encode("utf-8")) for _, (_, end) in split.pre_tokenize_str(text)]
         assert ends.tolist() == expected, repr(text)
 
@@ -322,7 +511,9 @@ def test_real_corpus_documents_match_tokenizers(name):
         pytest.skip("../shared/corpus/bench.jsonl.zst not present")
     fast = FastCounter(spec_of(name), add_special_tokens=True)
     got = fast.count(texts)
-    expected = np.array([len(e) for e in reference(name).encode_batch_fast(texts, add_special_tokens=True)], dtype=np.int64)
+    expected = np.array(
+        [len(e) for e in reference(name).encode_batch_fast(texts, add_special_tokens=True)], dtype=np.int64
+    )
     bad = np.flatnonzero(got != expected)
     assert bad.size == 0, f"{name}: {bad.size} of {len(texts)} documents differ, first {int(bad[0])}"
     assert fast.stats["cache_hits"] > fast.stats["cache_misses"]
@@ -339,7 +530,7 @@ def test_small_cache_evicts_and_stays_exact():
     texts = corpus_sample()[:300] or generated
     fast = FastCounter(spec_of("bytelevel_bpe"), add_special_tokens=True, cache_bytes=64 << 10)
     for begin in range(0, len(texts), 50):
-        assert_same_counts("bytelevel_bpe", texts[begin:begin + 50], True, fast)
+        assert_same_counts("bytelevel_bpe", texts[begin : begin + 50], True, fast)
     stats = fast.stats
     assert stats["cache_evictions"] > 0
     assert stats["cache_allocated_bytes"] <= (64 << 10) + 128
@@ -372,7 +563,11 @@ def test_bpe_alone_matches_tokenizers_model_on_vocabulary_words():
         spec = load_tokenizer_spec(path)
         config = json.loads(spec.json)
         inverse = {ch: b for b, ch in checked_byte_level_alphabet().items()}
-        words = [bytes(inverse[ch] for ch in token) for token in config["model"]["vocab"] if all(ch in inverse for ch in token)]
+        words = [
+            bytes(inverse[ch] for ch in token)
+            for token in config["model"]["vocab"]
+            if all(ch in inverse for ch in token)
+        ]
         rng = np.random.default_rng(1)
         picks = rng.choice(len(words), size=(min(20000, len(words)), 2))
         words = words[:20000] + [words[a] + words[b] for a, b in picks]
@@ -384,7 +579,12 @@ def test_bpe_alone_matches_tokenizers_model_on_vocabulary_words():
         config["normalizer"] = None
         config["added_tokens"] = []
         config["post_processor"] = None
-        config["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+        config["pre_tokenizer"] = {
+            "type": "ByteLevel",
+            "add_prefix_space": False,
+            "trim_offsets": False,
+            "use_regex": False,
+        }
         bpe_only = Tokenizer.from_str(json.dumps(config))
         texts = [w.decode("utf-8", errors="strict") if _valid(w) else None for w in words]
         keep = [i for i, t in enumerate(texts) if t]
@@ -429,8 +629,27 @@ def test_short_word_rank_scan_matches_the_heap():
 @pytest.mark.parametrize("name", ["neox_style_bpe", "gpt-neox-20b"])
 def test_precomposed_characters_next_to_combining_marks(name):
     """Precomposed letters skip NFC; the marks and jamo that could recompose with them do not."""
-    pieces = ["ü", "u\u0308", "ü\u0301", "ǘ", "が", "か\u3099", "が\u3099", "각", "가\u11a8", "\u1100\u1161",
-              "Å", "A\u030a", "\u212b", "é\u0327", "ạ\u0302", "ậ", "ö̈", "\u0b47\u0b3e", "ୋ"]
+    pieces = [
+        "ü",
+        "u\u0308",
+        "ü\u0301",
+        "ǘ",
+        "が",
+        "か\u3099",
+        "が\u3099",
+        "각",
+        "가\u11a8",
+        "\u1100\u1161",
+        "Å",
+        "A\u030a",
+        "\u212b",
+        "é\u0327",
+        "ạ\u0302",
+        "ậ",
+        "ö̈",
+        "\u0b47\u0b3e",
+        "ୋ",
+    ]
     rng = np.random.default_rng(5)
     texts = pieces + ["".join(rng.choice(pieces + [" ", "a", "x ", "  "], size=12)) for _ in range(200)]
     assert_same_counts(name, texts, True, FastCounter(spec_of(name)))
@@ -452,8 +671,22 @@ def test_word_at_a_time_scans_at_every_offset(name):
     """The letter runs and added-token candidates are found eight bytes at a time: put words,
     special tokens, near misses and non-ASCII letters at every offset from a word boundary,
     in the middle of the batch's buffer and at its very end (where the byte loop takes over)."""
-    pieces = ["<|endoftext|>", "<|begin_of_text|>", "<|", "<", "<<|endoftext|>", "|<|unk|>", "  ", "   \n",
-              "abcdefghijklmnopq", "abcdefgé", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "zZaA[`{@", "naïveté", "x"]
+    pieces = [
+        "<|endoftext|>",
+        "<|begin_of_text|>",
+        "<|",
+        "<",
+        "<<|endoftext|>",
+        "|<|unk|>",
+        "  ",
+        "   \n",
+        "abcdefghijklmnopq",
+        "abcdefgé",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "zZaA[`{@",
+        "naïveté",
+        "x",
+    ]
     texts = [" " * offset + piece + tail for piece in pieces for offset in range(17) for tail in ("", " a", "<|")]
     for flag in (True, False):
         fast = FastCounter(spec_of(name), add_special_tokens=flag)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from idx_writer import idx_layout, patch, write_mmidx, write_tntidx
+
 from tokcount import FileCheckError, TokenCheckOptions, scan
 from tokcount.formats.indexed import check_tokens, open_shard
 
@@ -23,8 +23,12 @@ def expected_counts(documents):
 
 
 def counts_of(shard):
-    return {"documents": shard.documents, "sequences": shard.sequences,
-            "empty_documents": shard.empty_documents, "tokens": shard.tokens}
+    return {
+        "documents": shard.documents,
+        "sequences": shard.sequences,
+        "empty_documents": shard.empty_documents,
+        "tokens": shard.tokens,
+    }
 
 
 DOCS = [
@@ -35,9 +39,7 @@ DOCS = [
     [],
 ]
 
-documents_strategy = st.lists(
-    st.lists(st.lists(st.integers(0, 65535), max_size=12), max_size=3), max_size=25
-)
+documents_strategy = st.lists(st.lists(st.lists(st.integers(0, 65535), max_size=12), max_size=3), max_size=25)
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.int32])
@@ -99,8 +101,7 @@ def test_multimodal_index_detected(tmp_path):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(documents=documents_strategy, vocab=st.integers(1, 70000), eod=st.integers(0, 65535),
-       window=st.integers(1, 64))
+@given(documents=documents_strategy, vocab=st.integers(1, 70000), eod=st.integers(0, 65535), window=st.integers(1, 64))
 def test_token_check_matches_direct_computation(tmp_path_factory, documents, vocab, eod, window):
     prefix = tmp_path_factory.mktemp("v") / "d"
     write_mmidx(prefix, documents)
@@ -186,7 +187,7 @@ def test_bad_pointer(tmp_path):
 
 def test_int32_wrapped_pointers_are_explained(tmp_path):
     prefix, idx, layout = _written(tmp_path)
-    true_pointer = int(np.frombuffer(open(idx, "rb").read()[layout["pointers"]:layout["doc_idx"]], "<i8")[3])
+    true_pointer = int(np.frombuffer(open(idx, "rb").read()[layout["pointers"] : layout["doc_idx"]], "<i8")[3])
     patch(idx, layout["pointers"] + 8 * 3, "<q", true_pointer - 2**32)
     err = _fails(prefix, "pointers", "sequence 3")
     assert "2^32" in str(err)

@@ -23,9 +23,25 @@ def test_ctrl_c_stops_workers_and_prints_partial_report(tmp_path):
         f.write(line * 40_000)  # ~95 MB: far more than a few seconds of work
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tokcount", "scan", str(path), "--tokenizer", tok, "--engine", "hf", "--workers", "2",
-         "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "tokcount",
+            "scan",
+            str(path),
+            "--tokenizer",
+            tok,
+            "--engine",
+            "hf",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     time.sleep(6)  # past the workers' start-up
     assert proc.poll() is None, proc.communicate()

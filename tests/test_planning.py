@@ -15,13 +15,38 @@ from tokcount.errors import PlanError, UsageError
 from tokcount.planning import BlendPlan, Plan, SamplesPlan, blend_plan, make_plan, plan_from_samples, split_ranges
 
 PLAN_KEYS = {
-    "framework", "seq_len", "global_batch_size", "extra_token", "tokens", "sequences", "samples_per_epoch",
-    "estimated_tokens", "overlap_tokens", "unused_tail_tokens", "iterations_per_epoch", "remainder_samples",
-    "split", "splits", "train_iters", "eval_interval", "eval_iters", "max_train_iters_single_epoch", "notes",
+    "framework",
+    "seq_len",
+    "global_batch_size",
+    "extra_token",
+    "tokens",
+    "sequences",
+    "samples_per_epoch",
+    "estimated_tokens",
+    "overlap_tokens",
+    "unused_tail_tokens",
+    "iterations_per_epoch",
+    "remainder_samples",
+    "split",
+    "splits",
+    "train_iters",
+    "eval_interval",
+    "eval_iters",
+    "max_train_iters_single_epoch",
+    "notes",
 }
 SPLIT_KEYS = {
-    "sequences", "tokens", "samples_per_epoch", "requested_samples", "epochs", "samples_built", "dataset_length",
-    "logged_samples", "separate_final_epoch", "iterations", "refused",
+    "sequences",
+    "tokens",
+    "samples_per_epoch",
+    "requested_samples",
+    "epochs",
+    "samples_built",
+    "dataset_length",
+    "logged_samples",
+    "separate_final_epoch",
+    "iterations",
+    "refused",
 }
 
 
@@ -125,9 +150,18 @@ def test_split_separators_and_zero_parts():
 @pytest.mark.parametrize(
     "split,framework",
     [
-        ("0,0,0", "neox"), ("0,0,0", "megatron"), ("", "megatron"), ("1,-1,1", "neox"), ("1,-1,1", "megatron"),
-        ("1,2,3,4", "megatron"), ("abc", "neox"), ("90 5 5", "neox"), ("1e-3", "megatron"), ("1..2,3", "megatron"),
-        ("nan,1,1", "neox"), ("inf,1,1", "neox"),
+        ("0,0,0", "neox"),
+        ("0,0,0", "megatron"),
+        ("", "megatron"),
+        ("1,-1,1", "neox"),
+        ("1,-1,1", "megatron"),
+        ("1,2,3,4", "megatron"),
+        ("abc", "neox"),
+        ("90 5 5", "neox"),
+        ("1e-3", "megatron"),
+        ("1..2,3", "megatron"),
+        ("nan,1,1", "neox"),
+        ("inf,1,1", "neox"),
     ],
 )
 def test_bad_split_strings(split, framework):
@@ -181,8 +215,14 @@ def single_dataset(draw):
 def test_epochs_and_samples_match_simulation(case, batch):
     framework, extra, S, sizes, train_iters = case
     T = sum(sizes)
-    plan = make_plan(np.array(sizes, dtype=np.int32), seq_len=S, global_batch_size=batch, framework=framework,
-                     extra_token=bool(extra), train_iters=train_iters)
+    plan = make_plan(
+        np.array(sizes, dtype=np.int32),
+        seq_len=S,
+        global_batch_size=batch,
+        framework=framework,
+        extra_token=bool(extra),
+        train_iters=train_iters,
+    )
     train = plan.splits["train"]
     target = None if train_iters is None else train_iters * batch  # §3.1 / §4.1
     assert train.tokens == T and train.requested_samples == target
@@ -423,8 +463,14 @@ def test_tokens_only_split_messages():
 
 @pytest.mark.parametrize(
     "samples,kwargs",
-    [(-1, {}), (0, {"from_log": "neox"}), (10, {"from_log": "fairseq"}), (10, {"seq_len": 0}),
-     (10, {"global_batch_size": 0}), (10, {"framework": "neox", "extra_token": False})],
+    [
+        (-1, {}),
+        (0, {"from_log": "neox"}),
+        (10, {"from_log": "fairseq"}),
+        (10, {"seq_len": 0}),
+        (10, {"global_batch_size": 0}),
+        (10, {"framework": "neox", "extra_token": False}),
+    ],
 )
 def test_plan_from_samples_usage_errors(samples, kwargs):
     args = dict(seq_len=2048, global_batch_size=1024) | kwargs

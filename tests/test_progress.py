@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def _run_with_terminal_stderr(args):
     leader, follower = pty.openpty()
     env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="120")
-    proc = subprocess.Popen([sys.executable, "-m", "tokcount", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=follower, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokcount", *map(str, args)], stdout=subprocess.PIPE, stderr=follower, env=env
+    )
     os.close(follower)
     terminal = b""
     while True:
@@ -41,7 +42,8 @@ def test_progress_on_terminal_stderr_and_clean_json_stdout(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text(line * 3000)  # a few seconds with the reference engine
     code, out, terminal = _run_with_terminal_stderr(
-        ["scan", path, "--tokenizer", tok, "--engine", "hf", "--workers", "1", "--json"])
+        ["scan", path, "--tokenizer", tok, "--engine", "hf", "--workers", "1", "--json"]
+    )
     assert code == 0, terminal
     assert json.loads(out)["total"]["documents"] == 3000  # stdout is pure JSON
     assert "scanning" in terminal and "tok/s" in terminal
@@ -52,7 +54,8 @@ def test_no_progress_flag(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text((json.dumps({"text": "words " * 200}) + "\n") * 3000)
     code, out, terminal = _run_with_terminal_stderr(
-        ["scan", path, "--tokenizer", tok, "--engine", "hf", "--workers", "1", "--no-progress"])
+        ["scan", path, "--tokenizer", tok, "--engine", "hf", "--workers", "1", "--no-progress"]
+    )
     assert code == 0
     assert "scanning" not in terminal
 
@@ -91,9 +94,14 @@ def test_progress_of_compressed_files_adds_up_to_their_size(tmp_path, monkeypatc
     monkeypatch.setattr(jsonl, "INTERLEAVE_BLOCK_BYTES", 4096)
     monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
     tok = tokenizer_fixtures.bytelevel_bpe()
-    data = "".join(json.dumps({"text": f"document {i} " + "with words " * (i % 40)}) + "\n" for i in range(3000)).encode()
-    paths = [_compressed(tmp_path / "a.jsonl.zst", data, "zstd"), _compressed(tmp_path / "b.jsonl.gz", data, "gzip"),
-             _compressed(tmp_path / "c.jsonl.xz", data, "xz")]
+    data = "".join(
+        json.dumps({"text": f"document {i} " + "with words " * (i % 40)}) + "\n" for i in range(3000)
+    ).encode()
+    paths = [
+        _compressed(tmp_path / "a.jsonl.zst", data, "zstd"),
+        _compressed(tmp_path / "b.jsonl.gz", data, "gzip"),
+        _compressed(tmp_path / "c.jsonl.xz", data, "xz"),
+    ]
     for path in paths:
         progress = _RecordedProgress()
         report = scan([str(path)], progress=progress, text=TextOptions(tokenizer=tok, workers=2))

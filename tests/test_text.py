@@ -16,22 +16,41 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import tokenizer_fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-import tokenizer_fixtures
 from tokcount import TextOptions, TrainingOptions, UsageError, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
 ADVERSARIAL = [
-    "", " ", "   ", "\n\n", "\t\t", "\r\n", "line one\r\nline two\r\n", "tab\tseparated\tvalues",
-    "nul\x00inside", "emoji 👩‍👩‍👧‍👦 and 🇩🇪 flags", "e\u0301 combining a\u0300\u0323", "汉字和日本語のテキスト",
-    "Русский текст, Deutsch: Größe", "עברית وعربي mixed RTL", "It's we've they'll I'd DON'T",
-    "numbers 12345 ١٢٣ ۴۵۶ ¾", "<|endoftext|>", "text <|endoftext|> between", "<s> and </s> [CLS] [SEP]",
-    "    indented code\n\tif x:\n\t\treturn 1\n", "x" * 5000, ("long line of words " * 3000),
-    "caf\u00e9 \U0001F600 surrogate pair", "trailing spaces   ", "\u3000ideographic\u2003em space\u00a0nbsp",
+    "",
+    " ",
+    "   ",
+    "\n\n",
+    "\t\t",
+    "\r\n",
+    "line one\r\nline two\r\n",
+    "tab\tseparated\tvalues",
+    "nul\x00inside",
+    "emoji 👩‍👩‍👧‍👦 and 🇩🇪 flags",
+    "e\u0301 combining a\u0300\u0323",
+    "汉字和日本語のテキスト",
+    "Русский текст, Deutsch: Größe",
+    "עברית وعربي mixed RTL",
+    "It's we've they'll I'd DON'T",
+    "numbers 12345 ١٢٣ ۴۵۶ ¾",
+    "<|endoftext|>",
+    "text <|endoftext|> between",
+    "<s> and </s> [CLS] [SEP]",
+    "    indented code\n\tif x:\n\t\treturn 1\n",
+    "x" * 5000,
+    ("long line of words " * 3000),
+    "caf\u00e9 \U0001f600 surrogate pair",
+    "trailing spaces   ",
+    "\u3000ideographic\u2003em space\u00a0nbsp",
 ]
 
 TOKENIZERS = {
@@ -163,8 +182,9 @@ def test_plain_jsonl_split_into_ranges_in_parallel(tmp_path):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(docs=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), max_size=20),
-       unit=st.integers(1, 200))
+@given(
+    docs=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), max_size=20), unit=st.integers(1, 200)
+)
 def test_random_text_any_cut(tmp_path_factory, docs, unit):
     tok = tokenizer_fixtures.bytelevel_bpe()
     path = write_jsonl(tmp_path_factory.mktemp("h") / "d.jsonl", docs)
@@ -237,8 +257,11 @@ def test_mixed_formats_in_one_scan(tmp_path):
     j = write_jsonl(tmp_path / "a.jsonl.gz", ADVERSARIAL[:10], compression="gz")
     p = _parquet(tmp_path / "b.parquet", pa.table({"text": ADVERSARIAL[10:]}), 5)
     write_mmidx(tmp_path / "c", [[[1, 2, 3]], [[4]]])
-    report = scan([str(j), str(p), str(tmp_path / "c.bin")], TrainingOptions(seq_len=8, global_batch_size=2),
-                  text=TextOptions(tokenizer=tok, workers=1))
+    report = scan(
+        [str(j), str(p), str(tmp_path / "c.bin")],
+        TrainingOptions(seq_len=8, global_batch_size=2),
+        text=TextOptions(tokenizer=tok, workers=1),
+    )
     assert [f.format for f in report.files] == ["jsonl.gz", "parquet", "mmidx"]
     assert report.total["tokens"] == sum(reference(tok, ADVERSARIAL)) + 4
     assert report.plan.tokens == report.total["tokens"]
@@ -347,8 +370,9 @@ def test_text_without_tokenizer_is_a_usage_error(tmp_path):
 
 def run_cli(*args):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tokcount", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tokcount", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_cli_text_scan_json_and_errors(tmp_path):
@@ -439,8 +463,11 @@ def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_
     docs = [f"ok document {i}" for i in range(300)] + [f"wrong one {i}" for i in range(300)]
     path = write_jsonl(tmp_path / "d.jsonl", docs)
     right_count = fast_engine.FastCounter.count
-    monkeypatch.setattr(fast_engine.FastCounter, "count", lambda self, texts: right_count(self, texts) + np.array(
-        ["wrong one" in t for t in texts], dtype=np.int64))
+    monkeypatch.setattr(
+        fast_engine.FastCounter,
+        "count",
+        lambda self, texts: right_count(self, texts) + np.array(["wrong one" in t for t in texts], dtype=np.int64),
+    )
     counted = []
     lines_before = jsonl.lines_before
     monkeypatch.setattr(jsonl, "lines_before", lambda *a: counted.append(a) or lines_before(*a))
@@ -481,7 +508,14 @@ def test_bench_command_times_engines_and_checks_agreement(tmp_path):
 def _varied_documents(count: int, seed: int = 0) -> list[str]:
     """Documents of random words (poorly compressible, with non-ASCII and empty ones)."""
     rng = np.random.default_rng(seed)
-    alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + ["é", "ß", "ж", "漢", "'s", "\n"]
+    alphabet = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + [
+        "é",
+        "ß",
+        "ж",
+        "漢",
+        "'s",
+        "\n",
+    ]
     docs = []
     for i in range(count):
         if i % 97 == 5:
@@ -600,8 +634,13 @@ def test_forked_workers_after_the_caller_used_parallel_tokenizers(tmp_path, engi
     paths = [write_jsonl(tmp_path / f"part{i}.jsonl", _varied_documents(400, seed=i)) for i in range(3)]
     env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
     env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run([sys.executable, "-c", AFTER_PARALLEL_TOKENIZERS, tok, engine, *map(str, paths)],
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-c", AFTER_PARALLEL_TOKENIZERS, tok, engine, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     total, reference_total = map(int, result.stdout.split())

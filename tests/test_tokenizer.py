@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tokenizer_fixtures as fixtures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-import tokenizer_fixtures as fixtures
-from tokcount.errors import UsageError
 from tokcount.engines.hf import TokenCounter, UnencodableText
+from tokcount.errors import UsageError
 from tokcount.tokenizer import TokenizerSpec, end_of_document_id, load_tokenizer_spec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -38,12 +38,12 @@ def tokenizer_path(name: str) -> str:
     return fixtures.path_or_skip(name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_tokenizer(name: str) -> Tokenizer:
     return Tokenizer.from_file(tokenizer_path(name))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def counter(name: str, add_special_tokens: bool) -> TokenCounter:
     return TokenCounter(load_tokenizer_spec(tokenizer_path(name)), add_special_tokens=add_special_tokens)
 
@@ -157,7 +157,9 @@ def test_end_of_document_id_of_trained_tokenizers():
 )
 def test_end_of_document_id_of_real_tokenizers(name, expected):
     path = tokenizer_path(name)
-    assert end_of_document_id(TokenizerSpec(name, Tokenizer.from_file(path).to_str(), "", 0)) == expected  # from the JSON
+    assert (
+        end_of_document_id(TokenizerSpec(name, Tokenizer.from_file(path).to_str(), "", 0)) == expected
+    )  # from the JSON
     assert end_of_document_id(load_tokenizer_spec(path)) == expected  # from the summary
 
 

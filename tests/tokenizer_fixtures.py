@@ -62,7 +62,7 @@ Last line: goodbye, до свидания, さようなら, 再见, auf Wiederse
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_dir() -> Path:
     directory = Path(tempfile.mkdtemp(prefix="tokcount-test-tokenizers-"))
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
@@ -81,7 +81,7 @@ def _train(tokenizer: Tokenizer, trainer) -> None:
     tokenizer.train_from_iterator(lines, trainer=trainer)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bytelevel_bpe() -> str:
     """GPT-2 style: byte-level BPE, <|endoftext|> is id 0."""
     tokenizer = Tokenizer(models.BPE())
@@ -101,7 +101,7 @@ LLAMA_SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
 BYTE_TOKENS = [f"<0x{byte:02X}>" for byte in range(256)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def llama_style_bpe() -> str:
     """Llama-2 style: '▁' for spaces, BPE with byte fallback, <s> prepended as BOS."""
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
@@ -131,7 +131,7 @@ def llama_style_bpe() -> str:
     return _save(tokenizer, "llama_style_bpe")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def wordpiece() -> str:
     """BERT style: lowercasing normalizer, WordPiece, "[CLS] $A [SEP]"."""
     special_tokens = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]

@@ -117,11 +117,22 @@ def write_megatron(prefix, sizes, split_name, split_string, num_samples, seq_len
     n = len(sizes)
     beg, end = int(round(matrix[k][0] * float(n))), int(round(matrix[k][1] * float(n)))
     doc, sample, shuffle, E, separate = build(sizes, beg, end, num_samples, seq_len, seed, "megatron", extra)
-    description = json.dumps(OrderedDict([
-        ("class", "GPTDataset"), ("dataset_path", str(prefix)), ("num_samples", num_samples),
-        ("index_split", split_name), ("random_seed", seed), ("sequence_length", seq_len), ("split", split_string),
-        ("split_matrix", matrix), ("tokenizer", {"class": "NullTokenizer"}),
-    ]), indent=4)
+    description = json.dumps(
+        OrderedDict(
+            [
+                ("class", "GPTDataset"),
+                ("dataset_path", str(prefix)),
+                ("num_samples", num_samples),
+                ("index_split", split_name),
+                ("random_seed", seed),
+                ("sequence_length", seq_len),
+                ("split", split_string),
+                ("split_matrix", matrix),
+                ("tokenizer", {"class": "NullTokenizer"}),
+            ]
+        ),
+        indent=4,
+    )
     md5 = hashlib.md5(description.encode("utf-8")).hexdigest()
     directory = cache_dir or os.path.join(str(prefix), "cache", "GPTDataset_indices")
     os.makedirs(directory, exist_ok=True)
@@ -145,24 +156,34 @@ def neox_log(ranges, per_split):
         if name not in per_split:
             continue
         E, B, S, n = per_split[name]
-        out += [" > WARNING: could not find index map files, building the indices on rank 0 ...",
-                "    using:", f"     number of documents:       {n}", f"     number of epochs:          {E}",
-                f"     sequence length:           {S}", f"     total number of samples:   {B}",
-                f" > loading doc-idx mapping from x_{name}_doc_idx.npy",
-                f"    total number of samples: {B + 1}", f"    total number of epochs: {E}"]
+        out += [
+            " > WARNING: could not find index map files, building the indices on rank 0 ...",
+            "    using:",
+            f"     number of documents:       {n}",
+            f"     number of epochs:          {E}",
+            f"     sequence length:           {S}",
+            f"     total number of samples:   {B}",
+            f" > loading doc-idx mapping from x_{name}_doc_idx.npy",
+            f"    total number of samples: {B + 1}",
+            f"    total number of epochs: {E}",
+        ]
     return "\n".join(out) + "\n"
 
 
 def megatron_log(sequences, documents, matrix, per_split):
     """Megatron log lines (§4.9). per_split: {name: (E, B)}."""
     pairs = ", ".join("None" if m is None else f"({m[0]}, {m[1]})" for m in matrix)
-    out = [f"INFO:megatron.core.datasets.indexed_dataset:> total number of sequences: {sequences}",
-           f"INFO:megatron.core.datasets.indexed_dataset:> total number of documents: {documents}",
-           f"INFO:megatron.core.datasets.blended_megatron_dataset_config:Let split_matrix = [{pairs}]"]
+    out = [
+        f"INFO:megatron.core.datasets.indexed_dataset:> total number of sequences: {sequences}",
+        f"INFO:megatron.core.datasets.indexed_dataset:> total number of documents: {documents}",
+        f"INFO:megatron.core.datasets.blended_megatron_dataset_config:Let split_matrix = [{pairs}]",
+    ]
     for name, (E, B) in per_split.items():
-        out += [f"INFO:megatron.core.datasets.gpt_dataset:Build and save the GPTDataset {name} indices",
-                f"INFO:megatron.core.datasets.gpt_dataset:> total number of samples: {B}",
-                f"INFO:megatron.core.datasets.gpt_dataset:> total number of epochs: {E}"]
+        out += [
+            f"INFO:megatron.core.datasets.gpt_dataset:Build and save the GPTDataset {name} indices",
+            f"INFO:megatron.core.datasets.gpt_dataset:> total number of samples: {B}",
+            f"INFO:megatron.core.datasets.gpt_dataset:> total number of epochs: {E}",
+        ]
     return "\n".join(out) + "\n"
 
 

@@ -1,8 +1,8 @@
 """tokcount: exact token counts for LLM training data, and the training plan they imply.
 
-    import tokcount
-    report = tokcount.scan(["data/x_text_document"], tokcount.TrainingOptions(seq_len=2048, global_batch_size=1024))
-    tokcount.plan(tokens=64_035_813_377, seq_len=2048, global_batch_size=1024).iterations_per_epoch
+import tokcount
+report = tokcount.scan(["data/x_text_document"], tokcount.TrainingOptions(seq_len=2048, global_batch_size=1024))
+tokcount.plan(tokens=64_035_813_377, seq_len=2048, global_batch_size=1024).iterations_per_epoch
 """
 
 from __future__ import annotations
@@ -40,5 +40,18 @@ def plan(*args: Any, **kwargs: Any) -> Any:
     return make_plan(*args, **kwargs)
 
 
-__all__ = ["__version__", "scan", "plan", "Report", "TextOptions", "TrainingOptions", "TokenCheckOptions",
-           "CheckOptions", "Progress", "TokcountError", "UsageError", "PlanError", "FileCheckError"]
+__all__ = [
+    "__version__",
+    "scan",
+    "plan",
+    "Report",
+    "TextOptions",
+    "TrainingOptions",
+    "TokenCheckOptions",
+    "CheckOptions",
+    "Progress",
+    "TokcountError",
+    "UsageError",
+    "PlanError",
+    "FileCheckError",
+]

@@ -39,11 +39,22 @@ def _non_negative_int(text: str) -> int:
 def _add_training_arguments(p: argparse.ArgumentParser, required: bool) -> None:
     g = p.add_argument_group("training plan (GPT-NeoX / Megatron-LM math)")
     g.add_argument("--seq-len", type=_positive_int, required=required, help="sequence length S")
-    g.add_argument("--gbs", "--global-batch-size", dest="gbs", type=_positive_int, required=required,
-                   help="global batch size G (micro batch x data parallel x gradient accumulation)")
-    g.add_argument("--framework", choices=["megatron", "neox"], default="megatron", help="whose rules (default megatron)")
-    g.add_argument("--no-extra-token", action="store_true",
-                   help="Megatron's add_extra_token_to_sequence=False (x = 0); NeoX always uses x = 1")
+    g.add_argument(
+        "--gbs",
+        "--global-batch-size",
+        dest="gbs",
+        type=_positive_int,
+        required=required,
+        help="global batch size G (micro batch x data parallel x gradient accumulation)",
+    )
+    g.add_argument(
+        "--framework", choices=["megatron", "neox"], default="megatron", help="whose rules (default megatron)"
+    )
+    g.add_argument(
+        "--no-extra-token",
+        action="store_true",
+        help="Megatron's add_extra_token_to_sequence=False (x = 0); NeoX always uses x = 1",
+    )
     g.add_argument("--split", help='train/valid/test split string, e.g. "969, 30, 1" (over sequences)')
     g.add_argument("--train-iters", type=_positive_int, help="planned training iterations")
     g.add_argument("--eval-interval", type=_positive_int, default=1000, help="default 1000")
@@ -72,7 +83,9 @@ def _training_options(args) -> TrainingOptions | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tokcount", description="Exact token counts for LLM training data, and the training plan they imply.")
+    parser = _Parser(
+        prog="tokcount", description="Exact token counts for LLM training data, and the training plan they imply."
+    )
     parser.add_argument("--version", action="version", version=f"tokcount {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -83,17 +96,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", type=float, nargs="+", help="blend weights, one per file, in order")
     t = s.add_argument_group("raw text (jsonl, parquet, arrow)")
     t.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
-    t.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True,
-                   help="encode with special tokens, e.g. a BOS from the post-processor (default: yes, as Megatron and NeoX preprocessing do)")
+    t.add_argument(
+        "--add-special-tokens",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="encode with special tokens, e.g. a BOS from the post-processor (default: yes, as Megatron and NeoX preprocessing do)",
+    )
     t.add_argument("--append-eod", action="store_true", help="+1 token per document that has at least one token")
-    t.add_argument("--text-key", default="text", help="jsonl key of the text; dotted paths reach nested fields (default text)")
-    t.add_argument("--text-column", default="text", help="parquet/arrow column: text, list of texts, or token-id lists (default text)")
-    t.add_argument("--skip-bad-records", action="store_true",
-                   help="count and report malformed lines, missing keys, wrong types and invalid UTF-8 instead of failing")
+    t.add_argument(
+        "--text-key", default="text", help="jsonl key of the text; dotted paths reach nested fields (default text)"
+    )
+    t.add_argument(
+        "--text-column",
+        default="text",
+        help="parquet/arrow column: text, list of texts, or token-id lists (default text)",
+    )
+    t.add_argument(
+        "--skip-bad-records",
+        action="store_true",
+        help="count and report malformed lines, missing keys, wrong types and invalid UTF-8 instead of failing",
+    )
     t.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
-    t.add_argument("--engine", choices=["auto", "fast", "hf"], default="auto",
-                   help="hf: Hugging Face tokenizers (the reference); fast: tokcount's numba engine; "
-                        "auto (default): fast where the tokenizer is supported, checked against hf on a sample")
+    t.add_argument(
+        "--engine",
+        choices=["auto", "fast", "hf"],
+        default="auto",
+        help="hf: Hugging Face tokenizers (the reference); fast: tokcount's numba engine; "
+        "auto (default): fast where the tokenizer is supported, checked against hf on a sample",
+    )
     v = s.add_argument_group("token verification (reads the .bin)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
@@ -104,8 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--tokens", type=_positive_int, help="tokens T in the dataset")
     src.add_argument("--samples", type=_positive_int, help="samples per epoch (or a log's 'total number of samples')")
-    p.add_argument("--from-log", choices=["neox", "megatron"],
-                   help="--samples is the 'total number of samples:' value of this framework's log")
+    p.add_argument(
+        "--from-log",
+        choices=["neox", "megatron"],
+        help="--samples is the 'total number of samples:' value of this framework's log",
+    )
     p.add_argument("--json", action="store_true")
     _add_training_arguments(p, required=True)
     _add_check_parser(sub)
@@ -116,37 +149,63 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--text-key", default="text")
     b.add_argument("--text-column", default="text")
     b.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True)
-    b.add_argument("--max-mb", type=_positive_int, default=32, help="text to read from the start of the file (default 32 MB)")
+    b.add_argument(
+        "--max-mb", type=_positive_int, default=32, help="text to read from the start of the file (default 32 MB)"
+    )
     b.add_argument("--json", action="store_true")
     return parser
 
 
 def _add_check_parser(sub) -> None:
-    c = sub.add_parser("check", help="cross-check .bin/.idx against its raw jsonl, the trainer's index files, or a training log")
-    c.add_argument("paths", nargs="+", help="raw .jsonl[.gz|.zst|.bz2|.xz] files in preprocessing order (with --against), "
-                   "or one data prefix (.bin/.idx) to check its trainer index files / --against-log")
-    c.add_argument("--against", metavar="PREFIX", help="the preprocessed .bin/.idx (prefix) to compare the raw files with")
-    c.add_argument("--against-log", metavar="LOG", help="a GPT-NeoX or Megatron training log to compare the data prefix with")
+    c = sub.add_parser(
+        "check", help="cross-check .bin/.idx against its raw jsonl, the trainer's index files, or a training log"
+    )
+    c.add_argument(
+        "paths",
+        nargs="+",
+        help="raw .jsonl[.gz|.zst|.bz2|.xz] files in preprocessing order (with --against), "
+        "or one data prefix (.bin/.idx) to check its trainer index files / --against-log",
+    )
+    c.add_argument(
+        "--against", metavar="PREFIX", help="the preprocessed .bin/.idx (prefix) to compare the raw files with"
+    )
+    c.add_argument(
+        "--against-log", metavar="LOG", help="a GPT-NeoX or Megatron training log to compare the data prefix with"
+    )
     c.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     c.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     r = c.add_argument_group("raw <-> .bin/.idx")
     r.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
-    r.add_argument("--preset", choices=["megatron", "megatron-fast", "neox"], default="megatron",
-                   help="which preprocessor's behaviour to expect (default megatron: tools/preprocess_data.py)")
+    r.add_argument(
+        "--preset",
+        choices=["megatron", "megatron-fast", "neox"],
+        default="megatron",
+        help="which preprocessor's behaviour to expect (default megatron: tools/preprocess_data.py)",
+    )
     r.add_argument("--append-eod", action="store_true", help="the data was preprocessed with --append-eod")
     r.add_argument("--eod", type=_non_negative_int, help="EOD id (default: the tokenizer's end-of-document token)")
-    r.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True,
-                   help="encode with special tokens, as preprocessing does (default: yes)")
+    r.add_argument(
+        "--add-special-tokens",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="encode with special tokens, as preprocessing does (default: yes)",
+    )
     r.add_argument("--ids", action="store_true", help="compare every token id too (reads the whole .bin)")
     r.add_argument("--text-key", default="text", help="jsonl key of the text (Megatron --json-keys; default text)")
     r.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
-    r.add_argument("--engine", choices=["auto", "fast", "hf"], default="auto",
-                   help="how lengths are counted (--ids always uses hf); a difference found by fast is re-checked with hf")
+    r.add_argument(
+        "--engine",
+        choices=["auto", "fast", "hf"],
+        default="auto",
+        help="how lengths are counted (--ids always uses hf); a difference found by fast is re-checked with hf",
+    )
     t = c.add_argument_group("trainer index files and logs")
     t.add_argument("--cache-dir", help="where the trainer wrote its index files (Megatron --data-cache-path)")
     t.add_argument("--framework", choices=["megatron", "neox"], help="whose log (default: detected)")
     t.add_argument("--split", help="NeoX split string used for training (default: inferred from the document index)")
-    t.add_argument("--seq-len", type=_positive_int, help="sequence length, for --against-log when the log does not print it")
+    t.add_argument(
+        "--seq-len", type=_positive_int, help="sequence length, for --against-log when the log does not print it"
+    )
     t.add_argument("--no-extra-token", action="store_true", help="Megatron add_extra_token_to_sequence=False")
 
 
@@ -234,8 +293,11 @@ def _run_plan(args) -> int:
             raise UsageError("--from-log applies to --samples")
         result = planning.make_plan(tokens=args.tokens, **training.plan_kwargs())
     else:
-        kw = {k: v for k, v in training.plan_kwargs().items()
-              if k in ("seq_len", "global_batch_size", "framework", "extra_token")}
+        kw = {
+            k: v
+            for k, v in training.plan_kwargs().items()
+            if k in ("seq_len", "global_batch_size", "framework", "extra_token")
+        }
         if args.from_log:
             kw["framework"] = args.from_log  # the log says whose semantics the number has
         result = planning.plan_from_samples(args.samples, from_log=args.from_log, **kw)
@@ -259,9 +321,16 @@ def _run_check(args) -> int:
         if args.tokenizer is None:
             raise UsageError("--against needs --tokenizer (the raw text is tokenized again)")
         options = CheckOptions(
-            tokenizer=args.tokenizer, preset=args.preset, append_eod=args.append_eod, eod=args.eod,
-            add_special_tokens=args.add_special_tokens, ids=args.ids, text_key=args.text_key, workers=args.workers,
-            engine=args.engine)
+            tokenizer=args.tokenizer,
+            preset=args.preset,
+            append_eod=args.append_eod,
+            eod=args.eod,
+            add_special_tokens=args.add_special_tokens,
+            ids=args.ids,
+            text_key=args.text_key,
+            workers=args.workers,
+            engine=args.engine,
+        )
         if not args.no_progress and sys.stderr.isatty():
             bar = render.progress_bar()
             with bar:

@@ -96,8 +96,9 @@ class UnitCounter:
             result.sequence_sizes = np.concatenate(seq_chunks)
         return result
 
-    def _count_texts(self, batch: DocumentBatch, policy: TextPolicy, result: UnitResult,
-                     sampler: ParitySampler | None) -> tuple[np.ndarray, np.ndarray]:
+    def _count_texts(
+        self, batch: DocumentBatch, policy: TextPolicy, result: UnitResult, sampler: ParitySampler | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         from .engines.hf import UnencodableText
 
         if self.reference is None:
@@ -150,7 +151,7 @@ class UnitCounter:
         positions: list[int] = []
         k = 0
         for n, position in zip(batch.parts, batch.positions):
-            doc_texts = batch.texts[k:k + n]
+            doc_texts = batch.texts[k : k + n]
             k += n
             try:
                 doc_counts = list(self.reference.count(doc_texts))
@@ -206,7 +207,7 @@ def _list_document_sequences(part_tokens: np.ndarray, parts: np.ndarray, eod: in
     out: list[int] = []
     k = 0
     for n in parts:
-        seqs = [int(t) for t in part_tokens[k:k + n] if t > 0]
+        seqs = [int(t) for t in part_tokens[k : k + n] if t > 0]
         k += n
         if seqs:
             seqs[-1] += eod

@@ -13,7 +13,7 @@ import signal
 import sys
 import tempfile
 import warnings
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 _progress_sink: Callable[..., None] | None = None
 
@@ -100,8 +100,14 @@ class LocalExecutor:
     and stops its own pool.
     """
 
-    def __init__(self, workers: int | None = None, initializer=None, initargs: tuple = (),
-                 start_method: str | None = None, worker_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workers: int | None = None,
+        initializer=None,
+        initargs: tuple = (),
+        start_method: str | None = None,
+        worker_env: dict[str, str] | None = None,
+    ):
         self.workers = max(1, workers or default_workers())
         self.start_method = start_method or default_start_method()
         self.worker_env = dict(worker_env or {})  # set in the workers from their first instruction
@@ -112,7 +118,7 @@ class LocalExecutor:
         self._scratch = None
         self._runs = 0
 
-    def __enter__(self) -> "LocalExecutor":
+    def __enter__(self) -> LocalExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -149,9 +155,15 @@ class LocalExecutor:
             self._scratch.cleanup()
             self._scratch = None
 
-    def run(self, fn: Callable, tasks: Sequence, costs: Sequence[int],
-            on_progress: Callable[..., None] | None = None, initializer=None, initargs: tuple | None = None,
-            ) -> Iterator[tuple[int, object]]:
+    def run(
+        self,
+        fn: Callable,
+        tasks: Sequence,
+        costs: Sequence[int],
+        on_progress: Callable[..., None] | None = None,
+        initializer=None,
+        initargs: tuple | None = None,
+    ) -> Iterator[tuple[int, object]]:
         """Yield (task index, result) as tasks finish; the most costly tasks start first. Every
         worker runs ``initializer(*initargs)`` (default: the constructor's) before its first
         task of this run."""
@@ -201,6 +213,7 @@ class LocalExecutor:
                 def record(outcome):
                     finished[i] = (ok, outcome)
                     progress_queue.put(None)
+
                 return record
 
             for i in order:

@@ -54,8 +54,9 @@ class TextOptions:
     in_process_bytes: int = 4 << 20  # below this, starting worker processes costs more than it saves
 
     def policy(self) -> TextPolicy:
-        return TextPolicy(self.add_special_tokens, self.append_eod, self.text_key, self.text_column,
-                          self.skip_bad_records)
+        return TextPolicy(
+            self.add_special_tokens, self.append_eod, self.text_key, self.text_column, self.skip_bad_records
+        )
 
 
 PRESETS = ("megatron", "megatron-fast", "neox")

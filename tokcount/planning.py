@@ -148,17 +148,39 @@ class FrameworkRules:
 
 
 NEOX = FrameworkRules(
-    name="neox", fixed_extra_token=1, min_seq_len=2, helpers_asserts=True, c_division=False,
-    length_offset=-1, logged_offset=1, separates_final_epoch=False, per_part_split_rounding=True,
-    epochs_loop="_num_epochs", unweighted_blend_capped=False, weighted_blend_split=False,
-    weighted_blend_needs_target=False, blend_member_targets=False, blend_padding=_NEOX_BLEND_PADDING,
+    name="neox",
+    fixed_extra_token=1,
+    min_seq_len=2,
+    helpers_asserts=True,
+    c_division=False,
+    length_offset=-1,
+    logged_offset=1,
+    separates_final_epoch=False,
+    per_part_split_rounding=True,
+    epochs_loop="_num_epochs",
+    unweighted_blend_capped=False,
+    weighted_blend_split=False,
+    weighted_blend_needs_target=False,
+    blend_member_targets=False,
+    blend_padding=_NEOX_BLEND_PADDING,
     numpy_weight_normalisation=False,
 )
 MEGATRON = FrameworkRules(
-    name="megatron", fixed_extra_token=None, min_seq_len=1, helpers_asserts=False, c_division=True,
-    length_offset=0, logged_offset=0, separates_final_epoch=True, per_part_split_rounding=False,
-    epochs_loop="_get_num_epochs", unweighted_blend_capped=True, weighted_blend_split=True,
-    weighted_blend_needs_target=True, blend_member_targets=True, blend_padding=1 + _MEGATRON_MID_LEVEL_SURPLUS,
+    name="megatron",
+    fixed_extra_token=None,
+    min_seq_len=1,
+    helpers_asserts=False,
+    c_division=True,
+    length_offset=0,
+    logged_offset=0,
+    separates_final_epoch=True,
+    per_part_split_rounding=False,
+    epochs_loop="_get_num_epochs",
+    unweighted_blend_capped=True,
+    weighted_blend_split=True,
+    weighted_blend_needs_target=True,
+    blend_member_targets=True,
+    blend_padding=1 + _MEGATRON_MID_LEVEL_SURPLUS,
     numpy_weight_normalisation=True,
 )
 _RULES = {"neox": NEOX, "megatron": MEGATRON}
@@ -739,8 +761,14 @@ def make_plan(
             splits[name] = _not_built(name)
             continue
         splits[name] = _split_plan(
-            name, ranges[name], split_tokens[name], targets[name],
-            seq_len=S, extra=x, global_batch_size=G, framework=framework,
+            name,
+            ranges[name],
+            split_tokens[name],
+            targets[name],
+            seq_len=S,
+            extra=x,
+            global_batch_size=G,
+            framework=framework,
         )
 
     samples = max(0, (total - x) // S)
@@ -872,13 +900,22 @@ def _member_row(split_name: str, shard: int, s: SplitPlan) -> dict:
 
 
 def _sum_over_shards(
-    shard_plans: list[Plan], targets: dict[str, int | None], *, seq_len: int, extra: int, global_batch_size: int,
+    shard_plans: list[Plan],
+    targets: dict[str, int | None],
+    *,
+    seq_len: int,
+    extra: int,
+    global_batch_size: int,
     framework: str,
 ) -> tuple[list[dict], list[dict], list[str]]:
     """The shards as separate unweighted datasets, each built for one epoch (§4.8 "weights None with size N")."""
     rules = _RULES[framework]
-    split_kw: dict[str, Any] = {"seq_len": seq_len, "extra": extra, "global_batch_size": global_batch_size,
-                                "framework": framework}
+    split_kw: dict[str, Any] = {
+        "seq_len": seq_len,
+        "extra": extra,
+        "global_batch_size": global_batch_size,
+        "framework": framework,
+    }
     rows: list[dict] = []
     member_rows: list[dict] = []
     notes: list[str] = []
@@ -897,15 +934,17 @@ def _sum_over_shards(
         total_length = sum(m.dataset_length for m in members if m.dataset_length is not None)
         target = targets[name]
         size = min(target, total_length) if (target is not None and rules.unweighted_blend_capped) else total_length
-        rows.append({
-            "split": name,
-            "requested_samples": target,
-            "tokens": sum(m.tokens for m in members),
-            "total_length": total_length,
-            "blend_size": size,
-            "iterations": max(size, 0) // global_batch_size,
-            "refused": "; ".join(refused) if refused else None,
-        })
+        rows.append(
+            {
+                "split": name,
+                "requested_samples": target,
+                "tokens": sum(m.tokens for m in members),
+                "total_length": total_length,
+                "blend_size": size,
+                "iterations": max(size, 0) // global_batch_size,
+                "refused": "; ".join(refused) if refused else None,
+            }
+        )
         if rules.unweighted_blend_capped and target is not None and total_length < target:
             notes.append(
                 f"{name}: the unweighted shards (one epoch each) give only {total_length:,} samples in total, "
@@ -933,7 +972,11 @@ def _blend_member_targets(N: int | None, w: float, rules: FrameworkRules) -> tup
 
 
 def _weighted_blend_split(
-    name: str, shard_plans: list[Plan], raw_weights: list[float], normalized: list[float], N: int | None,
+    name: str,
+    shard_plans: list[Plan],
+    raw_weights: list[float],
+    normalized: list[float],
+    N: int | None,
     split_kw: dict[str, Any],
 ) -> tuple[dict, list[dict], list[str]] | None:
     """One split's weighted blend: its row, its member rows and notes; None when no member builds the split."""
@@ -975,23 +1018,25 @@ def _weighted_blend_split(
         if m.dataset_length is not None:
             over = drawn > m.dataset_length
             any_oversampled = any_oversampled or over
-        member_rows.append({
-            "split": name,
-            "shard": i,
-            "weight": raw_weights[i],
-            "normalized_weight": normalized[i],
-            "blend_target": blend_target,
-            "requested_samples": requested,
-            "sequences": list(m.sequences) if m.sequences is not None else None,
-            "tokens": m.tokens,
-            "epochs": m.epochs,
-            "samples_built": m.samples_built,
-            "dataset_length": m.dataset_length,
-            "separate_final_epoch": m.separate_final_epoch,
-            "blend_draws": drawn,
-            "oversampled": over,
-            "refused": m.refused,
-        })
+        member_rows.append(
+            {
+                "split": name,
+                "shard": i,
+                "weight": raw_weights[i],
+                "normalized_weight": normalized[i],
+                "blend_target": blend_target,
+                "requested_samples": requested,
+                "sequences": list(m.sequences) if m.sequences is not None else None,
+                "tokens": m.tokens,
+                "epochs": m.epochs,
+                "samples_built": m.samples_built,
+                "dataset_length": m.dataset_length,
+                "separate_final_epoch": m.separate_final_epoch,
+                "blend_draws": drawn,
+                "oversampled": over,
+                "refused": m.refused,
+            }
+        )
     oversampled = any_oversampled if lengths_known else None
     row = {
         "split": name,
@@ -1022,8 +1067,12 @@ def _weighted_blend_split(
 
 
 def _weighted_blend(
-    shard_plans: list[Plan], raw_weights: list[float], split: str | None, train_iters: int | None,
-    targets: dict[str, int | None], split_kw: dict[str, Any],
+    shard_plans: list[Plan],
+    raw_weights: list[float],
+    split: str | None,
+    train_iters: int | None,
+    targets: dict[str, int | None],
+    split_kw: dict[str, Any],
 ) -> tuple[list[float], list[dict], list[dict], list[str]]:
     """The framework's weighted blend (§3.8, §4.8): normalised weights, rows, member rows, notes."""
     framework = split_kw["framework"]
@@ -1081,8 +1130,13 @@ def blend_plan(
     (with weights) the framework's weighted blend."""
     framework = _check_framework(framework)
     common: dict[str, Any] = {
-        "seq_len": seq_len, "global_batch_size": global_batch_size, "framework": framework,
-        "extra_token": extra_token, "split": split, "train_iters": train_iters, "eval_interval": eval_interval,
+        "seq_len": seq_len,
+        "global_batch_size": global_batch_size,
+        "framework": framework,
+        "extra_token": extra_token,
+        "split": split,
+        "train_iters": train_iters,
+        "eval_interval": eval_interval,
         "eval_iters": eval_iters,
     }
     if datasets is None or len(datasets) == 0:
@@ -1102,7 +1156,8 @@ def blend_plan(
     if weights is not None:
         raw_weights = _check_weights(weights, len(arrays))
         normalized, weighted_rows, weighted_members, weighted_notes = _weighted_blend(
-            shard_plans, raw_weights, split, first.train_iters, targets, split_kw)
+            shard_plans, raw_weights, split, first.train_iters, targets, split_kw
+        )
         notes.extend(weighted_notes)
 
     return BlendPlan(

@@ -36,9 +36,14 @@ class _Bar:
 
     def __init__(self):
         self._progress = Progress(
-            TextColumn("[bold]scanning"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+            TextColumn("[bold]scanning"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
             TextColumn("{task.fields[counts]}"),
-            console=Console(file=sys.stderr), transient=True,
+            console=Console(file=sys.stderr),
+            transient=True,
         )
         self._task = None
         self._tokens = 0
@@ -85,16 +90,33 @@ def progress_bar() -> _Bar:
 
 def print_report(report: Report) -> None:
     table = Table(title=None if report.complete else "[red]INCOMPLETE (interrupted)")
-    for name, justify in (("file", "left"), ("format", "left"), ("dtype", "left"), ("documents", "right"),
-                          ("empty", "right"), ("sequences", "right"), ("tokens", "right")):
+    for name, justify in (
+        ("file", "left"),
+        ("format", "left"),
+        ("dtype", "left"),
+        ("documents", "right"),
+        ("empty", "right"),
+        ("sequences", "right"),
+        ("tokens", "right"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")
     for f in report.files:
-        table.add_row(f.path, f.format, f.dtype or "-", _n(f.documents), _n(f.empty_documents), _n(f.sequences), _n(f.tokens))
+        table.add_row(
+            f.path, f.format, f.dtype or "-", _n(f.documents), _n(f.empty_documents), _n(f.sequences), _n(f.tokens)
+        )
     total = report.total
     if len(report.files) != 1:
         table.add_section()
-        table.add_row(f"total ({total['files']} files)", "", "", _n(total["documents"]), _n(total["empty_documents"]),
-                      _n(total["sequences"]), _n(total["tokens"]), style="bold")
+        table.add_row(
+            f"total ({total['files']} files)",
+            "",
+            "",
+            _n(total["documents"]),
+            _n(total["empty_documents"]),
+            _n(total["sequences"]),
+            _n(total["tokens"]),
+            style="bold",
+        )
     _out.print(table)
     _print_text_details(report)
     for f in report.files:
@@ -131,21 +153,47 @@ def _print_text_details(report: Report) -> None:
     if "tokenizer" in options:
         tok = options["tokenizer"]
         policy = options.get("text", {})
-        _out.print(f"tokenizer {tok['source']} (sha256 {tok['fingerprint'][:12]}, vocab {tok['vocab_size']:,}, "
-                   f"tokenizers {tok['tokenizers_version']}), engine {options.get('engine')} ({options.get('engine_reason')}), "
-                   f"add_special_tokens={policy.get('add_special_tokens')}, append_eod={policy.get('append_eod')}")
+        _out.print(
+            f"tokenizer {tok['source']} (sha256 {tok['fingerprint'][:12]}, vocab {tok['vocab_size']:,}, "
+            f"tokenizers {tok['tokenizers_version']}), engine {options.get('engine')} ({options.get('engine_reason')}), "
+            f"add_special_tokens={policy.get('add_special_tokens')}, append_eod={policy.get('append_eod')}"
+        )
         parity = options.get("parity")
         if parity is not None and parity.get("mismatch") is None:
-            _out.print(f"parity guard: {parity['texts_checked']:,} texts also counted with hf in "
-                       f"{parity.get('seconds', 0):.2f} s, all equal")
+            _out.print(
+                f"parity guard: {parity['texts_checked']:,} texts also counted with hf in "
+                f"{parity.get('seconds', 0):.2f} s, all equal"
+            )
     t = Table(title="tokens per document")
-    for c in ("file", "text bytes", "tokens/byte", "min", "p50", "p90", "p99", "max", "log2 histogram (0, 1, 2-3, 4-7, ...)", "skipped"):
-        t.add_column(c, justify="left" if c in ("file", "log2 histogram (0, 1, 2-3, 4-7, ...)") else "right", overflow="fold")
+    for c in (
+        "file",
+        "text bytes",
+        "tokens/byte",
+        "min",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        "log2 histogram (0, 1, 2-3, 4-7, ...)",
+        "skipped",
+    ):
+        t.add_column(
+            c, justify="left" if c in ("file", "log2 histogram (0, 1, 2-3, 4-7, ...)") else "right", overflow="fold"
+        )
     for f in text_files:
         stats = f.extra.get("document_tokens") or {}
-        t.add_row(f.path, _n(f.extra.get("text_bytes")), _n(f.extra.get("tokens_per_byte")), _n(stats.get("min")),
-                  _n(stats.get("p50")), _n(stats.get("p90")), _n(stats.get("p99")), _n(stats.get("max")),
-                  _sparkline(stats["log2_histogram"]) if stats else "-", _n(f.extra.get("skipped_records")))
+        t.add_row(
+            f.path,
+            _n(f.extra.get("text_bytes")),
+            _n(f.extra.get("tokens_per_byte")),
+            _n(stats.get("min")),
+            _n(stats.get("p50")),
+            _n(stats.get("p90")),
+            _n(stats.get("p99")),
+            _n(stats.get("max")),
+            _sparkline(stats["log2_histogram"]) if stats else "-",
+            _n(f.extra.get("skipped_records")),
+        )
     _out.print(t)
     for f in text_files:
         for example in f.extra.get("skipped_examples") or []:
@@ -165,26 +213,52 @@ def print_plan(plan: Plan | SamplesPlan, title: str | None = None) -> None:
     _out.print(f"\n[bold]{heading}")
     _out.print(f"  tokens T (exact)                  {_n(d['tokens'])}")
     _out.print(f"  samples per epoch (T - {x}) // {S}   {_n(d['samples_per_epoch'])}")
-    _out.print(f"  estimate samples x seq_len        {_n(d['estimated_tokens'])}"
-               f"   = T - {_n(d['overlap_tokens'])} overlap token - {_n(d['unused_tail_tokens'])} unused tail tokens")
-    _out.print(f"  iterations per epoch              {_n(d['iterations_per_epoch'])}"
-               f"   (+{_n(d['remainder_samples'])} samples left over)")
+    _out.print(
+        f"  estimate samples x seq_len        {_n(d['estimated_tokens'])}"
+        f"   = T - {_n(d['overlap_tokens'])} overlap token - {_n(d['unused_tail_tokens'])} unused tail tokens"
+    )
+    _out.print(
+        f"  iterations per epoch              {_n(d['iterations_per_epoch'])}"
+        f"   (+{_n(d['remainder_samples'])} samples left over)"
+    )
     if d.get("max_train_iters_single_epoch") is not None and d.get("split"):
         _out.print(f"  largest train_iters in one epoch  {_n(d['max_train_iters_single_epoch'])}")
     splits = d.get("splits") or {}
     if splits:
-        t = Table(title=f"splits {d.get('split') or '(none: all train)'}"
-                  + (f", train_iters {_n(d['train_iters'])}" if d.get("train_iters") else ""))
-        cols = ["split", "sequences", "tokens", "samples/epoch", "requested", "epochs", "built B", "len", "logged", "sep. final"]
+        t = Table(
+            title=f"splits {d.get('split') or '(none: all train)'}"
+            + (f", train_iters {_n(d['train_iters'])}" if d.get("train_iters") else "")
+        )
+        cols = [
+            "split",
+            "sequences",
+            "tokens",
+            "samples/epoch",
+            "requested",
+            "epochs",
+            "built B",
+            "len",
+            "logged",
+            "sep. final",
+        ]
         for c in cols:
             t.add_column(c, justify="left" if c == "split" else "right")
         for name, s in splits.items():
             seq = s.get("sequences")
             seq_text = f"[{_n(seq[0])}, {_n(seq[1])})" if seq else "not built"
             sep = s.get("separate_final_epoch")
-            t.add_row(name, seq_text, _n(s.get("tokens")), _n(s.get("samples_per_epoch")), _n(s.get("requested_samples")),
-                      _n(s.get("epochs")), _n(s.get("samples_built")), _n(s.get("dataset_length")), _n(s.get("logged_samples")),
-                      "-" if sep is None else ("yes" if sep else "no"))
+            t.add_row(
+                name,
+                seq_text,
+                _n(s.get("tokens")),
+                _n(s.get("samples_per_epoch")),
+                _n(s.get("requested_samples")),
+                _n(s.get("epochs")),
+                _n(s.get("samples_built")),
+                _n(s.get("dataset_length")),
+                _n(s.get("logged_samples")),
+                "-" if sep is None else ("yes" if sep else "no"),
+            )
         _out.print(t)
         for name, s in splits.items():
             if s.get("refused"):
@@ -227,18 +301,26 @@ def print_bench(d: dict) -> None:
     base = d["runs"][0]["seconds"] if d["runs"] else None
     for run in d["runs"]:
         speedup = f" ({base / run['seconds']:,.1f}x)" if base and run["engine"] != "hf" else ""
-        t.add_row(run["engine"], _n(run["mb_per_s"]) + speedup, _n(int(run["tokens_per_s"] or 0)), _n(run["tokens"]),
-                  f"{_n(run['agreeing_texts'])} / {_n(d['texts'])}")
+        t.add_row(
+            run["engine"],
+            _n(run["mb_per_s"]) + speedup,
+            _n(int(run["tokens_per_s"] or 0)),
+            _n(run["tokens"]),
+            f"{_n(run['agreeing_texts'])} / {_n(d['texts'])}",
+        )
     _out.print(t)
     for name, why in d["unavailable"].items():
         _out.print(f"  {name}: not available: {why}")
     for run in d["runs"]:
         if run["first_disagreement"]:
             x = run["first_disagreement"]
-            _out.print(f"[red]  {run['engine']} disagrees on text {x['text_index']}: {x['tokens']} vs {x['reference_tokens']} tokens: {x['preview']!r}")
+            _out.print(
+                f"[red]  {run['engine']} disagrees on text {x['text_index']}: {x['tokens']} vs {x['reference_tokens']} tokens: {x['preview']!r}"
+            )
 
 
 # --- check results ---
+
 
 def check_lines(result: Any) -> list[str]:
     """The terminal report of any ``tokcount check`` result."""
@@ -258,13 +340,18 @@ def check_lines(result: Any) -> list[str]:
 def raw_check_lines(result: RawCheckResult) -> list[str]:
     """``tokcount check --against``: a plain-text report for the terminal."""
     e, f = result.expected_counts, result.index_counts
-    what = f"preset {result.options['preset']}" + (", EOD appended" if result.options["append_eod"] else "") + \
-        (", token ids compared" if result.options["ids"] else ", lengths compared")
+    what = (
+        f"preset {result.options['preset']}"
+        + (", EOD appended" if result.options["append_eod"] else "")
+        + (", token ids compared" if result.options["ids"] else ", lengths compared")
+    )
     raw = ", ".join(result.raw_paths) if len(result.raw_paths) <= 3 else f"{len(result.raw_paths)} raw files"
     out = []
     if result.ok:
-        out.append(f"OK: {result.index} agrees with {raw} ({what}): {e['documents']:,} documents, "
-                   f"{e['sequences']:,} sequences, {e['tokens']:,} tokens")
+        out.append(
+            f"OK: {result.index} agrees with {raw} ({what}): {e['documents']:,} documents, "
+            f"{e['sequences']:,} sequences, {e['tokens']:,} tokens"
+        )
     else:
         out.append(f"MISMATCH: {result.index} differs from {raw} ({what})")
         out.append(f"  expected: {e['documents']:,} documents, {e['sequences']:,} sequences, {e['tokens']:,} tokens")
@@ -274,11 +361,15 @@ def raw_check_lines(result: RawCheckResult) -> list[str]:
             out.append("  first difference: " + _describe_mismatch(m))
         if result.diagnosis:
             out.append(f"  diagnosis: {result.diagnosis}")
-        out.append(f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
-                   f"{result.missing_from_index:,} raw documents are missing at the end of the index, "
-                   f"{result.extra_in_index:,} index documents have no raw counterpart")
+        out.append(
+            f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
+            f"{result.missing_from_index:,} raw documents are missing at the end of the index, "
+            f"{result.extra_in_index:,} index documents have no raw counterpart"
+        )
         for m in result.examples[1:]:
-            out.append(f"    also: document {m.document:,}: expected {_n(m.expected_tokens)} tokens, found {_n(m.found_tokens)}")
+            out.append(
+                f"    also: document {m.document:,}: expected {_n(m.expected_tokens)} tokens, found {_n(m.found_tokens)}"
+            )
     if not result.complete:
         out.append("INCOMPLETE: interrupted before every document was compared")
     out.extend(f"  hint: {h}" for h in result.hints)
@@ -299,8 +390,10 @@ def _describe_mismatch(m: DocumentMismatch) -> str:
     if m.found_sequences is not None and (len(m.found_sequences) != 1 or len(m.expected_sequences or []) != 1):
         text += f" in sequences {m.found_sequences}"
     if m.first_differing_token is not None:
-        text += (f"; first differing token at position {m.first_differing_token:,} (.bin token {m.bin_token:,}): "
-                 f"expected id {_n(m.expected_id)}, found {_n(m.found_id)}")
+        text += (
+            f"; first differing token at position {m.first_differing_token:,} (.bin token {m.bin_token:,}): "
+            f"expected id {_n(m.expected_id)}, found {_n(m.found_id)}"
+        )
     elif m.expected_tokens == m.found_tokens and m.expected_sequences == m.found_sequences:
         text += "; same lengths, different token ids"
     return text
@@ -308,18 +401,20 @@ def _describe_mismatch(m: DocumentMismatch) -> str:
 
 # --- check results: trainer index files and training logs ---
 
+
 def index_files_check_lines(check) -> list[str]:
     """The terminal lines of one check of a split's trainer index files (tokcount check PREFIX)."""
     f, fo = check.files, check.found
     start, end = check.sequence_range
     logged = fo.get("logged_samples")
     # epochs stays plain: it is a float when the document index is not a whole number of epochs.
-    head = (f"{'OK' if check.ok else 'MISMATCH'}: {f.framework} {f.split} index "
-            f"(num_samples {f.num_samples}, seq_len {f.seq_len}, seed {f.seed}): sequences "
-            f"[{_n(start)}, {_n(end)}), {_n(check.tokens)} tokens -> "
-            f"{fo['epochs']} epoch(s), {_n(fo['samples_built'])} samples built, "
-            f"dataset length {_n(fo['dataset_length'])}"
-            + (f", log prints {_n(logged)}" if logged is not None else ""))
+    head = (
+        f"{'OK' if check.ok else 'MISMATCH'}: {f.framework} {f.split} index "
+        f"(num_samples {f.num_samples}, seq_len {f.seq_len}, seed {f.seed}): sequences "
+        f"[{_n(start)}, {_n(end)}), {_n(check.tokens)} tokens -> "
+        f"{fo['epochs']} epoch(s), {_n(fo['samples_built'])} samples built, "
+        f"dataset length {_n(fo['dataset_length'])}" + (f", log prints {_n(logged)}" if logged is not None else "")
+    )
     out = [head]
     out.extend(f"  disagreement: {d}" for d in check.disagreements)
     out.extend(f"  warning: {w}" for w in check.warnings)
@@ -328,12 +423,16 @@ def index_files_check_lines(check) -> list[str]:
 
 def log_check_lines(check) -> list[str]:
     """The terminal lines of one training-log check (tokcount check --against-log LOG PREFIX)."""
-    out = [f"{'OK' if check.ok else 'MISMATCH'}: {check.log} ({check.framework} log) "
-           + ("matches this data" if check.ok else "does not match this data")]
+    out = [
+        f"{'OK' if check.ok else 'MISMATCH'}: {check.log} ({check.framework} log) "
+        + ("matches this data" if check.ok else "does not match this data")
+    ]
     for r in check.rows:
         rng = f"[{_n(r['range'][0])}, {_n(r['range'][1])})" if r["range"] else "range not logged"
-        out.append(f"  {r['split']}: sequences {rng}, {_n(r['tokens'])} tokens here; log: samples built "
-                   f"{_n(r['samples_built'])}, epochs {_n(r['epochs'])}; {r['verdict']}")
+        out.append(
+            f"  {r['split']}: sequences {rng}, {_n(r['tokens'])} tokens here; log: samples built "
+            f"{_n(r['samples_built'])}, epochs {_n(r['epochs'])}; {r['verdict']}"
+        )
     out.extend(f"  disagreement: {d}" for d in check.disagreements)
     out.extend(f"  note: {n}" for n in check.notes)
     return out

@@ -50,8 +50,15 @@ def length_stats(lengths: np.ndarray) -> dict | None:
     nonzero = lengths[lengths > 0]
     bins = np.bincount(np.floor(np.log2(nonzero)).astype(np.int64) + 1, minlength=max(2, top.bit_length() + 1))
     bins[0] = lengths.size - nonzero.size
-    return {"min": int(lengths.min()), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": top,
-            "mean": float(lengths.mean()), "log2_histogram": bins.tolist()}
+    return {
+        "min": int(lengths.min()),
+        "p50": int(p50),
+        "p90": int(p90),
+        "p99": int(p99),
+        "max": top,
+        "mean": float(lengths.mean()),
+        "log2_histogram": bins.tolist(),
+    }
 
 
 def failure_to_dict(error: FileCheckError) -> dict:

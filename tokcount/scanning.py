@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -23,6 +22,7 @@ from .formats.indexed import IndexedShard, check_tokens
 from .options import NoProgress, Progress, TextOptions, TokenCheckOptions, TrainingOptions
 from .report import FileReport, Report, length_stats
 from .sources import Source, find_sources
+
 
 def scan(
     paths: Sequence[str] | str,
@@ -124,8 +124,10 @@ def _balanced_unit_bytes(sources: list[Source], workers: int) -> int:
 def _require_tokenizer(text_sources: list[tuple[int, Source, str]], text: TextOptions) -> None:
     needing = [source.path for _, source, kind in text_sources if kind == TEXT]
     if needing and text.tokenizer is None:
-        raise UsageError(f"--tokenizer is needed to count the text in {needing[0]}" +
-                         (f" and {len(needing) - 1} more" if len(needing) > 1 else ""))
+        raise UsageError(
+            f"--tokenizer is needed to count the text in {needing[0]}"
+            + (f" and {len(needing) - 1} more" if len(needing) > 1 else "")
+        )
 
 
 def _tokenizer_for(text_sources: list[tuple[int, Source, str]], text: TextOptions, report: Report):
@@ -136,14 +138,23 @@ def _tokenizer_for(text_sources: list[tuple[int, Source, str]], text: TextOption
     assert text.tokenizer is not None
     spec = load_tokenizer_spec(text.tokenizer)
     report.options["tokenizer"] = spec.info()
-    report.options["text"] = {k: v for k, v in asdict(text).items()
-                              if k not in ("tokenizer", "unit_bytes", "in_process_bytes")}
+    report.options["text"] = {
+        k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes", "in_process_bytes")
+    }
     return spec
 
 
-def _count_text(units: list[WorkUnit], text_sources: list[tuple[int, Source, str]], text: TextOptions, spec,
-                choice: EngineChoice, progress: Progress, outcomes: dict, report: Report,
-                executor: LocalExecutor) -> None:
+def _count_text(
+    units: list[WorkUnit],
+    text_sources: list[tuple[int, Source, str]],
+    text: TextOptions,
+    spec,
+    choice: EngineChoice,
+    progress: Progress,
+    outcomes: dict,
+    report: Report,
+    executor: LocalExecutor,
+) -> None:
     if not units:
         return
     by_source: dict[int, list[UnitResult]] = {}
@@ -168,8 +179,10 @@ def _count_text(units: list[WorkUnit], text_sources: list[tuple[int, Source, str
         if mismatch is None:
             return None
         # Never a silently wrong total: every unit is recounted with the reference.
-        return (f"the fast engine disagreed with Hugging Face on {mismatch['path']} {mismatch['position']} "
-                f"({mismatch['fast']} vs {mismatch['reference']} tokens); every file was recounted with hf")
+        return (
+            f"the fast engine disagreed with Hugging Face on {mismatch['path']} {mismatch['position']} "
+            f"({mismatch['fast']} vs {mismatch['reference']} tokens); every file was recounted with hf"
+        )
 
     try:
         _, final = recount_on_disagreement(run, choice, disagreement)
@@ -189,9 +202,15 @@ def _record_engine(report: Report, choice: EngineChoice) -> None:
     report.options["engine"], report.options["engine_reason"] = choice.engine, choice.reason
 
 
-def _run_units(units: list[WorkUnit], text: TextOptions, executor: LocalExecutor, initargs: tuple,
-               progress: Progress, by_source: dict[int, list[UnitResult]],
-               parity: ParityGuard | None = None) -> dict | None:
+def _run_units(
+    units: list[WorkUnit],
+    text: TextOptions,
+    executor: LocalExecutor,
+    initargs: tuple,
+    progress: Progress,
+    by_source: dict[int, list[UnitResult]],
+    parity: ParityGuard | None = None,
+) -> dict | None:
     """Fill by_source as units finish, so an interrupt keeps what was done. With a parity
     guard, each unit's samples are checked as it arrives; the first disagreement stops the
     run (its workers too) and is returned."""
@@ -199,9 +218,11 @@ def _run_units(units: list[WorkUnit], text: TextOptions, executor: LocalExecutor
     tasks = [(u, policy) for u in units]
     on_progress = progress.advance
     if parity is not None:
+
         def on_progress(**counters):
             parity.prepare()  # the first report means the workers have their tasks
             progress.advance(**counters)
+
     running = executor.run(count_unit, tasks, [u.cost for u in units], on_progress, start_worker, initargs)
     with contextlib.closing(running) as done:
         for _, unit_result in done:
@@ -218,13 +239,15 @@ def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarr
     """Per-document tokens and sequence sizes of a file, in file order: units by part, and
     the blocks of interleaved parts back in stream order."""
     if all(r.unit.parts == 1 for r in unit_results):
-        return (np.concatenate([r.document_tokens for r in unit_results]),
-                np.concatenate([r.sequence_sizes for r in unit_results]))
+        return (
+            np.concatenate([r.document_tokens for r in unit_results]),
+            np.concatenate([r.sequence_sizes for r in unit_results]),
+        )
     pieces = []
     for r in unit_results:
         d = s = 0
         for block, documents, sequences in r.blocks:
-            pieces.append((block, r.document_tokens[d:d + documents], r.sequence_sizes[s:s + sequences]))
+            pieces.append((block, r.document_tokens[d : d + documents], r.sequence_sizes[s : s + sequences]))
             d += documents
             s += sequences
     pieces.sort(key=lambda piece: piece[0])
@@ -232,8 +255,7 @@ def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarr
     return (np.concatenate([empty] + [p[1] for p in pieces]), np.concatenate([empty] + [p[2] for p in pieces]))
 
 
-def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complete: bool
-              ) -> FileReport | FileCheckError:
+def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complete: bool) -> FileReport | FileCheckError:
     unit_results.sort(key=lambda r: r.unit.part)
     failed = [r.failure for r in unit_results if r.failure is not None]
     if failed:
@@ -248,8 +270,9 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
     tokens = sum(r.tokens for r in unit_results)
     text_bytes = sum(r.text_bytes for r in unit_results)
     # Each unit keeps its first examples; interleaved parts' are merged back into file order.
-    examples = sorted((b for r in unit_results for b in r.skipped_examples),
-                      key=lambda b: b.order if b.order is not None else 0)
+    examples = sorted(
+        (b for r in unit_results for b in r.skipped_examples), key=lambda b: b.order if b.order is not None else 0
+    )
     skipped_examples = [b.describe() for b in examples[:5]]
     footer = fmt.footer_documents(source.path)
     report = FileReport(
@@ -262,14 +285,16 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
         dtype=None,
         sizes=sizes,
     )
-    report.extra.update({
-        "content": kind,
-        "text_bytes": text_bytes if kind == TEXT else None,
-        "tokens_per_byte": (tokens / text_bytes) if kind == TEXT and text_bytes else None,
-        "document_tokens": length_stats(doc_tokens),
-        "skipped_records": sum(r.skipped for r in unit_results),
-        "skipped_examples": skipped_examples,
-    })
+    report.extra.update(
+        {
+            "content": kind,
+            "text_bytes": text_bytes if kind == TEXT else None,
+            "tokens_per_byte": (tokens / text_bytes) if kind == TEXT and text_bytes else None,
+            "document_tokens": length_stats(doc_tokens),
+            "skipped_records": sum(r.skipped for r in unit_results),
+            "skipped_examples": skipped_examples,
+        }
+    )
     if not complete:
         report.extra["complete"] = False
         report.warnings.append("interrupted: only part of this file was counted")
@@ -278,8 +303,9 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
     return report
 
 
-def _count_shard(source: Source, shard: IndexedShard, verify: TokenCheckOptions | None,
-                 progress: Progress) -> FileReport:
+def _count_shard(
+    source: Source, shard: IndexedShard, verify: TokenCheckOptions | None, progress: Progress
+) -> FileReport:
     result = FileReport(
         path=source.path,
         format=shard.format,
@@ -297,13 +323,15 @@ def _count_shard(source: Source, shard: IndexedShard, verify: TokenCheckOptions 
         result.extra["token_check"] = check.to_dict()
         if check.out_of_range:
             raise FileCheckError(
-                shard.bin_path, "token ids < vocab size",
+                shard.bin_path,
+                "token ids < vocab size",
                 f"{check.out_of_range} ids outside [0, {verify.vocab_size}), max id {check.max_token_id}",
                 f"token {check.first_out_of_range}",
             )
         if check.documents_missing_eod:
             raise FileCheckError(
-                shard.bin_path, "documents end in EOD",
+                shard.bin_path,
+                "documents end in EOD",
                 f"{check.documents_missing_eod} non-empty documents do not end in EOD id {verify.eod}",
                 f"document {check.first_document_missing_eod}",
             )

@@ -38,9 +38,13 @@ def find_sources(args: list[str]) -> tuple[list[Source], list[FileCheckError]]:
             fmt = formats.detect(path)
             if fmt is None:
                 if not os.path.exists(path):
-                    failures.append(FileCheckError(path, "open", "no such file, and no .bin/.idx pair with this prefix"))
+                    failures.append(
+                        FileCheckError(path, "open", "no such file, and no .bin/.idx pair with this prefix")
+                    )
                 else:
-                    failures.append(FileCheckError(path, "format", f"unknown format (expected {formats.EXPECTED_SUFFIXES})"))
+                    failures.append(
+                        FileCheckError(path, "format", f"unknown format (expected {formats.EXPECTED_SUFFIXES})")
+                    )
                 continue
             key_path = fmt.source_path(path)
             if (fmt.name, key_path) in seen:

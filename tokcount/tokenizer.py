@@ -167,21 +167,28 @@ def _spec_from_tokenizer(source: str, tokenizer: Tokenizer) -> TokenizerSpec:
 
 def _summary(tokenizer: Tokenizer) -> str:
     """The parts of the tokenizer's JSON that info() reports, without the vocabulary and merges."""
+
     def component(value) -> dict | None:
         return None if value is None else json.loads(value.__getstate__())  # its JSON, as pickling uses
 
-    return json.dumps({
-        "model": {"type": type(tokenizer.model).__name__,
-                  "byte_fallback": bool(getattr(tokenizer.model, "byte_fallback", False))},
-        "normalizer": component(tokenizer.normalizer),
-        "pre_tokenizer": component(tokenizer.pre_tokenizer),
-        "post_processor": component(tokenizer.post_processor),
-        "decoder": component(tokenizer.decoder),
-        "added_tokens": [{"content": t.content, "special": t.special} for t in tokenizer.get_added_tokens_decoder().values()],
-        "truncation": tokenizer.truncation,
-        "padding": tokenizer.padding,
-        "end_of_document": list(_end_of_document(tokenizer)),
-    })
+    return json.dumps(
+        {
+            "model": {
+                "type": type(tokenizer.model).__name__,
+                "byte_fallback": bool(getattr(tokenizer.model, "byte_fallback", False)),
+            },
+            "normalizer": component(tokenizer.normalizer),
+            "pre_tokenizer": component(tokenizer.pre_tokenizer),
+            "post_processor": component(tokenizer.post_processor),
+            "decoder": component(tokenizer.decoder),
+            "added_tokens": [
+                {"content": t.content, "special": t.special} for t in tokenizer.get_added_tokens_decoder().values()
+            ],
+            "truncation": tokenizer.truncation,
+            "padding": tokenizer.padding,
+            "end_of_document": list(_end_of_document(tokenizer)),
+        }
+    )
 
 
 def _first_line(error: BaseException) -> str:
@@ -268,8 +275,9 @@ def _cached_spec(source: str, cache_path: Path) -> TokenizerSpec | None:
     header, _, body = stored.partition(b"\n")
     try:
         facts = json.loads(header)
-        spec = TokenizerSpec(source, body.decode("utf-8"), facts["fingerprint"], int(facts["vocab_size"]),
-                             facts["summary"])
+        spec = TokenizerSpec(
+            source, body.decode("utf-8"), facts["fingerprint"], int(facts["vocab_size"]), facts["summary"]
+        )
     except (ValueError, KeyError, TypeError):
         return None
     if hashlib.sha256(body).hexdigest() != spec.fingerprint:
@@ -334,5 +342,7 @@ def _load_from_hub(name: str) -> Tokenizer:
             f"to look the name up (no network, or HF_HUB_OFFLINE is set); {NO_NETWORK_HINT}"
         )
     if error_type in _NOT_FOUND_ERRORS:
-        raise UsageError(f"{name}: not a local path, and no tokenizer.json for it on the Hugging Face hub; {NO_NETWORK_HINT}")
+        raise UsageError(
+            f"{name}: not a local path, and no tokenizer.json for it on the Hugging Face hub; {NO_NETWORK_HINT}"
+        )
     raise UsageError(f"{name}: loading from the Hugging Face hub failed ({error_type}: {message}); {NO_NETWORK_HINT}")

@@ -81,6 +81,7 @@ class _Docs:
 # ---------------------------------------------------------------------------------------------
 # worker side
 
+
 class _Encoder:
     """Lengths from the fast engine when it was chosen; ids always from Hugging Face."""
 
@@ -106,8 +107,9 @@ class _Encoder:
         lengths = np.fromiter((len(e) for e in encodings), dtype=np.int64, count=len(encodings))
         ids = None
         if want_ids:
-            ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64,
-                              count=int(lengths.sum()))
+            ids = np.fromiter(
+                itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum())
+            )
         return lengths, ids
 
 
@@ -128,7 +130,7 @@ def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Enco
         # One text per document: a list joins with "\n\n"; empty texts are filtered out (§2.1).
         joined, k, kept = [], 0, []
         for n, position in zip(batch.parts, batch.positions):
-            text = texts[k] if n == 1 else NEOX_PARAGRAPH_JOINER.join(texts[k:k + n])
+            text = texts[k] if n == 1 else NEOX_PARAGRAPH_JOINER.join(texts[k : k + n])
             k += n
             if text:
                 joined.append(text)
@@ -167,8 +169,13 @@ def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Enco
             first = int(np.argmin(has_tokens))
             where, order = batch.where(batch.positions[first])
             raise FileCheckError(
-                path, "neox preprocessing", "the text tokenizes to 0 tokens: NeoX's --append-eod raises IndexError "
-                "on such a document (§2.1), so this file cannot have been preprocessed with it", where, order=order)
+                path,
+                "neox preprocessing",
+                "the text tokenizes to 0 tokens: NeoX's --append-eod raises IndexError "
+                "on such a document (§2.1), so this file cannot have been preprocessed with it",
+                where,
+                order=order,
+            )
         seq_counts = has_tokens.astype(np.int32)
         seq_sizes = content[has_tokens] + eod
         gets_eod = np.full(ndocs, bool(eod))
@@ -225,7 +232,7 @@ def _document_at(unit: WorkUnit, policy: PresetPolicy, encoder: _Encoder, index:
             ids = None
             if docs.ids is not None:
                 starts, ends = _doc_bounds(docs.doc_tokens)
-                ids = docs.ids[starts[j]:ends[j]]
+                ids = docs.ids[starts[j] : ends[j]]
             return str(batch.location(j)), ids
         seen += n
     return "?", None
@@ -233,6 +240,7 @@ def _document_at(unit: WorkUnit, policy: PresetPolicy, encoder: _Encoder, index:
 
 # ---------------------------------------------------------------------------------------------
 # parent side: in-order comparison with the index
+
 
 @dataclass
 class DocumentMismatch:
@@ -336,8 +344,8 @@ class _Comparator:
         self.expected_tokens += int(e_cum[-1])
         k = max(0, min(n, shard.documents - self.doc))
         if k:
-            fi = np.asarray(shard.doc_idx[self.doc:self.doc + k + 1], dtype=np.int64)
-            f_sizes = np.asarray(shard.sizes[fi[0]:fi[-1]], dtype=np.int64)
+            fi = np.asarray(shard.doc_idx[self.doc : self.doc + k + 1], dtype=np.int64)
+            f_sizes = np.asarray(shard.sizes[fi[0] : fi[-1]], dtype=np.int64)
             f_cum = np.concatenate([[0], np.cumsum(f_sizes)])
             f_counts = np.diff(fi)
             f_starts, f_ends = f_cum[fi[:-1] - fi[0]], f_cum[fi[1:] - fi[0]]
@@ -356,12 +364,20 @@ class _Comparator:
             bad_docs = np.flatnonzero(bad)
             self.compared += k
             self.differing += int(bad_docs.size)
-            for j in bad_docs[:max(0, MAX_EXAMPLES - len(self.examples))]:
+            for j in bad_docs[: max(0, MAX_EXAMPLES - len(self.examples))]:
                 j = int(j)
-                self.examples.append(DocumentMismatch(
-                    self.doc + j, unit.path, None, int(e_tot[j]), int(f_tot[j]),
-                    out.seq_sizes[seq_starts[j]:seq_ends[j]].tolist(), f_sizes[fi[j] - fi[0]:fi[j + 1] - fi[0]].tolist(),
-                    bin_token=self.found_tok + int(f_starts[j])))
+                self.examples.append(
+                    DocumentMismatch(
+                        self.doc + j,
+                        unit.path,
+                        None,
+                        int(e_tot[j]),
+                        int(f_tot[j]),
+                        out.seq_sizes[seq_starts[j] : seq_ends[j]].tolist(),
+                        f_sizes[fi[j] - fi[0] : fi[j + 1] - fi[0]].tolist(),
+                        bin_token=self.found_tok + int(f_starts[j]),
+                    )
+                )
             if bad_docs.size and self.first is None:
                 j = int(bad_docs[0])
                 self.first = (task, offset + j)
@@ -372,8 +388,16 @@ class _Comparator:
             if self.first is None:
                 self.first = (task, offset + k)
             for j in range(k, min(n, k + MAX_EXAMPLES - len(self.examples))):
-                self.examples.append(DocumentMismatch(
-                    self.doc + j, unit.path, None, int(e_tot[j]), None, out.seq_sizes[seq_starts[j]:seq_ends[j]].tolist()))
+                self.examples.append(
+                    DocumentMismatch(
+                        self.doc + j,
+                        unit.path,
+                        None,
+                        int(e_tot[j]),
+                        None,
+                        out.seq_sizes[seq_starts[j] : seq_ends[j]].tolist(),
+                    )
+                )
             self.missing += n - k
         self.doc += n
 
@@ -401,8 +425,9 @@ class _Comparator:
             if last == first:
                 out[lo:hi] = hash_documents(np.zeros(0, np.int64), starts[lo:hi] - first, ends[lo:hi] - first)
             else:
-                with indexed.map_window(self._bin, self.shard.bin_path, (base + first) * itemsize,
-                                                 (last - first) * itemsize) as (view, delta):
+                with indexed.map_window(
+                    self._bin, self.shard.bin_path, (base + first) * itemsize, (last - first) * itemsize
+                ) as (view, delta):
                     tokens = np.frombuffer(view, dtype=self.shard.dtype, count=last - first, offset=delta)
                     out[lo:hi] = hash_documents(tokens, starts[lo:hi] - first, ends[lo:hi] - first)
                     del tokens  # the mapping closes only once nothing points into it
@@ -413,8 +438,10 @@ class _Comparator:
         if count <= 0:
             return np.zeros(0, np.int64)
         itemsize = self.shard.dtype.itemsize
-        with open(self.shard.bin_path, "rb") as f, \
-                indexed.map_window(f, self.shard.bin_path, start * itemsize, count * itemsize) as (view, delta):
+        with (
+            open(self.shard.bin_path, "rb") as f,
+            indexed.map_window(f, self.shard.bin_path, start * itemsize, count * itemsize) as (view, delta),
+        ):
             tokens = np.frombuffer(view, dtype=self.shard.dtype, count=count, offset=delta).astype(np.int64)
         return tokens
 
@@ -424,14 +451,20 @@ class _Comparator:
         f = f_tot if f_hash is None else list(zip(f_tot.tolist(), f_hash.tolist()))
         e, f = list(e), list(f)
         doc = self.doc + j
-        if j + 1 < k and e[j] == f[j + 1] and e[j + 1] == f[j] and e[j] != e[j + 1] \
-                and e[j + 2:j + 2 + SHIFT_PROBE] == f[j + 2:j + 2 + SHIFT_PROBE]:
+        if (
+            j + 1 < k
+            and e[j] == f[j + 1]
+            and e[j + 1] == f[j]
+            and e[j] != e[j + 1]
+            and e[j + 2 : j + 2 + SHIFT_PROBE] == f[j + 2 : j + 2 + SHIFT_PROBE]
+        ):
             return f"documents {doc:,} and {doc + 1:,} are swapped in the index"
         m = min(SHIFT_PROBE, k - j - 1)
-        if m >= 1 and e[j + 1:j + 1 + m] == f[j:j + m]:
-            return (f"raw document {doc:,} is missing from the index: the {m} documents after it match "
-                    "with a shift of one")
-        if m >= 1 and e[j:j + m] == f[j + 1:j + 1 + m]:
+        if m >= 1 and e[j + 1 : j + 1 + m] == f[j : j + m]:
+            return (
+                f"raw document {doc:,} is missing from the index: the {m} documents after it match with a shift of one"
+            )
+        if m >= 1 and e[j : j + m] == f[j + 1 : j + 1 + m]:
             return f"the index has an extra document at {doc:,}: the {m} documents after it match with a shift of one"
         return None
 
@@ -440,8 +473,10 @@ def _check_options(options: CheckOptions) -> None:
     if options.preset not in PRESETS:
         raise UsageError(f"unknown preset {options.preset!r}; choose one of {', '.join(PRESETS)}")
     if options.preset == "neox" and options.text_key != NEOX_TEXT_KEY:
-        raise UsageError("NeoX preprocessing always reads the 'text' key (--jsonl-keys only names the outputs); "
-                         "drop --text-key or use --preset megatron")
+        raise UsageError(
+            "NeoX preprocessing always reads the 'text' key (--jsonl-keys only names the outputs); "
+            "drop --text-key or use --preset megatron"
+        )
     if options.eod is not None and not options.append_eod:
         raise UsageError("--eod applies with --append-eod")
 
@@ -485,16 +520,25 @@ def _in_stream_order(group: list[int], outs: list[_UnitOut]):
         first = 0
         for block, documents in out.blocks:
             stop = first + documents
-            piece = _UnitOut(documents, out.seq_counts[first:stop], out.seq_sizes[seq_ends[first]:seq_ends[stop]],
-                             None if out.hashes is None else out.hashes[first:stop])
+            piece = _UnitOut(
+                documents,
+                out.seq_counts[first:stop],
+                out.seq_sizes[seq_ends[first] : seq_ends[stop]],
+                None if out.hashes is None else out.hashes[first:stop],
+            )
             pieces.append((block, task, piece, first))
             first = stop
     pieces.sort(key=lambda piece: piece[0])
     return [(task, piece, offset) for _, task, piece, offset in pieces]
 
 
-def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOptions, progress: Progress | None = None,
-              window_bytes: int = indexed.WINDOW_BYTES) -> RawCheckResult:
+def check_raw(
+    raw_paths: Sequence[str] | str,
+    against: str,
+    options: CheckOptions,
+    progress: Progress | None = None,
+    window_bytes: int = indexed.WINDOW_BYTES,
+) -> RawCheckResult:
     """Re-tokenize ``raw_paths`` (in this order) under ``options`` and compare with the index.
     A difference found by the fast engine is only reported as the reference sees it: the whole
     check then runs again with hf (parity.recount_on_disagreement), so an engine bug is never
@@ -515,8 +559,7 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
         eod = end_of_document_id(spec)
         if eod is None and options.ids:
             raise UsageError(f"{options.tokenizer}: no end-of-document token found; pass --eod ID")
-    policy = PresetPolicy(options.preset, options.append_eod, -1 if eod is None else eod, options.ids,
-                          options.text_key)
+    policy = PresetPolicy(options.preset, options.append_eod, -1 if eod is None else eod, options.ids, options.text_key)
     choice = choose_engine(spec, "hf" if options.ids else options.engine)
 
     def run(current: EngineChoice) -> RawCheckResult:
@@ -529,36 +572,68 @@ def check_raw(raw_paths: Sequence[str] | str, against: str, options: CheckOption
     return result
 
 
-def _compare(raw_paths: list[str], shard: indexed.IndexedShard, units: list[WorkUnit], policy: PresetPolicy, spec,
-             options: CheckOptions, choice: EngineChoice, eod: int | None, progress: Progress | None,
-             window_bytes: int) -> RawCheckResult:
+def _compare(
+    raw_paths: list[str],
+    shard: indexed.IndexedShard,
+    units: list[WorkUnit],
+    policy: PresetPolicy,
+    spec,
+    options: CheckOptions,
+    choice: EngineChoice,
+    eod: int | None,
+    progress: Progress | None,
+    window_bytes: int,
+) -> RawCheckResult:
     result = RawCheckResult(
-        raw_paths=list(raw_paths), index=shard.prefix,
-        options={"preset": options.preset, "append_eod": options.append_eod, "eod": eod,
-                 "add_special_tokens": options.add_special_tokens, "ids": options.ids, "text_key": options.text_key,
-                 "tokenizer": spec.info()},
-        index_counts={"documents": shard.documents, "sequences": shard.sequences, "tokens": shard.tokens,
-                      "empty_documents": shard.empty_documents, "dtype": str(shard.dtype)},
-        expected_counts={}, raw_files=[],
+        raw_paths=list(raw_paths),
+        index=shard.prefix,
+        options={
+            "preset": options.preset,
+            "append_eod": options.append_eod,
+            "eod": eod,
+            "add_special_tokens": options.add_special_tokens,
+            "ids": options.ids,
+            "text_key": options.text_key,
+            "tokenizer": spec.info(),
+        },
+        index_counts={
+            "documents": shard.documents,
+            "sequences": shard.sequences,
+            "tokens": shard.tokens,
+            "empty_documents": shard.empty_documents,
+            "dtype": str(shard.dtype),
+        },
+        expected_counts={},
+        raw_files=[],
     )
     expected_dtype = "uint16" if spec.vocab_size < UINT16_VOCAB_LIMIT else "int32"
     if str(shard.dtype) != expected_dtype:
-        result.warnings.append(f"the index holds {shard.dtype} tokens; preprocessing with a {spec.vocab_size:,}-token "
-                               f"vocabulary writes {expected_dtype} (§2.1/§2.2)")
+        result.warnings.append(
+            f"the index holds {shard.dtype} tokens; preprocessing with a {spec.vocab_size:,}-token "
+            f"vocabulary writes {expected_dtype} (§2.1/§2.2)"
+        )
     if progress is not None:
         progress.start(sum(u.cost for u in units))
     comparator = _Comparator(shard, options.ids, window_bytes)
     per_file = {i: {"path": p, "documents": 0, "sequences": 0, "tokens": 0} for i, p in enumerate(raw_paths)}
     result.options["engine"] = choice.engine
     result.options["engine_reason"] = choice.reason
-    executor = LocalExecutor(options.workers, counting.start_worker, (spec, options.add_special_tokens, choice),
-                             worker_env=counting.WORKER_ENV)
+    executor = LocalExecutor(
+        options.workers,
+        counting.start_worker,
+        (spec, options.add_special_tokens, choice),
+        worker_env=counting.WORKER_ENV,
+    )
     waiting: dict[int, _UnitOut] = {}
     groups = _file_groups(units)
     next_group = 0
     try:
-        for task, out in executor.run(_run_unit, [(u, policy) for u in units], [u.cost for u in units],
-                                      on_progress=progress.advance if progress is not None else None):
+        for task, out in executor.run(
+            _run_unit,
+            [(u, policy) for u in units],
+            [u.cost for u in units],
+            on_progress=progress.advance if progress is not None else None,
+        ):
             waiting[task] = out
             # Compare in file order; later units wait here.
             while next_group < len(groups) and all(t in waiting for t in groups[next_group]):
@@ -583,8 +658,11 @@ def _compare(raw_paths: list[str], shard: indexed.IndexedShard, units: list[Work
     result.compared_documents = comparator.compared
     result.differing_documents = comparator.differing
     result.missing_from_index = comparator.missing
-    result.expected_counts = {"documents": comparator.expected_docs, "sequences": comparator.expected_seqs,
-                              "tokens": comparator.expected_tokens}
+    result.expected_counts = {
+        "documents": comparator.expected_docs,
+        "sequences": comparator.expected_seqs,
+        "tokens": comparator.expected_tokens,
+    }
     if result.complete:
         result.extra_in_index = max(0, shard.documents - comparator.doc)
     result.examples = comparator.examples
@@ -627,12 +705,23 @@ def _hints(comparator: _Comparator, result: RawCheckResult, options: CheckOption
         return hints
     share = {d: c / comparator.compared for d, c in comparator.deltas.items()}
     if share.get(-1, 0) >= 0.5:
-        hints.append(f"{share[-1]:.0%} of the documents are 1 token shorter in the index: "
-                     + ("preprocessed without --append-eod?" if options.append_eod else
-                        "was a special token (BOS) not added? try --no-add-special-tokens"))
+        hints.append(
+            f"{share[-1]:.0%} of the documents are 1 token shorter in the index: "
+            + (
+                "preprocessed without --append-eod?"
+                if options.append_eod
+                else "was a special token (BOS) not added? try --no-add-special-tokens"
+            )
+        )
     if share.get(1, 0) >= 0.5:
-        hints.append(f"{share[1]:.0%} of the documents are 1 token longer in the index: "
-                     + ("a BOS token from the tokenizer's post-processor?" if options.append_eod else "preprocessed with --append-eod?"))
+        hints.append(
+            f"{share[1]:.0%} of the documents are 1 token longer in the index: "
+            + (
+                "a BOS token from the tokenizer's post-processor?"
+                if options.append_eod
+                else "preprocessed with --append-eod?"
+            )
+        )
     found_empty = result.index_counts["empty_documents"]
     if options.preset == "megatron" and options.append_eod and found_empty == 0 and comparator.deltas.get(1):
         hints.append("empty documents appear as 1-token sequences in the index: try --preset megatron-fast")

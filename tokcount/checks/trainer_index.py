@@ -32,12 +32,18 @@ ROW_CHUNK = 1 << 20  # sample-index rows recomputed at a time
 
 _NEOX_NAME = re.compile(
     r"_(?P<name>(?:train|valid|test)(?:_\d+)?)_indexmap_(?P<ns>\d+|None)ns_(?P<sl>\d+)sl_(?P<seed>\d+)s_"
-    r"(?P<pi>[a-z_]+?)pi(?P<ac>_ac)?_(?P<kind>doc_idx|sample_idx|shuffle_idx)\.npy$")
+    r"(?P<pi>[a-z_]+?)pi(?P<ac>_ac)?_(?P<kind>doc_idx|sample_idx|shuffle_idx)\.npy$"
+)
 _MEGATRON_NAME = re.compile(
     r"^(?P<md5>[0-9a-f]{32})-GPTDataset-(?P<split>train|valid|test)-"
-    r"(?P<kind>description\.txt|document_index\.npy|sample_index\.npy|shuffle_index\.npy)$")
-_MEGATRON_KINDS = {"document_index.npy": "doc", "sample_index.npy": "sample", "shuffle_index.npy": "shuffle",
-                   "description.txt": "description"}
+    r"(?P<kind>description\.txt|document_index\.npy|sample_index\.npy|shuffle_index\.npy)$"
+)
+_MEGATRON_KINDS = {
+    "document_index.npy": "doc",
+    "sample_index.npy": "sample",
+    "shuffle_index.npy": "shuffle",
+    "description.txt": "description",
+}
 
 
 @dataclass
@@ -61,18 +67,29 @@ def find_index_files(prefix: str, cache_dir: str | None = None) -> tuple[list[In
     groups: dict[tuple, dict[str, str]] = {}
     for directory in dict.fromkeys(neox_dirs):
         for path in sorted(glob.glob(os.path.join(glob.escape(directory), glob.escape(base) + "_*_indexmap_*.npy"))):
-            m = _NEOX_NAME.search(os.path.basename(path)[len(base):])
+            m = _NEOX_NAME.search(os.path.basename(path)[len(base) :])
             if m is None or not os.path.basename(path).startswith(base + "_"):
                 continue
             key = (m["name"], m["ns"], m["sl"], m["seed"], m["pi"], bool(m["ac"]))
             groups.setdefault(key, {})[m["kind"].split("_")[0]] = path
     for (name, ns, sl, seed, pi, ac), files in groups.items():
         if len(files) < 3:
-            notes.append(f"NeoX {name} index files for {ns}ns_{sl}sl: only {', '.join(sorted(files))} present "
-                         "(NeoX rebuilds all three when one is missing)")
+            notes.append(
+                f"NeoX {name} index files for {ns}ns_{sl}sl: only {', '.join(sorted(files))} present "
+                "(NeoX rebuilds all three when one is missing)"
+            )
             continue
-        found.append(IndexFiles("neox", name, files, None if ns == "None" else int(ns), int(sl), int(seed),
-                                {"pack_impl": pi, "allow_chopped": ac}))
+        found.append(
+            IndexFiles(
+                "neox",
+                name,
+                files,
+                None if ns == "None" else int(ns),
+                int(sl),
+                int(seed),
+                {"pack_impl": pi, "allow_chopped": ac},
+            )
+        )
 
     megatron_dir = cache_dir or os.path.join(prefix, "cache", "GPTDataset_indices")
     sets: dict[tuple[str, str], dict[str, str]] = {}
@@ -102,8 +119,11 @@ def find_index_files(prefix: str, cache_dir: str | None = None) -> tuple[list[In
         details = {"md5": md5, "description": desc, "split_matrix": matrix}
         with open(files["description"], "rb") as f:
             details["md5_matches_description"] = hashlib.md5(f.read()).hexdigest() == md5
-        found.append(IndexFiles("megatron", split, files, None if num_samples is None else int(num_samples),
-                                seq_len, seed, details))
+        found.append(
+            IndexFiles(
+                "megatron", split, files, None if num_samples is None else int(num_samples), seq_len, seed, details
+            )
+        )
     return found, notes
 
 
@@ -122,8 +142,11 @@ def _same_dataset(recorded, prefix: str) -> bool:
     # Runs on another machine record another absolute path; the file name part must agree.
     if not isinstance(recorded, str):
         return False
-    return recorded == prefix or os.path.realpath(recorded) == os.path.realpath(prefix) or \
-        os.path.basename(recorded) == os.path.basename(prefix)
+    return (
+        recorded == prefix
+        or os.path.realpath(recorded) == os.path.realpath(prefix)
+        or os.path.basename(recorded) == os.path.basename(prefix)
+    )
 
 
 def _load(path: str) -> np.ndarray:
@@ -150,12 +173,22 @@ class IndexFilesCheck:
     def to_dict(self) -> dict:
         f = self.files
         return {
-            "framework": f.framework, "split": f.split, "files": dict(f.files),
-            "parameters": {"num_samples": f.num_samples, "seq_len": f.seq_len, "seed": f.seed,
-                           **{k: v for k, v in f.details.items() if k != "description"}},
-            "sequence_range": list(self.sequence_range), "tokens": self.tokens,
-            "found": self.found, "expected": self.expected, "ok": self.ok,
-            "disagreements": list(self.disagreements), "warnings": list(self.warnings),
+            "framework": f.framework,
+            "split": f.split,
+            "files": dict(f.files),
+            "parameters": {
+                "num_samples": f.num_samples,
+                "seq_len": f.seq_len,
+                "seed": f.seed,
+                **{k: v for k, v in f.details.items() if k != "description"},
+            },
+            "sequence_range": list(self.sequence_range),
+            "tokens": self.tokens,
+            "found": self.found,
+            "expected": self.expected,
+            "ok": self.ok,
+            "disagreements": list(self.disagreements),
+            "warnings": list(self.warnings),
         }
 
 
@@ -176,7 +209,8 @@ def _split_range(files: IndexFiles, shard: IndexedShard, doc, split: str | None)
         r = planning.split_ranges(split, n, "neox")[name]
         if r is None:
             raise UsageError(
-                f"split {split!r} builds no {name} split for {n} sequences, yet {files.files['doc']} exists")
+                f"split {split!r} builds no {name} split for {n} sequences, yet {files.files['doc']} exists"
+            )
         return r, notes
     if doc.shape[0] == 0:
         return (0, 0), notes
@@ -185,8 +219,9 @@ def _split_range(files: IndexFiles, shard: IndexedShard, doc, split: str | None)
     return (lo, hi), notes
 
 
-def expected_sample_rows(doc: np.ndarray, sizes: np.ndarray, seq_len: int, extra: int, lo: int, hi: int,
-                         cum_end: np.ndarray) -> np.ndarray:
+def expected_sample_rows(
+    doc: np.ndarray, sizes: np.ndarray, seq_len: int, extra: int, lo: int, hi: int, cum_end: np.ndarray
+) -> np.ndarray:
     """Rows lo..hi-1 of the sample index the walk of §3.4/§4.5 builds over ``doc``.
 
     Row r (r >= 1) is where sample r-1's last token lies: global position q = r·S + x − 1 along
@@ -208,8 +243,9 @@ def expected_sample_rows(doc: np.ndarray, sizes: np.ndarray, seq_len: int, extra
     return rows
 
 
-def check_index_files(shard: IndexedShard, files: IndexFiles, split: str | None = None,
-                      extra_token: bool = True) -> IndexFilesCheck:
+def check_index_files(
+    shard: IndexedShard, files: IndexFiles, split: str | None = None, extra_token: bool = True
+) -> IndexFilesCheck:
     """Compare one split's cache files with the plan for the same data and parameters."""
     doc, sample, shuffle = _load(files.files["doc"]), _load(files.files["sample"]), _load(files.files["shuffle"])
     framework = files.framework
@@ -220,17 +256,33 @@ def check_index_files(shard: IndexedShard, files: IndexFiles, split: str | None 
     n = end - beg
     # A recorded 0 samples has always been checked as "no target" (one epoch); kept so verdicts stay the same.
     # The split is planned under the name "train" as before, so refusal texts are unchanged.
-    sp = planning.plan_split(T, seq_len=files.seq_len, framework=framework, extra_token=bool(x),
-                             target_samples=files.num_samples or None, sequences=(0, n))
-    expected = {"epochs": sp.epochs, "samples_built": sp.samples_built, "dataset_length": sp.dataset_length,
-                "logged_samples": sp.logged_samples, "separate_final_epoch": sp.separate_final_epoch,
-                "samples_per_epoch": sp.samples_per_epoch, "refused": sp.refused}
+    sp = planning.plan_split(
+        T,
+        seq_len=files.seq_len,
+        framework=framework,
+        extra_token=bool(x),
+        target_samples=files.num_samples or None,
+        sequences=(0, n),
+    )
+    expected = {
+        "epochs": sp.epochs,
+        "samples_built": sp.samples_built,
+        "dataset_length": sp.dataset_length,
+        "logged_samples": sp.logged_samples,
+        "separate_final_epoch": sp.separate_final_epoch,
+        "samples_per_epoch": sp.samples_per_epoch,
+        "refused": sp.refused,
+    }
     B = int(sample.shape[0]) - 1 if sample.ndim == 2 else None
     E_found = doc.shape[0] / n if n else None
-    found = {"epochs": int(E_found) if E_found is not None and E_found == int(E_found) else E_found,
-             "samples_built": B, "dataset_length": None if B is None else planning.dataset_length(B, framework),
-             "logged_samples": None if B is None else planning.logged_samples(B, framework),
-             "document_index_length": int(doc.shape[0]), "shuffle_index_length": int(shuffle.shape[0])}
+    found = {
+        "epochs": int(E_found) if E_found is not None and E_found == int(E_found) else E_found,
+        "samples_built": B,
+        "dataset_length": None if B is None else planning.dataset_length(B, framework),
+        "logged_samples": None if B is None else planning.logged_samples(B, framework),
+        "document_index_length": int(doc.shape[0]),
+        "shuffle_index_length": int(shuffle.shape[0]),
+    }
     result = IndexFilesCheck(files, (beg, end), T, found, expected, warnings=notes)
     dis = result.disagreements
     if framework == "megatron" and not files.details.get("md5_matches_description", True):
@@ -245,11 +297,15 @@ def check_index_files(shard: IndexedShard, files: IndexFiles, split: str | None 
         dis.append(f"sample index has shape {sample.shape}, expected (B + 1, 2)")
         return result
     if doc.shape[0] != E * n:
-        dis.append(f"document index has {doc.shape[0]:,} entries; {E} epoch(s) of {n:,} sequences need {E * n:,} "
-                   "(the data or the split changed since the index was built?)")
+        dis.append(
+            f"document index has {doc.shape[0]:,} entries; {E} epoch(s) of {n:,} sequences need {E * n:,} "
+            "(the data or the split changed since the index was built?)"
+        )
     if B != Bx:
-        dis.append(f"{B:,} samples built in the files; the data's {T:,} tokens give {Bx:,} "
-                   f"(E = {E}, (E·T − {x})//{files.seq_len})")
+        dis.append(
+            f"{B:,} samples built in the files; the data's {T:,} tokens give {Bx:,} "
+            f"(E = {E}, (E·T − {x})//{files.seq_len})"
+        )
     if shuffle.shape[0] != Bx:
         dis.append(f"shuffle index has {shuffle.shape[0]:,} entries, expected {Bx:,}")
     _check_dtypes(result, doc, sample, shuffle, E, T, Bx, shard, framework, files.seq_len)
@@ -272,8 +328,10 @@ def _check_dtypes(result, doc, sample, shuffle, E, T, B, shard, framework, S) ->
         top = max(doc.shape[0], int(shard.sizes.max()) if shard.sequences else 0)
         want = np.int32 if top <= INT32_MAX else np.int64  # §4.5: over all sequences of the file
     if sample.dtype != want:
-        result.warnings.append(f"sample index is {sample.dtype}; this {framework} version's rule gives "
-                               f"{np.dtype(want)} (an older trainer?)")
+        result.warnings.append(
+            f"sample index is {sample.dtype}; this {framework} version's rule gives "
+            f"{np.dtype(want)} (an older trainer?)"
+        )
     want_shuffle = np.uint32 if B < UINT32_LIMIT else np.int64
     if shuffle.dtype != want_shuffle:
         result.warnings.append(f"shuffle index is {shuffle.dtype}, expected {np.dtype(want_shuffle)}")
@@ -287,10 +345,11 @@ def _check_document_index(result, doc, beg, end, E, separate) -> None:
     outside = np.flatnonzero((values < beg) | (values >= end))
     if outside.size:
         i = int(outside[0])
-        result.disagreements.append(f"document index entry {i} is {int(values[i])}, outside the split's "
-                                    f"sequences [{beg}, {end})")
+        result.disagreements.append(
+            f"document index entry {i} is {int(values[i])}, outside the split's sequences [{beg}, {end})"
+        )
         return
-    parts = [(values[: (E - 1) * n], E - 1), (values[(E - 1) * n:], 1)] if separate else [(values, E)]
+    parts = [(values[: (E - 1) * n], E - 1), (values[(E - 1) * n :], 1)] if separate else [(values, E)]
     for part, times in parts:
         counts = np.bincount(part - beg, minlength=n)
         wrong = np.flatnonzero(counts != times)
@@ -298,7 +357,8 @@ def _check_document_index(result, doc, beg, end, E, separate) -> None:
             s = int(wrong[0])
             result.disagreements.append(
                 f"sequence {beg + s} appears {int(counts[s])} times in the document index"
-                f"{' (final epoch part)' if separate and times == 1 else ''}, expected {times}")
+                f"{' (final epoch part)' if separate and times == 1 else ''}, expected {times}"
+            )
             return
 
 
@@ -316,7 +376,8 @@ def _check_sample_index(result, doc, sample, sizes, S, x) -> None:
             r = lo + int(bad[0])
             result.disagreements.append(
                 f"sample index row {r:,} is {got[r - lo].tolist()}, the walk over this data gives "
-                f"{want[r - lo].tolist()} (the sequence sizes changed since the index was built?)")
+                f"{want[r - lo].tolist()} (the sequence sizes changed since the index was built?)"
+            )
             return
 
 
@@ -334,12 +395,17 @@ def _check_shuffle_index(result, shuffle, B, sans) -> None:
             return
 
 
-def check_trainer_index(shard: IndexedShard, cache_dir: str | None = None, split: str | None = None,
-                        extra_token: bool = True) -> tuple[list[IndexFilesCheck], list[str]]:
+def check_trainer_index(
+    shard: IndexedShard, cache_dir: str | None = None, split: str | None = None, extra_token: bool = True
+) -> tuple[list[IndexFilesCheck], list[str]]:
     sets, notes = find_index_files(shard.prefix, cache_dir)
     if not sets:
-        looked = [f"{shard.prefix}_*_indexmap_*.npy",
-                  cache_dir or os.path.join(shard.prefix, "cache", "GPTDataset_indices")]
-        raise UsageError(f"no trainer index files found for {shard.prefix} (looked for {' and '.join(looked)})"
-                         + (f"; {notes[0]}" if notes else ""))
+        looked = [
+            f"{shard.prefix}_*_indexmap_*.npy",
+            cache_dir or os.path.join(shard.prefix, "cache", "GPTDataset_indices"),
+        ]
+        raise UsageError(
+            f"no trainer index files found for {shard.prefix} (looked for {' and '.join(looked)})"
+            + (f"; {notes[0]}" if notes else "")
+        )
     return [check_index_files(shard, s, split, extra_token) for s in sets], notes

@@ -61,8 +61,12 @@ def parse_log(path: str, framework: str | None = None) -> LogSummary:
         elif "document indices in [" in text or "> dataset split:" in text:
             framework = "neox"
         else:
-            raise FileCheckError(path, "log", "no GPT-NeoX or Megatron dataset lines found "
-                                 "('total number of samples', 'document indices in [a, b)', ...)")
+            raise FileCheckError(
+                path,
+                "log",
+                "no GPT-NeoX or Megatron dataset lines found "
+                "('total number of samples', 'document indices in [a, b)', ...)",
+            )
     summary = LogSummary(framework, {})
     current: str | None = None
     pending: list[str] = []  # NeoX: built splits, in build order, still waiting for their sample lines
@@ -134,11 +138,23 @@ class LogCheck:
         return not self.disagreements
 
     def to_dict(self) -> dict:
-        return {"log": self.log, "framework": self.framework, "ok": self.ok, "splits": self.rows,
-                "disagreements": list(self.disagreements), "notes": list(self.notes)}
+        return {
+            "log": self.log,
+            "framework": self.framework,
+            "ok": self.ok,
+            "splits": self.rows,
+            "disagreements": list(self.disagreements),
+            "notes": list(self.notes),
+        }
 
-def check_log(shard: IndexedShard, log_path: str, seq_len: int | None = None, framework: str | None = None,
-              extra_token: bool = True) -> LogCheck:
+
+def check_log(
+    shard: IndexedShard,
+    log_path: str,
+    seq_len: int | None = None,
+    framework: str | None = None,
+    extra_token: bool = True,
+) -> LogCheck:
     """Do this data's sizes give the samples and epochs the run printed?"""
     summary = parse_log(log_path, framework)
     fw = summary.framework
@@ -152,16 +168,20 @@ def check_log(shard: IndexedShard, log_path: str, seq_len: int | None = None, fr
     ranges = {name: s.range for name, s in summary.splits.items()}
     matrix = summary.split_matrix
     if fw == "megatron" and matrix:
-        fractions = [tuple(float(v) for v in re.findall(r"[-+0-9.eE]+", p)) if p.strip() != "None" else None
-                     for p in re.findall(r"\([^)]*\)|None", matrix)]
+        fractions = [
+            tuple(float(v) for v in re.findall(r"[-+0-9.eE]+", p)) if p.strip() != "None" else None
+            for p in re.findall(r"\([^)]*\)|None", matrix)
+        ]
         for name, fr in zip(planning.SPLIT_NAMES, fractions):
             if fr:
                 ranges[name] = planning.megatron_split_range(fr, shard.sequences)
     if fw == "neox":
         ends = [r[1] for r in ranges.values() if r]
         if ends and max(ends) != shard.sequences:
-            dis.append(f"the run's split ranges end at sequence {max(ends):,}; {shard.prefix} has {shard.sequences:,} "
-                       "sequences (NeoX's 'documents' are sequences)")
+            dis.append(
+                f"the run's split ranges end at sequence {max(ends):,}; {shard.prefix} has {shard.sequences:,} "
+                "sequences (NeoX's 'documents' are sequences)"
+            )
     for name in planning.SPLIT_NAMES:
         s = summary.splits.get(name)
         if s is None or (s.logged_samples is None and s.cpp_samples is None):
@@ -170,15 +190,24 @@ def check_log(shard: IndexedShard, log_path: str, seq_len: int | None = None, fr
         if rng is None:
             rng = (0, shard.sequences)
             notes.append(f"{name}: no split range in the log; assuming all {shard.sequences:,} sequences")
-        T = int(np.sum(shard.sizes[max(0, rng[0]):rng[1]], dtype=np.int64))
+        T = int(np.sum(shard.sizes[max(0, rng[0]) : rng[1]], dtype=np.int64))
         if s.cpp_samples is not None:
             B = s.cpp_samples
         else:
             assert s.logged_samples is not None  # splits with neither were skipped above
             B = planning.builds_from_logged(s.logged_samples, fw)  # §3.5 / §4.9
         E = s.epochs
-        row = {"split": name, "range": list(rng), "tokens": T, "logged_samples": s.logged_samples,
-               "samples_built": B, "epochs": E, "expected_samples_built": None, "seq_len_range": None, "verdict": ""}
+        row = {
+            "split": name,
+            "range": list(rng),
+            "tokens": T,
+            "logged_samples": s.logged_samples,
+            "samples_built": B,
+            "epochs": E,
+            "expected_samples_built": None,
+            "seq_len_range": None,
+            "verdict": "",
+        }
         if E is None:
             row["verdict"] = "no epochs line (a cache load): samples only"
             E_try = [1]
@@ -200,14 +229,17 @@ def check_log(shard: IndexedShard, log_path: str, seq_len: int | None = None, fr
                 row["verdict"] = row["verdict"] or "matches"
             else:
                 row["verdict"] = "DIFFERS"
-                dis.append(f"{name}: the run built {B:,} samples over {Ev} epoch(s); this data's {T:,} tokens give "
-                           f"({Ev}·{T:,} − {x})//{S} = {expect:,}")
+                dis.append(
+                    f"{name}: the run built {B:,} samples over {Ev} epoch(s); this data's {T:,} tokens give "
+                    f"({Ev}·{T:,} − {x})//{S} = {expect:,}"
+                )
         elif (bounds := planning.seq_lens_giving(B, T, Ev, x)) is not None:
             lo, hi = bounds
             row["seq_len_range"] = [lo, hi] if lo <= hi else None
             if lo <= hi:
-                row["verdict"] = (row["verdict"]
-                                  or f"consistent with seq_len in [{lo:,}, {hi:,}] (pass --seq-len to pin it)")
+                row["verdict"] = (
+                    row["verdict"] or f"consistent with seq_len in [{lo:,}, {hi:,}] (pass --seq-len to pin it)"
+                )
             else:
                 row["verdict"] = "DIFFERS"
                 dis.append(f"{name}: no seq_len turns this data's {T:,} tokens × {Ev} epoch(s) into {B:,} samples")

@@ -64,8 +64,9 @@ def choose_engine(spec: TokenizerSpec, requested: str) -> EngineChoice:
     return EngineChoice("hf", f"auto: the fast engine does not support this tokenizer ({why})")
 
 
-def make_counter(spec: TokenizerSpec, add_special_tokens: bool, engine: str,
-                 reference: TokenCounter | None = None) -> Counter:
+def make_counter(
+    spec: TokenizerSpec, add_special_tokens: bool, engine: str, reference: TokenCounter | None = None
+) -> Counter:
     """A counter for this process. ``reference`` (a TokenCounter) is reused by the fast engine
     for its slow path instead of building another."""
     if engine == "fast":

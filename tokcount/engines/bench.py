@@ -47,9 +47,14 @@ class BenchResult:
         return all(r.agreeing_texts == self.texts for r in self.runs)
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "texts": self.texts, "text_bytes": self.text_bytes,
-                "runs": [r.to_dict(self.text_bytes) for r in self.runs], "unavailable": self.unavailable,
-                "agree": self.agree}
+        return {
+            "path": self.path,
+            "texts": self.texts,
+            "text_bytes": self.text_bytes,
+            "runs": [r.to_dict(self.text_bytes) for r in self.runs],
+            "unavailable": self.unavailable,
+            "agree": self.agree,
+        }
 
 
 def read_texts(path: str, max_bytes: int, text_key: str = "text", text_column: str = "text") -> list[str]:
@@ -94,7 +99,11 @@ def bench_engines(path: str, spec, texts: list[str], add_special_tokens: bool = 
         first = None
         if differ.size:
             i = int(differ[0])
-            first = {"text_index": i, "tokens": int(counts[i]), "reference_tokens": int(reference[i]),
-                     "preview": texts[i][:120]}
+            first = {
+                "text_index": i,
+                "tokens": int(counts[i]),
+                "reference_tokens": int(reference[i]),
+                "preview": texts[i][:120],
+            }
         result.runs.append(EngineRun(name, seconds, int(counts.sum()), len(texts) - int(differ.size), first))
     return result

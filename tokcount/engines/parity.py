@@ -87,8 +87,9 @@ class ParityGuard:
         return {"texts_checked": self.texts_checked, "seconds": round(self.seconds, 3), "mismatch": mismatch}
 
 
-def recount_on_disagreement(run: Callable[[EngineChoice], Result], choice: EngineChoice,
-                            disagreement: Callable[[Result], str | None]) -> tuple[Result, EngineChoice]:
+def recount_on_disagreement(
+    run: Callable[[EngineChoice], Result], choice: EngineChoice, disagreement: Callable[[Result], str | None]
+) -> tuple[Result, EngineChoice]:
     """``run(choice)``; when the fast engine counted and ``disagreement(result)`` names a reason,
     everything is run again with the reference. Returns the result and the choice it came from."""
     result = run(choice)

@@ -13,8 +13,18 @@ from .base import TEXT, TOKEN_IDS, Format, TextFormat, TextPolicy, WorkUnit
 
 # The registry (and so numba and pyarrow) is imported on first use: options and the CLI use the
 # light names above without paying for the readers.
-_REGISTRY_NAMES = ("JSONL", "PARQUET", "ARROW", "INDEXED", "REGISTERED", "EXPECTED_SUFFIXES", "detect", "by_name",
-                   "text_format", "plan_units")
+_REGISTRY_NAMES = (
+    "JSONL",
+    "PARQUET",
+    "ARROW",
+    "INDEXED",
+    "REGISTERED",
+    "EXPECTED_SUFFIXES",
+    "detect",
+    "by_name",
+    "text_format",
+    "plan_units",
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -214,8 +214,9 @@ class TextFormat(Format):
         Raises FileCheckError."""
         raise NotImplementedError
 
-    def units(self, source: int, path: str, policy: TextPolicy, target_bytes: int,
-              compressed_parts: int = 1) -> list[WorkUnit]:
+    def units(
+        self, source: int, path: str, policy: TextPolicy, target_bytes: int, compressed_parts: int = 1
+    ) -> list[WorkUnit]:
         """The file cut into work units of about ``target_bytes``; a compressed stream may be
         read as up to ``compressed_parts`` interleaved parts."""
         raise NotImplementedError

@@ -17,7 +17,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import FileCheckError
-from .base import TEXT, TOKEN_IDS, BadRecord, DocumentBatch, Locator, RowLocator, TextFormat, TextPolicy, TokenIdBatch, WorkUnit
+from .base import (
+    TEXT,
+    TOKEN_IDS,
+    BadRecord,
+    DocumentBatch,
+    Locator,
+    RowLocator,
+    TextFormat,
+    TextPolicy,
+    TokenIdBatch,
+    WorkUnit,
+)
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 ARROW_SUFFIXES = (".arrow", ".feather", ".ipc")
@@ -46,7 +57,11 @@ def column_kind(path: str, column: str) -> tuple[str, str]:
         raise FileCheckError(path, "column", f"no column {column!r} (columns: {shown}); choose one with --text-column")
     kind = _kind_of(schema.field(column).type)
     if kind is None:
-        raise FileCheckError(path, "column type", f"column {column!r} is {schema.field(column).type}; expected a string, a list of strings, or a list of integer token ids")
+        raise FileCheckError(
+            path,
+            "column type",
+            f"column {column!r} is {schema.field(column).type}; expected a string, a list of strings, or a list of integer token ids",
+        )
     return kind, str(schema.field(column).type)
 
 
@@ -89,8 +104,14 @@ def units(path: str, column: str) -> list[tuple[int, int]]:
             out = []
             for g in range(meta.num_row_groups):
                 rg = meta.row_group(g)
-                cost = sum(rg.column(c).total_uncompressed_size for c in range(rg.num_columns)
-                           if rg.column(c).path_in_schema.split(".")[0] == column) or rg.total_byte_size
+                cost = (
+                    sum(
+                        rg.column(c).total_uncompressed_size
+                        for c in range(rg.num_columns)
+                        if rg.column(c).path_in_schema.split(".")[0] == column
+                    )
+                    or rg.total_byte_size
+                )
                 out.append((g, max(1, cost)))
             return out
         if _is_ipc_file(path):
@@ -109,8 +130,9 @@ def footer_documents(path: str) -> int | None:
     return None
 
 
-def read_documents(path: str, unit: int, column: str, skip_bad_records: bool = False
-                   ) -> Iterator[DocumentBatch | TokenIdBatch]:
+def read_documents(
+    path: str, unit: int, column: str, skip_bad_records: bool = False
+) -> Iterator[DocumentBatch | TokenIdBatch]:
     """Yield the documents of one unit in batches of rows. Positions are row indexes within the
     unit; their ``RowLocator`` names "row group g, row r" (or "record batch b, row r")."""
     is_parquet = format_of(path) == "parquet"
@@ -205,8 +227,9 @@ class ColumnarFormat(TextFormat):
         kind, _ = column_kind(path, policy.text_column)
         return kind
 
-    def units(self, source: int, path: str, policy: TextPolicy, target_bytes: int,
-              compressed_parts: int = 1) -> list[WorkUnit]:
+    def units(
+        self, source: int, path: str, policy: TextPolicy, target_bytes: int, compressed_parts: int = 1
+    ) -> list[WorkUnit]:
         return [WorkUnit(source, path, self.name, part, 0, 0, cost) for part, cost in units(path, policy.text_column)]
 
     def read(self, unit: WorkUnit, policy: TextPolicy) -> Iterator[DocumentBatch | TokenIdBatch]:

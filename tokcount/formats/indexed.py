@@ -99,12 +99,16 @@ def open_shard(path: str) -> IndexedShard:
         return _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes)
     if magic[:8] == TNTIDX_MAGIC:
         return _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes)
-    raise FileCheckError(idx_path, "magic", f"expected {MMIDIDX_MAGIC!r} or {TNTIDX_MAGIC!r}, found {magic!r}", "byte 0")
+    raise FileCheckError(
+        idx_path, "magic", f"expected {MMIDIDX_MAGIC!r} or {TNTIDX_MAGIC!r}, found {magic!r}", "byte 0"
+    )
 
 
 def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShard:
     if idx_bytes < MMIDIDX_HEADER_BYTES:
-        raise FileCheckError(idx_path, "header", f"index is {idx_bytes} bytes, shorter than the {MMIDIDX_HEADER_BYTES}-byte header")
+        raise FileCheckError(
+            idx_path, "header", f"index is {idx_bytes} bytes, shorter than the {MMIDIDX_HEADER_BYTES}-byte header"
+        )
     with open(idx_path, "rb") as f:
         header = f.read(MMIDIDX_HEADER_BYTES)
     (version,) = struct.unpack_from("<Q", header, 9)
@@ -124,7 +128,8 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
         fmt = "mmidx-multimodal"  # a trailing int8 mode per sequence (spec §1.1)
     else:
         raise FileCheckError(
-            idx_path, "index size",
+            idx_path,
+            "index size",
             f"{idx_bytes} bytes, but the header (N={n} sequences, D={d}) needs 34 + 12N + 8D = {expected}"
             + (" (truncated?)" if idx_bytes < expected else ""),
         )
@@ -149,7 +154,8 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
         if (int(pointers[i]) - expected_ptr) % 2**32 == 0:
             hint = " (equal modulo 2^32: the int32 pointer overflow of older Megatron-core merges, spec §1.6)"
         raise FileCheckError(
-            idx_path, "pointers",
+            idx_path,
+            "pointers",
             f"pointer {int(pointers[i])} != {expected_ptr}, the byte offset implied by the sizes before it{hint}",
             f"sequence {i}",
         )
@@ -159,7 +165,9 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
         modes = _memmap(idx_path, np.int8, offset, n)
         non_text = int(np.count_nonzero(modes))
         if non_text:
-            warnings.append(f"multimodal index: {non_text} of {n} sequences are not text (mode != 0); they are counted as tokens")
+            warnings.append(
+                f"multimodal index: {non_text} of {n} sequences are not text (mode != 0); they are counted as tokens"
+            )
 
     _check_bin_size(bin_path, bin_bytes, int(tokens), dtype)
     return IndexedShard(prefix, idx_path, bin_path, fmt, dtype, sizes, doc_idx, bin_bytes, int(tokens), empty, warnings)
@@ -168,7 +176,9 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
 def _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShard:
     # Legacy fairseq-style index still read by GPT-NeoX (spec §1.7). All arrays are int64.
     if idx_bytes < TNTIDX_HEADER_BYTES:
-        raise FileCheckError(idx_path, "header", f"index is {idx_bytes} bytes, shorter than the {TNTIDX_HEADER_BYTES}-byte TNTIDX header")
+        raise FileCheckError(
+            idx_path, "header", f"index is {idx_bytes} bytes, shorter than the {TNTIDX_HEADER_BYTES}-byte TNTIDX header"
+        )
     with open(idx_path, "rb") as f:
         header = f.read(TNTIDX_HEADER_BYTES)
     version, code, element_size, length, s, doc_count = struct.unpack_from("<6Q", header, 8)
@@ -181,7 +191,9 @@ def _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedSha
     if idx_bytes != expected:
         raise FileCheckError(idx_path, "index size", f"{idx_bytes} bytes, but the header needs {expected}")
     if s != length:
-        raise FileCheckError(idx_path, "sizes", f"{s} size entries for {length} items: only 1-D token items are supported")
+        raise FileCheckError(
+            idx_path, "sizes", f"{s} size entries for {length} items: only 1-D token items are supported"
+        )
     if doc_count < 1:
         raise FileCheckError(idx_path, "doc_idx", "doc_count = 0: doc_idx must hold at least its leading 0", "byte 48")
     offset = TNTIDX_HEADER_BYTES + 8 * (length + 1)  # skip dim_offsets
@@ -207,7 +219,12 @@ def _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedSha
 
 def _token_dtype(idx_path: str, code: int, where: str) -> np.dtype:
     if code in AMBIGUOUS_FLOAT_CODES:
-        raise FileCheckError(idx_path, "dtype code", f"code {code} is {AMBIGUOUS_FLOAT_CODES[code]}; token data is int32 (4) or uint16 (8)", where)
+        raise FileCheckError(
+            idx_path,
+            "dtype code",
+            f"code {code} is {AMBIGUOUS_FLOAT_CODES[code]}; token data is int32 (4) or uint16 (8)",
+            where,
+        )
     if code not in DTYPE_CODES:
         raise FileCheckError(idx_path, "dtype code", f"unknown code {code}; valid codes are 1-8", where)
     return DTYPE_CODES[code]
@@ -220,14 +237,22 @@ def _check_doc_idx(idx_path: str, doc_idx: np.ndarray, n: int) -> int:
     if first_bad >= 0:
         j = int(first_bad)
         raise FileCheckError(
-            idx_path, "doc_idx non-decreasing",
+            idx_path,
+            "doc_idx non-decreasing",
             f"doc_idx[{j}] = {int(doc_idx[j])} after doc_idx[{j - 1}] = {int(doc_idx[j - 1])} (N = {n})",
             f"document {j}",
         )
     if int(doc_idx[-1]) != n:
-        hint = " (a GPT-NeoX merge_file_ output keeps only doc_idx=[0]; Megatron's loader rejects it)" if doc_idx.shape[0] == 1 else ""
+        hint = (
+            " (a GPT-NeoX merge_file_ output keeps only doc_idx=[0]; Megatron's loader rejects it)"
+            if doc_idx.shape[0] == 1
+            else ""
+        )
         raise FileCheckError(
-            idx_path, "doc_idx[-1] == N", f"doc_idx[-1] is {int(doc_idx[-1])}, N is {n}{hint}", f"document {doc_idx.shape[0] - 1}"
+            idx_path,
+            "doc_idx[-1] == N",
+            f"doc_idx[-1] is {int(doc_idx[-1])}, N is {n}{hint}",
+            f"document {doc_idx.shape[0] - 1}",
         )
     return int(empty)
 
@@ -236,7 +261,8 @@ def _check_bin_size(bin_path: str, bin_bytes: int, tokens: int, dtype: np.dtype)
     expected = tokens * dtype.itemsize
     if bin_bytes != expected:
         raise FileCheckError(
-            bin_path, ".bin size",
+            bin_path,
+            ".bin size",
             f"{bin_bytes} bytes, but the index holds {tokens} {dtype} tokens = {expected} bytes"
             + (" (truncated?)" if bin_bytes < expected else ""),
         )
@@ -299,8 +325,9 @@ def _close_mapping(m: mmap.mmap) -> None:
             pass
 
 
-def check_tokens(shard: IndexedShard, vocab_size: int, eod: int | None = None, progress=None,
-                 window_bytes: int = WINDOW_BYTES) -> TokenCheck:
+def check_tokens(
+    shard: IndexedShard, vocab_size: int, eod: int | None = None, progress=None, window_bytes: int = WINDOW_BYTES
+) -> TokenCheck:
     """Scan every token of the ``.bin``: max id, ids outside [0, vocab), documents not ending in eod.
 
     ``progress(nbytes)`` is called after each window.
@@ -335,8 +362,7 @@ def check_tokens(shard: IndexedShard, vocab_size: int, eod: int | None = None, p
                 del tokens  # the mapping can only close once no array points into it
             if progress is not None:
                 progress(count * itemsize)
-    return TokenCheck(vocab_size, top, bad, first_bad, eod,
-                      missing if eod is not None else None, first_missing)
+    return TokenCheck(vocab_size, top, bad, first_bad, eod, missing if eod is not None else None, first_missing)
 
 
 class IndexedFormat(Format):

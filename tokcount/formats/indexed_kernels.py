@@ -40,7 +40,7 @@ def index_sizes_summary(sizes, pointers, itemsize):
             total += size
             negative += np.int64(size < 0)
         step_end = min(hi, n - 1)
-        nxt = pointers[lo + 1:step_end + 1]
+        nxt = pointers[lo + 1 : step_end + 1]
         cur = pointers[lo:step_end]
         step_sizes = sizes[lo:step_end]
         bad = np.int64(0)
@@ -81,7 +81,7 @@ def document_index_summary(doc_idx, num_sequences):
     for b in numba.prange(nblocks):
         lo = b * BLOCK
         hi = min(n, lo + BLOCK)
-        nxt = doc_idx[lo + 1:hi + 1]
+        nxt = doc_idx[lo + 1 : hi + 1]
         cur = doc_idx[lo:hi]
         empty = np.int64(0)
         bad = np.int64(0)

@@ -25,8 +25,17 @@ import orjson
 import pyarrow as pa
 
 from ..errors import FileCheckError
-from .base import (TEXT, BadRecord, DocumentBatch, LineNumberLocator, TextFormat, TextPolicy, WorkUnit, describe_type,
-                   text_or_parts)
+from .base import (
+    TEXT,
+    BadRecord,
+    DocumentBatch,
+    LineNumberLocator,
+    TextFormat,
+    TextPolicy,
+    WorkUnit,
+    describe_type,
+    text_or_parts,
+)
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
@@ -71,10 +80,17 @@ def check_magic(path: str) -> None:
     if compression is None:
         found = [name for name, magic in MAGIC.items() if head.startswith(magic)]
         if found:
-            raise FileCheckError(path, "format", f"named as plain JSON lines but the bytes are {found[0]}-compressed", "byte 0")
+            raise FileCheckError(
+                path, "format", f"named as plain JSON lines but the bytes are {found[0]}-compressed", "byte 0"
+            )
         return
     if head and not head.startswith(MAGIC[compression]):
-        raise FileCheckError(path, "format", f"named .{compression} but does not start with the {compression} magic bytes ({head[:4]!r})", "byte 0")
+        raise FileCheckError(
+            path,
+            "format",
+            f"named .{compression} but does not start with the {compression} magic bytes ({head[:4]!r})",
+            "byte 0",
+        )
 
 
 def byte_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
@@ -166,9 +182,16 @@ def _lookup(record, key_path: tuple[str, ...], dotted: str):
     return value, True
 
 
-def read_documents(path: str, start: int, stop: int, text_key: str = "text",
-                   skip_bad_records: bool = False, part: int = 0, parts: int = 1,
-                   block_bytes: int = INTERLEAVE_BLOCK_BYTES) -> Iterator[DocumentBatch]:
+def read_documents(
+    path: str,
+    start: int,
+    stop: int,
+    text_key: str = "text",
+    skip_bad_records: bool = False,
+    part: int = 0,
+    parts: int = 1,
+    block_bytes: int = INTERLEAVE_BLOCK_BYTES,
+) -> Iterator[DocumentBatch]:
     """Yield batches of documents whose line starts in [start, stop), or, for part `part` of
     `parts` interleaved parts of a compressed stream, in the blocks j (of `block_bytes`
     decompressed bytes) with j % parts == part; each batch then holds one block, named in
@@ -202,7 +225,7 @@ def read_documents(path: str, start: int, stop: int, text_key: str = "text",
         return batch
 
     relative = 0
-    with stream, (raw or contextlib.nullcontext()):
+    with stream, raw or contextlib.nullcontext():
         pos = start
         try:
             if start > 0:
@@ -310,8 +333,9 @@ def read_raw_lines(path: str) -> Iterator[DocumentBatch]:
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as e:
-                    raise FileCheckError(path, "invalid UTF-8", f"byte {e.start} of the line",
-                                         f"line {line_number + 1}") from None
+                    raise FileCheckError(
+                        path, "invalid UTF-8", f"byte {e.start} of the line", f"line {line_number + 1}"
+                    ) from None
                 batch.add_document(text, line_number)
                 batch.input_bytes += len(raw)
                 line_number += 1
@@ -319,8 +343,9 @@ def read_raw_lines(path: str) -> Iterator[DocumentBatch]:
                     yield batch
                     batch = DocumentBatch(locator)
         except (OSError, EOFError) as e:
-            raise FileCheckError(path, "truncated or corrupt compressed stream", str(e) or type(e).__name__,
-                                 f"after line {line_number}") from None
+            raise FileCheckError(
+                path, "truncated or corrupt compressed stream", str(e) or type(e).__name__, f"after line {line_number}"
+            ) from None
         if batch.documents or batch.input_bytes:
             yield batch
 
@@ -339,21 +364,31 @@ class JsonlFormat(TextFormat):
         check_magic(path)
         return TEXT
 
-    def units(self, source: int, path: str, policy: TextPolicy, target_bytes: int,
-              compressed_parts: int = 1) -> list[WorkUnit]:
+    def units(
+        self, source: int, path: str, policy: TextPolicy, target_bytes: int, compressed_parts: int = 1
+    ) -> list[WorkUnit]:
         ranges = byte_ranges(path, target_bytes)
         parts = interleaved_parts(path, compressed_parts) if compression_of(path) else 1
         if parts > 1:
             size = ranges[0][1]
             block = INTERLEAVE_BLOCK_BYTES  # read now: tests shrink it to put lines across blocks
-            return [WorkUnit(source, path, self.name, k, 0, size, max(1, size // parts), parts, block)
-                    for k in range(parts)]
+            return [
+                WorkUnit(source, path, self.name, k, 0, size, max(1, size // parts), parts, block) for k in range(parts)
+            ]
         return [WorkUnit(source, path, self.name, k, a, b, max(1, b - a)) for k, (a, b) in enumerate(ranges)]
 
     def read(self, unit: WorkUnit, policy: TextPolicy) -> Iterator[DocumentBatch]:
         if unit.parts > 1:
-            return read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records,
-                                  unit.part, unit.parts, unit.block_bytes)
+            return read_documents(
+                unit.path,
+                unit.start,
+                unit.stop,
+                policy.text_key,
+                policy.skip_bad_records,
+                unit.part,
+                unit.parts,
+                unit.block_bytes,
+            )
         return read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records)
 
     def display_name(self, path: str) -> str:

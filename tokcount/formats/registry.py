@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import TEXT, TOKEN_IDS, Format, TextFormat, TextPolicy, WorkUnit
+from .base import Format, TextFormat, TextPolicy, WorkUnit
 from .columnar import ArrowFormat, ParquetFormat
 from .indexed import IndexedFormat
 from .jsonl import JsonlFormat
@@ -38,7 +38,8 @@ def text_format(name: str) -> TextFormat:
     return fmt
 
 
-def plan_units(source: int, path: str, name: str, policy: TextPolicy, target_bytes: int,
-               compressed_parts: int = 1) -> list[WorkUnit]:
+def plan_units(
+    source: int, path: str, name: str, policy: TextPolicy, target_bytes: int, compressed_parts: int = 1
+) -> list[WorkUnit]:
     """The work units of one file of format ``name`` (see ``TextFormat.units``)."""
     return text_format(name).units(source, path, policy, target_bytes, compressed_parts)

@@ -380,8 +380,21 @@ def word_token_count(model, buf, start, end, workspace):
     new words are vocabulary tokens, whose BPE is the costliest kind (every byte merges), and
     a bit filter of the vocabulary's hashes answers most of the others without the table
     (whose lines are rarely in the CPU caches). Distinct words of 16 MB, A/B: -3 % time."""
-    (byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, scan_ok, ignore_merges, vocab_filter,
-     vocab_slots, vocab_keys, vocab_starts, vocab_lengths) = model
+    (
+        byte_ids,
+        byte_pair_ranks,
+        merges,
+        merge_ids,
+        id_bits,
+        rank_bits,
+        scan_ok,
+        ignore_merges,
+        vocab_filter,
+        vocab_slots,
+        vocab_keys,
+        vocab_starts,
+        vocab_lengths,
+    ) = model
     n = end - start
     if n <= 1:
         return n

@@ -258,4 +258,3 @@ def count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_l
             count = count_and_cache(buf, start, end, slots, arena, meta, max_key_length, model, workspace)
         counts[pending[2, k]] += count
     return hits
-

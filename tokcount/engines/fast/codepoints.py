@@ -120,8 +120,11 @@ def regex_members(pattern: str, candidates: np.ndarray | None = None) -> np.ndar
 def derive_tables() -> CodepointTables:
     classes = np.zeros(CODE_POINTS, dtype=np.uint8)
     letters, numbers, spaces = (regex_members(p) for p in (r"\p{L}", r"\p{N}", r"\s"))
-    if (np.intersect1d(letters, numbers).size or np.intersect1d(letters, spaces).size
-            or np.intersect1d(numbers, spaces).size):
+    if (
+        np.intersect1d(letters, numbers).size
+        or np.intersect1d(letters, spaces).size
+        or np.intersect1d(numbers, spaces).size
+    ):
         raise RuntimeError("tokenizers' regex engine puts a code point in two of \\p{L}, \\p{N}, \\s")
     classes[letters] = CLASS_LETTER
     classes[numbers] = CLASS_NUMBER

@@ -72,8 +72,9 @@ def count_documents(
     `pretokens_only`: count each pre-token as 1 (tests compare the splitting with tokenizers'
     pre-tokenizer under a one-token-per-word model).
     """
-    (u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform,
-     u_lone) = unnormalized_tokens
+    (u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform, u_lone) = (
+        unnormalized_tokens
+    )
     n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform, n_lone = normalized_tokens
     slots, arena, meta, max_key_length, hot = cache
     hot_mask = np.uint64(hot.shape[0] - 1)
@@ -91,13 +92,33 @@ def count_documents(
         total = np.int64(0)
         while pos < end:
             outer_match, outer_length = next_added_token(
-                buf, pos, end, u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform,
+                buf,
+                pos,
+                end,
+                u_patterns,
+                u_starts,
+                u_lengths,
+                u_first_begin,
+                u_first_end,
+                u_pair,
+                u_single,
+                u_uniform,
                 u_lone,
             )
             while pos < outer_match:
                 inner_match, inner_length = next_added_token(
-                    buf, pos, outer_match, n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair,
-                    n_single, n_uniform, n_lone,
+                    buf,
+                    pos,
+                    outer_match,
+                    n_patterns,
+                    n_starts,
+                    n_lengths,
+                    n_first_begin,
+                    n_first_end,
+                    n_pair,
+                    n_single,
+                    n_uniform,
+                    n_lone,
                 )
                 while pos < inner_match:
                     # Split up to RING pre-tokens and prefetch their cache slots, then look them
@@ -161,7 +182,15 @@ def count_documents(
                             n_pending += 1
                             if n_pending == PENDING_MISSES:
                                 hits += count_pending(
-                                    buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model,
+                                    buf,
+                                    pending,
+                                    n_pending,
+                                    counts,
+                                    slots,
+                                    arena,
+                                    meta,
+                                    max_key_length,
+                                    model,
                                     workspace,
                                 )
                                 n_pending = 0

@@ -65,8 +65,13 @@ class FastCounter:
     Single-threaded (one per worker process, like TokenCounter); keeps its cache across calls.
     """
 
-    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool = True, cache_bytes: int = 256 << 20,
-                 reference: TokenCounter | None = None):
+    def __init__(
+        self,
+        spec: TokenizerSpec,
+        add_special_tokens: bool = True,
+        cache_bytes: int = 256 << 20,
+        reference: TokenCounter | None = None,
+    ):
         supported, why = fast_support(spec)
         if not supported:
             raise ValueError(f"the fast engine does not support this tokenizer: {why}")
@@ -83,8 +88,13 @@ class FastCounter:
         self._normalizer = normalizers.NFC() if self.plan.nfc else None
         self._no_literals = LiteralSet.of([]).as_tuple()
         self._counters = {
-            "documents": 0, "bytes": 0, "pretokens": 0, "nfc_documents": 0, "nfc_bytes": 0,
-            "slow_documents": 0, "slow_bytes": 0,
+            "documents": 0,
+            "bytes": 0,
+            "pretokens": 0,
+            "nfc_documents": 0,
+            "nfc_bytes": 0,
+            "slow_documents": 0,
+            "slow_bytes": 0,
         }
 
     @property
@@ -203,9 +213,18 @@ class FastCounter:
             return
         self._counters["pretokens"] += int(
             count.count_documents(
-                buf, starts, ends, documents, counts, self.plan.pattern,
-                self.tables.classes, self.tables.folds,
-                unnormalized, self.plan.normalized.as_tuple(),
-                self.cache.as_tuple(), self.plan.model.as_tuple(), pretokens_only,
+                buf,
+                starts,
+                ends,
+                documents,
+                counts,
+                self.plan.pattern,
+                self.tables.classes,
+                self.tables.folds,
+                unnormalized,
+                self.plan.normalized.as_tuple(),
+                self.cache.as_tuple(),
+                self.plan.model.as_tuple(),
+                pretokens_only,
             )
         )

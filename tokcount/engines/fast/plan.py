@@ -8,11 +8,9 @@ package), apart from the counter, which only reads them.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import pickle
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import tokenizers
@@ -101,13 +99,28 @@ class LiteralSet:
         seconds = {content[1] if len(content) > 1 else None for content in unique}
         lone_first = firsts.pop() if len(firsts) == 1 else -1
         lone_second = seconds.pop() if lone_first >= 0 and len(seconds) == 1 and None not in seconds else -1
-        return cls(patterns, starts, lengths, first_begin, first_end, first_mask, second_mask, uniform,
-                   (lone_first, lone_second))
+        return cls(
+            patterns,
+            starts,
+            lengths,
+            first_begin,
+            first_end,
+            first_mask,
+            second_mask,
+            uniform,
+            (lone_first, lone_second),
+        )
 
     def as_tuple(self) -> tuple:
         return (
-            self.patterns, self.starts, self.lengths, self.first_begin, self.first_end,
-            self.first_mask, self.second_mask, self.uniform,
+            self.patterns,
+            self.starts,
+            self.lengths,
+            self.first_begin,
+            self.first_end,
+            self.first_mask,
+            self.second_mask,
+            self.uniform,
             (np.int64(self.lone_bytes[0]), np.int64(self.lone_bytes[1])),
         )
 
@@ -136,9 +149,19 @@ class BpeModel:
 
     def as_tuple(self) -> tuple:
         return (
-            self.byte_ids, self.byte_pair_ranks, self.merges, self.merge_ids, self.id_bits, self.rank_bits,
-            self.scan_ok, self.ignore_merges, self.vocab_filter,
-            self.vocab_slots, self.vocab_keys, self.vocab_starts, self.vocab_lengths,
+            self.byte_ids,
+            self.byte_pair_ranks,
+            self.merges,
+            self.merge_ids,
+            self.id_bits,
+            self.rank_bits,
+            self.scan_ok,
+            self.ignore_merges,
+            self.vocab_filter,
+            self.vocab_slots,
+            self.vocab_keys,
+            self.vocab_starts,
+            self.vocab_lengths,
         )
 
 
@@ -357,7 +380,17 @@ def _bpe_model(model: dict) -> BpeModel:
     # About 8 bits per key: one in nine or so non-vocabulary words passes to the table.
     vocab_filter = bpe.build_key_filter(key_bytes, starts, lengths, _next_power_of_two(len(keys) // 8 + 1))
     return BpeModel(
-        byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits,
-        len(set(vocab.values())) == len(vocab), ignore_merges, vocab_filter,
-        vocab_slots, key_bytes, starts, lengths,
+        byte_ids,
+        byte_pair_ranks,
+        merges,
+        merge_ids,
+        id_bits,
+        rank_bits,
+        len(set(vocab.values())) == len(vocab),
+        ignore_merges,
+        vocab_filter,
+        vocab_slots,
+        key_bytes,
+        starts,
+        lengths,
     )

@@ -298,7 +298,17 @@ def next_candidate(buf, q, end, first, second):
 
 @numba.njit(inline="always")
 def next_added_token(
-    buf, pos, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask, second_mask, uniform,
+    buf,
+    pos,
+    end,
+    patterns,
+    pattern_starts,
+    pattern_lengths,
+    first_begin,
+    first_end,
+    first_mask,
+    second_mask,
+    uniform,
     lone_bytes,
 ):
     """(start, length) of the leftmost-longest match in buf[pos:end], or (end, 0).
@@ -346,16 +356,37 @@ def next_added_token(
 
 @numba.njit(cache=True)
 def documents_with_added_token(
-    buf, starts, ends, documents, patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask,
-    second_mask, uniform, lone_bytes,
+    buf,
+    starts,
+    ends,
+    documents,
+    patterns,
+    pattern_starts,
+    pattern_lengths,
+    first_begin,
+    first_end,
+    first_mask,
+    second_mask,
+    uniform,
+    lone_bytes,
 ):
     """1 for each listed document containing a match of the pattern set."""
     found = np.zeros(documents.shape[0], dtype=np.uint8)
     for i in range(documents.shape[0]):
         d = documents[i]
         _, length = next_added_token(
-            buf, starts[d], ends[d], patterns, pattern_starts, pattern_lengths, first_begin, first_end, first_mask,
-            second_mask, uniform, lone_bytes,
+            buf,
+            starts[d],
+            ends[d],
+            patterns,
+            pattern_starts,
+            pattern_lengths,
+            first_begin,
+            first_end,
+            first_mask,
+            second_mask,
+            uniform,
+            lone_bytes,
         )
         found[i] = length > 0
     return found
