@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 
 import pytest
 
-from tokcount.executors import INITARGS_PIPE_BYTES, LocalExecutor, default_start_method
+from tokcount.executors import INITARGS_PIPE_BYTES, LocalExecutor
 
 _state: dict = {}
 
@@ -81,7 +82,23 @@ def test_workers_start_with_their_environment_and_the_caller_keeps_its_own(start
     assert "TOKCOUNT_TEST_ADDED" not in os.environ
 
 
-def test_linux_workers_are_forked():
-    expected = "fork" if sys.platform.startswith("linux") else "spawn"
-    assert default_start_method() == expected
-    assert LocalExecutor(2).start_method == expected
+def is_imported(name: str) -> bool:
+    return name in sys.modules
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_default_workers_inherit_the_callers_imports():
+    """What forking buys: a worker starts with the caller's modules loaded (numba, pyarrow and
+    the tokenizer are not imported again). A module that exists only in this process's
+    sys.modules is seen by a default worker, and not by a spawned one."""
+    name = "tokcount_test_only_in_the_caller"
+    sys.modules[name] = types.ModuleType(name)
+    try:
+        with LocalExecutor(2) as default:
+            seen = dict(default.run(is_imported, [name, name], [1, 1]))
+        with LocalExecutor(2, start_method="spawn") as spawned:
+            seen_spawned = dict(spawned.run(is_imported, [name, name], [1, 1]))
+    finally:
+        del sys.modules[name]
+    assert seen == {0: True, 1: True}
+    assert seen_spawned == {0: False, 1: False}

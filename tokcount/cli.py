@@ -288,6 +288,8 @@ def _run_plan(args) -> int:
     from . import planning, render
 
     training = _training_options(args)
+    assert training is not None  # plan requires --seq-len and --gbs
+    result: planning.Plan | planning.SamplesPlan
     if args.tokens is not None:
         if args.from_log:
             raise UsageError("--from-log applies to --samples")

@@ -72,7 +72,8 @@ class UnitCounter:
     def count_unit(self, unit: WorkUnit, policy: TextPolicy) -> UnitResult:
         result = UnitResult(unit, engine="fast" if self.fast is not None else "hf")
         sampler = ParitySampler(f"{unit.path}:{unit.part}") if self.sample_for_parity else None
-        doc_chunks, seq_chunks = [], []
+        doc_chunks: list[np.ndarray] = []
+        seq_chunks: list[np.ndarray] = []
         try:
             for batch in formats.text_format(unit.format).read(unit, policy):
                 batch.at_file_start = unit.part == 0 and not doc_chunks

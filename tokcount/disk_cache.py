@@ -32,7 +32,7 @@ def read_bytes(path: Path) -> bytes | None:
     return data
 
 
-def store(path: Path, write: Callable[[BinaryIO], None], keep: int | None = None) -> None:
+def store(path: Path, write: Callable[[BinaryIO], object], keep: int | None = None) -> None:
     """Write through ``write(file)`` and rename into place, so concurrent processes never read
     half a file. With ``keep``, the directory then holds at most that many files, the least
     recently used ones removed: its entries are keyed by versions and hashes, so old ones

@@ -13,7 +13,8 @@ import signal
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 _progress_sink: Callable[..., None] | None = None
 
@@ -113,9 +114,9 @@ class LocalExecutor:
         self.worker_env = dict(worker_env or {})  # set in the workers from their first instruction
         self.initializer = initializer
         self.initargs = initargs
-        self._pool = None
-        self._progress_queue = None
-        self._scratch = None
+        self._pool: Any = None  # multiprocessing.pool.Pool
+        self._progress_queue: Any = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._runs = 0
 
     def __enter__(self) -> LocalExecutor:
@@ -163,7 +164,7 @@ class LocalExecutor:
         on_progress: Callable[..., None] | None = None,
         initializer=None,
         initargs: tuple | None = None,
-    ) -> Iterator[tuple[int, object]]:
+    ) -> Generator[tuple[int, Any], None, None]:
         """Yield (task index, result) as tasks finish; the most costly tasks start first. Every
         worker runs ``initializer(*initargs)`` (default: the constructor's) before its first
         task of this run."""

@@ -99,7 +99,7 @@ def print_report(report: Report) -> None:
         ("sequences", "right"),
         ("tokens", "right"),
     ):
-        table.add_column(name, justify=justify, overflow="fold")
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for f in report.files:
         table.add_row(
             f.path, f.format, f.dtype or "-", _n(f.documents), _n(f.empty_documents), _n(f.sequences), _n(f.tokens)

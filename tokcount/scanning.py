@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import numpy as np
 
-from . import formats
 from .counting import WORKER_ENV, UnitResult, count_unit, start_worker
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.parity import ParityGuard, recount_on_disagreement
@@ -19,6 +18,7 @@ from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .formats.base import TEXT, TextFormat, WorkUnit
 from .formats.indexed import IndexedShard, check_tokens
+from .formats.registry import INDEXED, JSONL
 from .options import NoProgress, Progress, TextOptions, TokenCheckOptions, TrainingOptions
 from .report import FileReport, Report, length_stats
 from .sources import Source, find_sources
@@ -54,7 +54,7 @@ def scan(
             if isinstance(source.format, TextFormat):
                 text_sources.append((i, source, source.format.inspect(source.path, text.policy())))
             else:
-                shards.append((i, source, formats.INDEXED.open(source.path)))
+                shards.append((i, source, INDEXED.open(source.path)))
         except FileCheckError as e:
             outcomes[i] = e
 
@@ -116,7 +116,7 @@ def _check_weights(weights: Sequence[float], sources: int) -> None:
 def _balanced_unit_bytes(sources: list[Source], workers: int) -> int:
     """About four ranges per worker over the plain jsonl, so that the last ones to finish are
     small; never below 1 MB (per-unit overhead) or above 64 MB (progress and Ctrl-C latency)."""
-    plain = sum(formats.JSONL.plain_bytes(s.path) for s in sources if s.format is formats.JSONL)
+    plain = sum(JSONL.plain_bytes(s.path) for s in sources if s.format is JSONL)
     target = plain // (4 * workers) if plain else 0
     return int(min(64 << 20, max(1 << 20, target)))
 
@@ -216,11 +216,12 @@ def _run_units(
     run (its workers too) and is returned."""
     policy = text.policy()
     tasks = [(u, policy) for u in units]
-    on_progress = progress.advance
+    on_progress: Callable[..., None] = progress.advance
     if parity is not None:
+        guard = parity
 
-        def on_progress(**counters):
-            parity.prepare()  # the first report means the workers have their tasks
+        def on_progress(**counters: int) -> None:
+            guard.prepare()  # the first report means the workers have their tasks
             progress.advance(**counters)
 
     running = executor.run(count_unit, tasks, [u.cost for u in units], on_progress, start_worker, initargs)

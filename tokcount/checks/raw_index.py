@@ -18,7 +18,7 @@ import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -182,6 +182,7 @@ def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Enco
     doc_tokens = content + gets_eod
     ids = None
     if policy.ids:
+        assert part_ids is not None  # the encoder gives ids when asked
         ends_in_flat = cumulative[doc_part_ends]
         ids = np.insert(part_ids, ends_in_flat[gets_eod], policy.eod) if gets_eod.any() else part_ids
     return _Docs(seq_counts, seq_sizes.astype(np.int64), doc_tokens, ids)
@@ -356,6 +357,7 @@ class _Comparator:
                 bad[multi] = self._sequences_differ(multi, fi, f_sizes, seq_starts, out)
             f_hash = None
             if self.ids:
+                assert out.hashes is not None  # units hash their documents when ids are compared
                 f_hash = self._bin_hashes(self.found_tok, f_starts, f_ends)
                 bad |= f_hash != out.hashes[:k]
             delta = f_tot - e_tot[:k]
@@ -615,7 +617,9 @@ def _compare(
     if progress is not None:
         progress.start(sum(u.cost for u in units))
     comparator = _Comparator(shard, options.ids, window_bytes)
-    per_file = {i: {"path": p, "documents": 0, "sequences": 0, "tokens": 0} for i, p in enumerate(raw_paths)}
+    per_file: dict[int, dict[str, Any]] = {
+        i: {"path": p, "documents": 0, "sequences": 0, "tokens": 0} for i, p in enumerate(raw_paths)
+    }
     result.options["engine"] = choice.engine
     result.options["engine_reason"] = choice.reason
     executor = LocalExecutor(
@@ -680,13 +684,14 @@ def _compare(
 
 
 def _first_mismatch_detail(comparator: _Comparator, units, policy, spec, options) -> DocumentMismatch:
+    assert comparator.first is not None
     task, j = comparator.first
     m = comparator.examples[0]
     from ..engines.hf import TokenCounter
 
     encoder = _Encoder(TokenCounter(spec, options.add_special_tokens))
     m.position, expected_ids = _document_at(units[task], policy, encoder, j)
-    if options.ids and expected_ids is not None and m.found_tokens is not None:
+    if options.ids and expected_ids is not None and m.found_tokens is not None and m.bin_token is not None:
         found = comparator.bin_tokens(m.bin_token, m.found_tokens)
         common = min(found.size, expected_ids.size)
         differ = np.flatnonzero(found[:common] != expected_ids[:common])
@@ -700,7 +705,7 @@ def _first_mismatch_detail(comparator: _Comparator, units, policy, spec, options
 
 
 def _hints(comparator: _Comparator, result: RawCheckResult, options: CheckOptions) -> list[str]:
-    hints = []
+    hints: list[str] = []
     if result.ok or not comparator.compared:
         return hints
     share = {d: c / comparator.compared for d, c in comparator.deltas.items()}

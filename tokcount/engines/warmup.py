@@ -29,7 +29,7 @@ def quiet_numba_start() -> None:
         return
     from numba.core import entrypoints
 
-    entrypoints._already_initialized = True  # type: ignore[attr-defined]
+    entrypoints._already_initialized = True
     if "numba.np.arraymath" not in sys.modules:
         blocked = "scipy.linalg.cython_blas"
         sys.modules.setdefault(blocked, None)  # type: ignore[arg-type]  # importing a None entry raises ImportError

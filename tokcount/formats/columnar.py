@@ -172,8 +172,8 @@ def _convert(array: pa.Array, first_row: int, locator: Locator, path: str, skip:
     bad: list[BadRecord] = []
     if array.null_count:
         nulls = np.flatnonzero(np.asarray(array.is_null()))
-        for i in nulls:
-            where = locator.describe(first_row + int(i))
+        for null_row in nulls:
+            where = locator.describe(first_row + int(null_row))
             if not skip:
                 raise FileCheckError(path, "null value", "the value is null", where)
             bad.append(BadRecord(where, "null value", "the value is null"))

@@ -27,7 +27,7 @@ MMIDIDX_HEADER_BYTES = 34  # magic 9 + version 8 + dtype 1 + N 8 + D 8
 TNTIDX_HEADER_BYTES = 56
 
 # dtype codes shared by NeoX and Megatron; 6 and 7 mean opposite floats in the two (spec §1.2).
-DTYPE_CODES = {
+DTYPE_CODES: dict[int, np.dtype] = {
     1: np.dtype(np.uint8),
     2: np.dtype(np.int8),
     3: np.dtype(np.int16),

@@ -252,6 +252,7 @@ def read_documents(
                 pos += len(line)
                 batch.input_bytes += len(line)
                 record = None
+                bad: tuple[str, str] | None
                 try:
                     record = orjson.loads(line)
                 except orjson.JSONDecodeError as e:

@@ -169,6 +169,7 @@ class FastCounter:
                         # that interleaving to tokenizers.
                         slow.append(d)
                         continue
+                    assert self._normalizer is not None  # the plan's nfc
                     normalized = self._normalizer.normalize_str(texts[d])
                     if normalized == texts[d]:
                         fast[d] = True

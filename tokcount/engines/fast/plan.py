@@ -269,7 +269,7 @@ def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str]:
 def _normalizer_is_nfc(normalizer: dict | None) -> bool:
     """False for no normalizer, True for NFC (alone or as a one-element Sequence)."""
     kinds = [] if normalizer is None else [normalizer.get("type")]
-    if kinds == ["Sequence"]:
+    if normalizer is not None and kinds == ["Sequence"]:
         kinds = [n.get("type") for n in normalizer.get("normalizers") or []]
     if not kinds:
         return False
@@ -372,7 +372,7 @@ def _bpe_model(model: dict) -> BpeModel:
         for token in vocab:
             raw = [inverse.get(char) for char in token]
             if token and None not in raw:
-                keys.append(bytes(raw))
+                keys.append(bytes(b for b in raw if b is not None))
     lengths = np.array([len(k) for k in keys], dtype=np.int64)
     starts = (np.cumsum(lengths) - lengths).astype(np.int64)
     key_bytes = np.frombuffer(b"".join(keys), dtype=np.uint8).copy() if keys else np.zeros(1, np.uint8)
