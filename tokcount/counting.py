@@ -124,7 +124,7 @@ class UnitCounter:
                 # unresolved: a range's line number is worked out only if this sample is reported
                 where = batch.location(_document_of(batch, i))
                 result.parity_samples.append((batch.texts[i], int(part_tokens[i]), where))
-        parts = np.asarray(batch.parts, dtype=np.int64)
+        parts = np.asarray(batch.texts_per_document, dtype=np.int64)
         part_tokens = np.asarray(part_tokens, dtype=np.int64)
         ends = np.cumsum(parts)
         cumulative = np.concatenate([[0], np.cumsum(part_tokens)])
@@ -151,7 +151,7 @@ class UnitCounter:
         parts: list[int] = []
         positions: list[int] = []
         k = 0
-        for n, position in zip(batch.parts, batch.positions):
+        for n, position in zip(batch.texts_per_document, batch.positions):
             doc_texts = batch.texts[k : k + n]
             k += n
             try:
@@ -166,7 +166,7 @@ class UnitCounter:
             texts.extend(doc_texts)
             parts.append(n)
             positions.append(position)
-        batch.texts, batch.parts, batch.positions = texts, parts, positions
+        batch.texts, batch.texts_per_document, batch.positions = texts, parts, positions
         return counts
 
 
@@ -200,7 +200,7 @@ def _count_token_ids(batch: TokenIdBatch, result: UnitResult) -> tuple[np.ndarra
 
 
 def _document_of(batch: DocumentBatch, text_index: int) -> int:
-    return int(np.searchsorted(np.cumsum(batch.parts), text_index, side="right"))
+    return int(np.searchsorted(np.cumsum(batch.texts_per_document), text_index, side="right"))
 
 
 def _list_document_sequences(part_tokens: np.ndarray, parts: np.ndarray, eod: int) -> np.ndarray:

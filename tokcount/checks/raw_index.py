@@ -125,11 +125,11 @@ def _reads_raw_lines(preset: str, path: str) -> bool:
 
 def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Encoder, path: str) -> _Docs:
     """Apply the preset to one batch: which documents exist, their sequences, their ids."""
-    texts, parts = batch.texts, np.asarray(batch.parts, dtype=np.int64)
+    texts, parts = batch.texts, np.asarray(batch.texts_per_document, dtype=np.int64)
     if policy.preset == "neox":
         # One text per document: a list joins with "\n\n"; empty texts are filtered out (§2.1).
         joined, k, kept = [], 0, []
-        for n, position in zip(batch.parts, batch.positions):
+        for n, position in zip(batch.texts_per_document, batch.positions):
             text = texts[k] if n == 1 else NEOX_PARAGRAPH_JOINER.join(texts[k : k + n])
             k += n
             if text:

@@ -119,7 +119,7 @@ class DocumentBatch:
 
     locator: Locator
     texts: list[str] = field(default_factory=list)  # every text part, in order
-    parts: list[int] = field(default_factory=list)  # parts per document (1 for a plain string)
+    texts_per_document: list[int] = field(default_factory=list)  # 1 for a plain string, n for a list of n
     positions: list[int] = field(default_factory=list)  # per document, for the locator
     input_bytes: int = 0  # bytes of input consumed, for progress
     bad: list[BadRecord] = field(default_factory=list)
@@ -129,15 +129,15 @@ class DocumentBatch:
     def add_document(self, value: str | list[str], position: int) -> None:
         if isinstance(value, str):
             self.texts.append(value)
-            self.parts.append(1)
+            self.texts_per_document.append(1)
         else:
             self.texts.extend(value)
-            self.parts.append(len(value))
+            self.texts_per_document.append(len(value))
         self.positions.append(position)
 
     @property
     def documents(self) -> int:
-        return len(self.parts)
+        return len(self.texts_per_document)
 
     def location(self, document: int) -> Location:
         """Where the batch's document ``document`` is (unresolved: see ``Location``)."""

@@ -263,7 +263,7 @@ def read_documents(
                     value = record.get(text_key) if type(record) is dict else None
                     if type(value) is str:
                         batch.texts.append(value)
-                        batch.parts.append(1)
+                        batch.texts_per_document.append(1)
                         batch.positions.append(relative)
                         batch_text += len(value)
                         bad = None
