@@ -602,3 +602,34 @@ def test_megatron_separate_final_epoch_threshold_is_strict(train_iters, final, s
     s = make_plan(tokens=101, seq_len=10, global_batch_size=1, train_iters=train_iters).splits["train"]
     assert s.epochs == 2 and s.samples_from_final_epoch == final
     assert s.separate_final_epoch is separated
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    tokens=st.integers(2, 400),
+    S=st.integers(2, 20),
+    target=st.one_of(st.none(), st.integers(0, 60)),
+    framework=st.sampled_from(["neox", "megatron"]),
+    extra=st.sampled_from([0, 1]),
+)
+def test_plan_split_of_a_token_total_matches_the_trainers_loops(tokens, S, target, framework, extra):
+    """planning.plan_split, the one-split function the checks use: E from the trainers' epoch
+    loops, B from the sample walk over E epochs of one T-token document, and the framework's
+    length and log offsets."""
+    from tokcount.planning import plan_split
+
+    extra = 1 if framework == "neox" else extra
+    split = plan_split(tokens, seq_len=S, framework=framework, extra_token=bool(extra), target_samples=target)
+    E = 1 if target is None else simulate_epochs(framework, tokens, S, target, extra)
+    B = walk_samples([tokens] * E, S, extra)
+    assert split.epochs == E and split.samples_built == B
+    assert split.dataset_length == (B - 1 if framework == "neox" else B)
+    assert split.logged_samples == (B + 1 if framework == "neox" else B)
+    same = make_plan(
+        tokens=tokens, seq_len=S, global_batch_size=1, framework=framework, extra_token=bool(extra), train_iters=target
+    ).splits["train"]
+    assert (split.epochs, split.samples_built, split.separate_final_epoch) == (
+        same.epochs,
+        same.samples_built,
+        same.separate_final_epoch,
+    )
