@@ -128,6 +128,16 @@ def print_report(report: Report) -> None:
             _out.print(line)
         for w in f.warnings:
             _out.print(f"[yellow]warning[/]: {f.path}: {w}")
+    for merged in report.merged_inputs:
+        _out.print(f"merged: {merged['path']} names the same file as {merged['same_as']} (counted once)")
+    if report.skipped_inputs:
+        shown = report.skipped_inputs[:SKIPPED_SHOWN]
+        more = len(report.skipped_inputs) - len(shown)
+        _out.print(
+            f"skipped {_n(len(report.skipped_inputs))} file(s) found in the given directories: "
+            + ", ".join(f"{s['path']} ({s['reason']})" for s in shown)
+            + (f", and {_n(more)} more" if more else "")
+        )
     if report.failures:
         _out.print(f"[red]{len(report.failures)} file(s) failed validation and are not counted (see stderr)")
     if report.plan is not None:
@@ -138,6 +148,7 @@ def print_report(report: Report) -> None:
 
 
 _BARS = " ▁▂▃▄▅▆▇█"
+SKIPPED_SHOWN = 10  # skipped inputs named in the table output (--json lists them all)
 
 
 def _sparkline(counts: list[int]) -> str:

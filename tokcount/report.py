@@ -73,6 +73,8 @@ class Report:
     blend: Any = None  # tokcount.planning.BlendPlan when several files
     complete: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    skipped_inputs: list[dict] = field(default_factory=list)  # files a directory walk left out, and why
+    merged_inputs: list[dict] = field(default_factory=list)  # inputs that named a file already listed
 
     @property
     def total(self) -> dict:
@@ -95,6 +97,8 @@ class Report:
             "options": self.options,
             "files": [f.to_dict() for f in self.files],
             "failures": [failure_to_dict(e) for e in self.failures],
+            "skipped_inputs": [dict(s) for s in self.skipped_inputs],
+            "merged_inputs": [dict(m) for m in self.merged_inputs],
             "total": self.total,
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "blend": self.blend.to_dict() if self.blend is not None else None,

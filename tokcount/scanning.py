@@ -41,10 +41,16 @@ def scan(
         raise UsageError("--vocab-size must be a positive integer")
     text = text or TextOptions()
     progress = progress or NoProgress()
-    sources, failures = find_sources(list(paths))
+    discovery = find_sources(list(paths))
+    sources = discovery.sources
     if training is not None and training.weights is not None:
         _check_weights(training.weights, len(sources))  # before the counting, not after it
-    report = Report(failures=list(failures), options=_options_dict(training, verify_tokens))
+    report = Report(
+        failures=list(discovery.failures),
+        options=_options_dict(training, verify_tokens),
+        skipped_inputs=discovery.skipped,
+        merged_inputs=discovery.merged,
+    )
     outcomes: dict[int, FileReport | FileCheckError] = {}
 
     shards: list[tuple[int, Source, IndexedShard]] = []
@@ -64,12 +70,16 @@ def scan(
     # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
     compressed_parts = workers if len(text_sources) < workers else 1
     units: list[WorkUnit] = []
-    for i, source, _ in text_sources:
+    for i, source, kind in text_sources:
         try:
             assert isinstance(source.format, TextFormat)
-            units.extend(source.format.units(i, source.path, text.policy(), unit_bytes, compressed_parts))
+            file_units = source.format.units(i, source.path, text.policy(), unit_bytes, compressed_parts)
         except FileCheckError as e:
             outcomes[i] = e
+            continue
+        units.extend(file_units)
+        if not file_units:  # e.g. an Arrow IPC file with no record batch: listed with 0 documents
+            outcomes[i] = _assemble(source, kind, [], complete=True)
     text_cost = sum(u.cost for u in units)  # bytes of the text units (compressed where they are)
     if text.workers is None and text_cost < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
@@ -239,6 +249,9 @@ def _run_units(
 def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarray]:
     """Per-document tokens and sequence sizes of a file, in file order: units by part, and
     the blocks of interleaved parts back in stream order."""
+    empty = np.zeros(0, np.int64)
+    if not unit_results:
+        return empty, empty
     if all(r.unit.parts == 1 for r in unit_results):
         return (
             np.concatenate([r.document_tokens for r in unit_results]),
@@ -252,7 +265,6 @@ def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarr
             d += documents
             s += sequences
     pieces.sort(key=lambda piece: piece[0])
-    empty = np.zeros(0, np.int64)
     return (np.concatenate([empty] + [p[1] for p in pieces]), np.concatenate([empty] + [p[2] for p in pieces]))
 
 

@@ -1,14 +1,25 @@
-"""From what the user typed (paths, prefixes, globs) to a list of sources with a format each."""
+"""From what the user typed (paths, prefixes, globs, directories) to a list of sources with a
+format each.
+
+- ``**`` in a glob matches any depth, as in bash's globstar, pathlib and fsspec.
+- A directory is walked recursively; files are picked by suffix, and hidden or unknown files
+  are listed as skipped, never silently dropped.
+- The same file named twice (relative and absolute, ``./x``, a symlink, a ``.bin`` prefix and
+  its ``.bin`` path) is one source: files are identified by device and inode, and every merge
+  is listed.
+- Inputs that are not regular files (a directory named ``x.bin``, a FIFO, a device) are refused
+  with one line, before anything opens them.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import formats
 from .errors import FileCheckError
-from .formats.base import Format
+from .formats.base import Format, regular_file_problem
 
 
 @dataclass(frozen=True)
@@ -17,38 +28,101 @@ class Source:
     format: Format
 
 
+@dataclass
+class Discovery:
+    sources: list[Source] = field(default_factory=list)
+    failures: list[FileCheckError] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {"path", "reason"}: files a directory walk left out
+    merged: list[dict] = field(default_factory=list)  # {"path", "same_as"}: inputs naming a file already listed
+
+
 def _has_magic(arg: str) -> bool:
     return any(c in arg for c in "*?[")
 
 
-def find_sources(args: list[str]) -> tuple[list[Source], list[FileCheckError]]:
-    """Expand globs, pair .bin with .idx, drop duplicates; keep the user's order."""
-    sources: list[Source] = []
-    failures: list[FileCheckError] = []
-    seen: set[tuple[str, str]] = set()
+def _identity(path: str, fmt: Format) -> tuple[int, int] | str:
+    """What makes two names the same input: the (device, inode) of the file, for a pair that of
+    its index; the resolved path when the file cannot be stat-ed."""
+    probe = fmt.source_path(path) + ".idx" if fmt is formats.INDEXED else path
+    try:
+        st = os.stat(probe)
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return os.path.realpath(fmt.source_path(path))
+
+
+def _walk(directory: str, discovery: Discovery) -> list[str]:
+    """The files under ``directory`` that have a format, in sorted order; the others are
+    listed as skipped. Hidden files and directories are skipped (caches, .git, editor files)."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(directory):
+        hidden_dirs = sorted(d for d in dirs if d.startswith("."))
+        for d in hidden_dirs:
+            discovery.skipped.append({"path": os.path.join(root, d), "reason": "hidden directory"})
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if name.startswith("."):
+                discovery.skipped.append({"path": path, "reason": "hidden file"})
+            elif formats.detect(path) is None:
+                discovery.skipped.append({"path": path, "reason": "unknown format"})
+            else:
+                found.append(path)
+    return found
+
+
+def _halves_of_one_pair(a: str, b: str) -> bool:
+    """x.bin and x.idx: a pair's two files, which a glob like data/* names both of."""
+    root_a, ext_a = os.path.splitext(a)
+    root_b, ext_b = os.path.splitext(b)
+    return root_a == root_b and {ext_a, ext_b} == {".bin", ".idx"}
+
+
+def find_sources(args: list[str]) -> Discovery:
+    """Expand globs and directories, pair .bin with .idx, merge names of the same file; keep
+    the user's order."""
+    discovery = Discovery()
+    seen: dict[tuple[int, int] | str, tuple[str, str]] = {}  # identity -> (source path, the name first given)
     for arg in args:
         if _has_magic(arg):
-            paths = sorted(glob.glob(arg))
+            paths = sorted(glob.glob(arg, recursive=True))
             if not paths:
-                failures.append(FileCheckError(arg, "open", "no file matches this pattern"))
+                discovery.failures.append(FileCheckError(arg, "open", "no file matches this pattern"))
+                continue
+        elif os.path.isdir(arg) and formats.detect(arg) is None:
+            paths = _walk(arg, discovery)
+            if not paths:
+                discovery.failures.append(
+                    FileCheckError(arg, "open", f"the directory holds no {formats.EXPECTED_SUFFIXES} file")
+                )
                 continue
         else:
             paths = [arg]
         for path in paths:
             fmt = formats.detect(path)
             if fmt is None:
+                if os.path.isdir(path):
+                    continue  # a glob's directory match: its files are matched or not by the glob itself
                 if not os.path.exists(path):
-                    failures.append(
+                    discovery.failures.append(
                         FileCheckError(path, "open", "no such file, and no .bin/.idx pair with this prefix")
                     )
                 else:
-                    failures.append(
+                    discovery.failures.append(
                         FileCheckError(path, "format", f"unknown format (expected {formats.EXPECTED_SUFFIXES})")
                     )
                 continue
-            key_path = fmt.source_path(path)
-            if (fmt.name, key_path) in seen:
+            source_path = fmt.source_path(path)
+            problem = None if fmt is formats.INDEXED else regular_file_problem(path)
+            if problem is not None and os.path.exists(path):
+                discovery.failures.append(FileCheckError(path, "open", problem))
                 continue
-            seen.add((fmt.name, key_path))
-            sources.append(Source(key_path, fmt))
-    return sources, failures
+            key = _identity(path, fmt)
+            if key in seen:
+                _, first_name = seen[key]
+                if not _halves_of_one_pair(first_name, path):
+                    discovery.merged.append({"path": path, "same_as": first_name})
+                continue
+            seen[key] = (source_path, path)
+            discovery.sources.append(Source(source_path, fmt))
+    return discovery

@@ -29,7 +29,7 @@ from ..engines.parity import recount_on_disagreement
 from ..errors import FileCheckError, UsageError
 from ..executors import LocalExecutor, default_workers, report_progress
 from ..formats import indexed, jsonl
-from ..formats.base import DocumentBatch, TextPolicy, WorkUnit, note_block
+from ..formats.base import DocumentBatch, TextPolicy, WorkUnit, note_block, regular_file_problem
 from ..formats.indexed_kernels import hash_documents
 from ..options import PRESETS, CheckOptions, Progress
 
@@ -489,6 +489,9 @@ def _raw_units(paths: Sequence[str], options: CheckOptions) -> list[WorkUnit]:
     for i, path in enumerate(paths):
         if not os.path.exists(path):
             raise FileCheckError(path, "open", "no such file")
+        problem = regular_file_problem(path)
+        if problem is not None:
+            raise FileCheckError(path, "open", problem)
         if not jsonl.is_jsonl(path):
             raise UsageError(f"{path}: check reads JSON lines (.jsonl[.gz|.zst|.bz2|.xz]), what the preprocessors read")
         jsonl.check_magic(path)

@@ -3,14 +3,15 @@ documents and checked document by document against the Hugging Face reference.""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import formats
-from ..errors import UsageError
-from ..formats.base import TEXT, DocumentBatch, TextFormat, TextPolicy
+from ..errors import FileCheckError, UsageError
+from ..formats.base import TEXT, DocumentBatch, TextFormat, TextPolicy, regular_file_problem
 from . import fast_support, make_counter
 
 
@@ -62,6 +63,9 @@ def read_texts(path: str, max_bytes: int, text_key: str = "text", text_column: s
     fmt = formats.detect(path)
     if not isinstance(fmt, TextFormat):
         raise UsageError(f"{path}: tokcount bench reads jsonl, parquet or arrow text")
+    problem = regular_file_problem(path) if os.path.exists(path) else None
+    if problem is not None:
+        raise FileCheckError(path, "open", problem)
     policy = TextPolicy(text_key=text_key, text_column=text_column)
     if fmt.inspect(path, policy) != TEXT:
         raise UsageError(f"{path}: column {text_column!r} holds token ids: there is nothing to tokenize")

@@ -8,6 +8,8 @@ lengths), and whoever counts them decides how.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -189,6 +191,29 @@ def describe_type(value: Any) -> str:
         return "a list containing " + ", ".join(inner) if inner else "list"
     names = {dict: "an object", bool: "a boolean", int: "a number", float: "a number"}
     return names.get(type(value), type(value).__name__)
+
+
+def _kind_of_mode(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def regular_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read as a file (it is missing, or not a regular file), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return e.strerror or str(e)
+    if stat.S_ISREG(mode):
+        return None
+    return f"{_kind_of_mode(mode)}, not a regular file: tokcount reads files it can open more than once"
 
 
 class Format:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import FileCheckError
 from . import indexed_kernels
-from .base import Format
+from .base import Format, regular_file_problem
 
 MMIDIDX_MAGIC = b"MMIDIDX\x00\x00"
 TNTIDX_MAGIC = b"TNTIDX\x00\x00"
@@ -84,6 +84,10 @@ def open_shard(path: str) -> IndexedShard:
     """Read and validate the index of a pair, and the ``.bin`` size. Raises FileCheckError."""
     prefix = prefix_of(path)
     idx_path, bin_path = prefix + INDEX_SUFFIX, prefix + DATA_SUFFIX
+    for p in (idx_path, bin_path):
+        problem = regular_file_problem(p) if os.path.exists(p) else None
+        if problem is not None:  # a directory named x.bin must not pass on its st_size
+            raise FileCheckError(p, "open", problem)
     for p, partner in ((idx_path, bin_path), (bin_path, idx_path)):
         if not os.path.exists(p):
             shown = path if os.path.exists(partner) else prefix
