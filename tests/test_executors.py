@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -102,3 +104,48 @@ def test_default_workers_inherit_the_callers_imports():
         del sys.modules[name]
     assert seen == {0: True, 1: True}
     assert seen_spawned == {0: False, 1: False}
+
+
+ORPHAN_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from tokcount.executors import LocalExecutor
+import test_executors
+with LocalExecutor(2) as executor:
+    executor.start()
+    for _ in executor.run(test_executors.quiet_work, [20, 20], [1, 1]):
+        pass
+"""
+
+
+def quiet_work(seconds: int) -> int:
+    """Work that writes nothing for a while: a worker that only notices its parent is gone
+    through a broken pipe would keep going."""
+    print(os.getpid(), flush=True)
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_parent():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_SCRIPT.format(tests=os.path.dirname(__file__))],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    workers = [int(proc.stdout.readline()), int(proc.stdout.readline())]
+    proc.kill()
+    proc.wait()
+    killed = time.monotonic()
+    while any(_alive(w) for w in workers) and time.monotonic() - killed < 10:
+        time.sleep(0.05)
+    assert not any(_alive(w) for w in workers) and time.monotonic() - killed < 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

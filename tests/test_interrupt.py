@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import tokenizer_fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,3 +65,75 @@ def test_ctrl_c_stops_workers_and_prints_partial_report(tmp_path):
             break
         time.sleep(0.2)
     assert leftover == []
+
+
+def _workers_of(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead, only not yet reaped by its new parent
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and pgrep -P")
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGKILL", None)])
+def test_a_killed_parent_leaves_no_worker_behind(tmp_path, signame, code):
+    """TERM and HUP stop the scan like Ctrl-C (partial report, exit 128 + signal); after any of
+    them, SIGKILL included, no worker outlives the parent by more than 2 s."""
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    line = json.dumps({"text": "Ein langer Satz, with words and numbers 12345, repeated. " * 40}) + "\n"
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as f:
+        f.write(line * 40_000)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokcount",
+            "scan",
+            str(path),
+            "--tokenizer",
+            tok,
+            "--engine",
+            "hf",
+            "--workers",
+            "2",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+        workers = [w for w in _workers_of(proc.pid) if open(f"/proc/{w}/cmdline").read().startswith(sys.executable)]
+    time.sleep(2)  # counting, not starting up
+    assert proc.poll() is None and len(workers) >= 2, proc.communicate()
+    proc.send_signal(getattr(signal, signame))  # the parent only, as a scheduler or `kill` does
+    out, err = proc.communicate(timeout=60)
+    parent_gone = time.monotonic()
+    while any(_alive(w) for w in workers) and time.monotonic() - parent_gone < 5:
+        time.sleep(0.05)
+    outlived = time.monotonic() - parent_gone
+    assert not any(_alive(w) for w in workers) and outlived < 2, f"workers alive {outlived:.1f} s after the parent"
+    if code is None:
+        assert proc.returncode == -signal.SIGKILL
+        return
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and "INCOMPLETE" in err and signame in err
+    report = json.loads(out)
+    assert report["complete"] is False and report["plan"] is None

@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 
 from ._version import __version__
-from .errors import EXIT_INTERRUPTED, EXIT_INVALID_FILE, EXIT_MISMATCH, EXIT_OK, EXIT_USAGE, TokcountError, UsageError
+from .errors import (
+    EXIT_HANGUP,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_FILE,
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    TokcountError,
+    UsageError,
+)
 from .options import CheckOptions, NoProgress, TextOptions, TokenCheckOptions, TrainingOptions
 
 
@@ -209,8 +221,42 @@ def _add_check_parser(sub) -> None:
     t.add_argument("--no-extra-token", action="store_true", help="Megatron add_extra_token_to_sequence=False")
 
 
+# SIGTERM (schedulers, `kill`) and SIGHUP (a closed terminal) stop a run as Ctrl-C does: the
+# work stops, the partial report is printed, marked incomplete, and the exit code names the signal.
+_STOP_SIGNALS = {"SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
+
+
+class _Stopped:
+    signal_name: str | None = None
+
+
+def _stop(signum: int, frame: object) -> None:
+    _Stopped.signal_name = signal.Signals(signum).name
+    raise KeyboardInterrupt
+
+
+def _install_stop_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return  # main() called from a thread of a larger program: its signals are its own
+    for name in _STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop)
+
+
+def _interrupted_exit_code() -> int:
+    return _STOP_SIGNALS.get(_Stopped.signal_name or "", EXIT_INTERRUPTED)
+
+
+def _interruption() -> str:
+    return {"SIGTERM": "terminated (SIGTERM)", "SIGHUP": "hung up (SIGHUP)"}.get(
+        _Stopped.signal_name or "", "interrupted"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _Stopped.signal_name = None
+    _install_stop_handlers()
     try:
         if args.command == "scan":
             return _run_scan(args)
@@ -223,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tokcount: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("tokcount: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"tokcount: {_interruption()}", file=sys.stderr)
+        return _interrupted_exit_code()
     except BrokenPipeError:
         return EXIT_OK
 
@@ -264,8 +310,8 @@ def _run_scan(args) -> int:
     for failure in report.failures:
         print(f"tokcount: error: {failure}", file=sys.stderr)
     if not report.complete:
-        print("tokcount: interrupted: the report above is INCOMPLETE", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        print(f"tokcount: {_interruption()}: the report above is INCOMPLETE", file=sys.stderr)
+        return _interrupted_exit_code()
     return EXIT_OK if report.ok else EXIT_INVALID_FILE
 
 
@@ -360,5 +406,6 @@ def _run_check(args) -> int:
         for r in results:
             print("\n".join(render.check_lines(r)))
     if not all(getattr(r, "complete", True) for r in results):
-        return EXIT_INTERRUPTED
+        print(f"tokcount: {_interruption()}: the result above is INCOMPLETE", file=sys.stderr)
+        return _interrupted_exit_code()
     return EXIT_OK if all(r.ok for r in results) else EXIT_MISMATCH

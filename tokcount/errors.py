@@ -11,7 +11,10 @@ EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_INVALID_FILE = 2
 EXIT_MISMATCH = 3
-EXIT_INTERRUPTED = 130
+EXIT_REFUSED_PLAN = 4
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_HANGUP = 129  # SIGHUP: the terminal went away
+EXIT_TERMINATED = 143  # SIGTERM: a scheduler or `kill` stopped the run
 
 
 class TokcountError(Exception):

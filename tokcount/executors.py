@@ -4,6 +4,7 @@ picklable tasks and hand back results, with progress reported along the way."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import multiprocessing
 import os
@@ -12,6 +13,8 @@ import queue
 import signal
 import sys
 import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
@@ -52,10 +55,43 @@ def default_start_method() -> str:
 _initialized_with = None  # in a worker: the key of the initializer call it last ran
 
 
-def _worker_init(progress_queue, prepare):
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_POLL_SECONDS = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker must not outlive the process it works for (a SIGKILL of the parent would leave it
+    computing under PID 1). Linux: the kernel kills it when the parent dies (PR_SET_PDEATHSIG);
+    elsewhere a thread watches the parent's pid."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+        else:
+            if os.getppid() != parent_pid:  # the parent died before prctl took effect
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tokcount-parent-watch", daemon=True).start()
+
+
+def _worker_init(progress_queue, prepare, parent_pid):
     global _progress_sink
-    # Ctrl-C reaches the whole process group; the parent decides, workers must not print tracebacks.
+    _die_with_parent(parent_pid)
+    # Ctrl-C and a closing terminal reach the whole process group; the parent decides (it stops
+    # the workers with SIGTERM), workers must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A forked worker inherits the caller's handlers; SIGTERM is how the parent stops it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _progress_sink = lambda **c: progress_queue.put(c)  # noqa: E731
     if prepare is not None:
         prepare()
@@ -141,7 +177,7 @@ class LocalExecutor:
             gc.freeze()
             try:
                 with _environment(self.worker_env):  # what a forked or spawned child starts with
-                    self._pool = ctx.Pool(self.workers, _worker_init, (self._progress_queue, prepare))
+                    self._pool = ctx.Pool(self.workers, _worker_init, (self._progress_queue, prepare, os.getpid()))
             finally:
                 gc.unfreeze()
 
