@@ -240,3 +240,64 @@ def test_plan_from_tokens_cli():
     d = json.loads(proc.stdout)
     assert d["samples_per_epoch"] == 31267487 and d["iterations_per_epoch"] == 30534
     assert d["remainder_samples"] == 671 and d["unused_tail_tokens"] == 0
+
+
+def test_a_refused_plan_exits_4_and_shows_no_numbers_for_the_refused_split():
+    proc = run("plan", "--tokens", 1, "--seq-len", 2048, "--gbs", 8, "--train-iters", 10)
+    assert proc.returncode == 4, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.strip("│┃ ").startswith("train"))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    assert cells[3] == "REFUSED" and set(cells[4:]) == {"-"}  # samples built etc. are not shown
+    assert "refused: train" in proc.stderr and "Traceback" not in proc.stderr
+    assert "0 samples per epoch" in proc.stdout
+    as_json = run("plan", "--tokens", 1, "--seq-len", 2048, "--gbs", 8, "--train-iters", 10, "--json")
+    assert as_json.returncode == 4 and json.loads(as_json.stdout)["splits"]["train"]["refused"]
+
+
+def test_a_scan_whose_plan_is_refused_exits_4(tmp_path):
+    write_mmidx(tmp_path / "d", [[[1]]])  # one token: helpers.cpp asserts tokens_per_epoch > 1
+    proc = run("scan", tmp_path / "d", "--seq-len", 8, "--gbs", 1, "--train-iters", 1, "--framework", "neox")
+    assert proc.returncode == 4 and "refused:" in proc.stderr
+    ok = run("scan", EXAMPLE / "corpus_text_document", "--seq-len", 8, "--gbs", 1)
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize(
+    "args, kind",
+    [
+        (["scan", "--bogus", "x"], "usage"),
+        (["scan", str(EXAMPLE / "corpus.jsonl"), "--tokenizer", "no/such/tokenizer.json"], "usage"),
+        (["plan", "--tokens", "10", "--seq-len", "0", "--gbs", "1"], "usage"),
+    ],
+)
+def test_with_json_every_error_is_json_and_one_line_on_stderr(args, kind):
+    proc = run(*args, "--json")
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert error["kind"] == kind and error["exit_code"] == 1 and error["message"]
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("tokcount: error: ")
+    assert "usage:" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_argparse_error_is_one_line_with_a_hint():
+    proc = run("scan", "--bogus", "x")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.splitlines() == ["tokcount: error: unrecognized arguments: --bogus (see 'tokcount scan --help')"]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_closed_pipe_exits_quietly(tmp_path, as_json):
+    for i in range(400):  # enough output to fill the pipe before the reader goes away
+        write_mmidx(tmp_path / f"shard_{i:03d}", [[[1, 2, 3]], [[4]]])
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokcount", "scan", str(tmp_path / "*.bin"), *(["--json"] if as_json else [])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+    proc.stdout.readline()
+    proc.stdout.close()  # what `| head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == ""

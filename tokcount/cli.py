@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,8 +19,10 @@ from .errors import (
     EXIT_INVALID_FILE,
     EXIT_MISMATCH,
     EXIT_OK,
+    EXIT_REFUSED_PLAN,
     EXIT_TERMINATED,
     EXIT_USAGE,
+    FileCheckError,
     TokcountError,
     UsageError,
 )
@@ -27,10 +30,28 @@ from .options import CheckOptions, NoProgress, TextOptions, TokenCheckOptions, T
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse would exit 2, which we reserve for bad files
-        self.print_usage(sys.stderr)
-        print(f"tokcount: error: {message}", file=sys.stderr)
+    # Set by main() from the command line: whether errors are also JSON, and whose --help to name.
+    json_errors = False
+    help_command = "tokcount --help"
+
+    def error(self, message):  # argparse would exit 2 (reserved for bad files) after a usage block
+        _fail("usage", f"{message} (see '{self.help_command}')", EXIT_USAGE, self.json_errors)
         sys.exit(EXIT_USAGE)
+
+
+COMMANDS = ("scan", "plan", "check", "bench")
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in argv
+
+
+def _fail(kind: str, message: str, exit_code: int, as_json: bool) -> None:
+    """One line on stderr; with --json also the error as JSON on stdout, so that every outcome
+    of a --json run parses."""
+    print(f"tokcount: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": {"kind": kind, "message": message, "exit_code": exit_code}}, indent=2))
 
 
 def _positive_int(text: str) -> int:
@@ -254,7 +275,14 @@ def _interruption() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = _Parser.json_errors = _wants_json(argv)
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    _Parser.help_command = f"tokcount {command} --help" if command else "tokcount --help"
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error already reported
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     _Stopped.signal_name = None
     _install_stop_handlers()
     try:
@@ -266,12 +294,16 @@ def main(argv: list[str] | None = None) -> int:
             return _run_bench(args)
         return _run_plan(args)
     except TokcountError as e:
-        print(f"tokcount: error: {e}", file=sys.stderr)
+        kind = "file" if isinstance(e, FileCheckError) else "usage"
+        _fail(kind, str(e), e.exit_code, as_json)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"tokcount: {_interruption()}", file=sys.stderr)
         return _interrupted_exit_code()
     except BrokenPipeError:
+        # The reader went away (`| head -1`): nothing more to say, and nowhere to say it. Point
+        # stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
 
@@ -312,7 +344,19 @@ def _run_scan(args) -> int:
     if not report.complete:
         print(f"tokcount: {_interruption()}: the report above is INCOMPLETE", file=sys.stderr)
         return _interrupted_exit_code()
-    return EXIT_OK if report.ok else EXIT_INVALID_FILE
+    if not report.ok:
+        return EXIT_INVALID_FILE
+    refusals = (report.plan.refusals() if report.plan is not None else []) + (
+        report.blend.refusals() if report.blend is not None else []
+    )
+    return _refusal_exit_code(refusals)
+
+
+def _refusal_exit_code(refusals: list[str]) -> int:
+    """Exit 4 when the real trainer would hang or abort on this plan."""
+    for refusal in dict.fromkeys(refusals):
+        print(f"tokcount: refused: {refusal}", file=sys.stderr)
+    return EXIT_REFUSED_PLAN if refusals else EXIT_OK
 
 
 def _run_bench(args) -> int:
@@ -353,7 +397,7 @@ def _run_plan(args) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         render.print_plan(result)
-    return EXIT_OK
+    return _refusal_exit_code(result.refusals() if isinstance(result, planning.Plan) else [])
 
 
 def _run_check(args) -> int:

@@ -577,6 +577,10 @@ class Plan:
     max_train_iters_single_epoch: int | None
     notes: list[str] = field(default_factory=list)
 
+    def refusals(self) -> list[str]:
+        """ "split: why" for every split the real trainer would hang or abort on."""
+        return [f"{name}: {s.refused}" for name, s in self.splits.items() if s.refused]
+
     def to_dict(self) -> dict:
         return {
             "framework": self.framework,
@@ -850,6 +854,17 @@ class BlendPlan:
     weighted_blend: list[dict]
     weighted_blend_members: list[dict]
     notes: list[str] = field(default_factory=list)
+
+    def refusals(self) -> list[str]:
+        """Every refusal of the blend: its rows' and those of the plans it is built from."""
+        found = [
+            f"blend {row['split']}: {row['refused']}"
+            for row in self.weighted_blend + self.sum_over_shards
+            if row.get("refused")
+        ]
+        for i, shard in enumerate(self.shard_plans):
+            found.extend(f"shard {i} {r}" for r in shard.refusals())
+        return found + self.merged_plan.refusals()
 
     def to_dict(self) -> dict:
         return {

@@ -17,8 +17,17 @@ from .report import Report
 if TYPE_CHECKING:
     from .checks.raw_index import DocumentMismatch, RawCheckResult
 
+
 # Piped output gets a wide console so tables are not cut to 80 columns.
-_out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich exits 1 here; a reader that went away (`| head -1`) is not an error: the CLI
+        # handles it in one place.
+        self.quiet = True
+        raise BrokenPipeError
+
+
+_out = _Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _n(value: Any) -> str:
@@ -223,6 +232,11 @@ def print_plan(plan: Plan | SamplesPlan, title: str | None = None) -> None:
         heading += f" ({title})"
     _out.print(f"\n[bold]{heading}")
     _out.print(f"  tokens T (exact)                  {_n(d['tokens'])}")
+    if d["samples_per_epoch"] == 0:
+        _out.print(
+            f"[yellow]  warning: 0 samples per epoch: a sample needs seq_len + {x} = {_n(S + x)} tokens "
+            f"and the data has T = {_n(d['tokens'])}"
+        )
     _out.print(f"  samples per epoch (T - {x}) // {S}   {_n(d['samples_per_epoch'])}")
     _out.print(
         f"  estimate samples x seq_len        {_n(d['estimated_tokens'])}"
@@ -258,6 +272,10 @@ def print_plan(plan: Plan | SamplesPlan, title: str | None = None) -> None:
             seq = s.get("sequences")
             seq_text = f"[{_n(seq[0])}, {_n(seq[1])})" if seq else "not built"
             sep = s.get("separate_final_epoch")
+            if s.get("refused"):
+                # the trainer would hang or abort: its numbers would mean nothing
+                t.add_row(name, seq_text, _n(s.get("tokens")), "[red]REFUSED", *["-"] * 6)
+                continue
             t.add_row(
                 name,
                 seq_text,
