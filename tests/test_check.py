@@ -214,6 +214,7 @@ def test_parallel_units_compare_in_order(tmp_path):
     assert r.expected_counts["documents"] == 400
 
 
+@tokenizer_fixtures.needs_tokenizers_0("no Tokenizer.token_to_id")
 def test_special_tokens_and_hints(tmp_path):
     llama = tokenizer_fixtures.llama_style_bpe()  # prepends <s>
     recs = [r for r in records(60) if r["text"] != ""]

@@ -75,6 +75,7 @@ def test_keep_removes_the_least_recently_used(cache_dir):
     assert sorted(os.listdir(directory)) == ["entry0", "entry3", "entry4"]
 
 
+@fixtures.needs_tokenizers_0("the spec compares with to_str")
 def test_a_file_tokenizer_spec_is_built_once_then_read_back(cache_dir):
     from tokcount.tokenizer import load_tokenizer_spec
 
@@ -97,6 +98,7 @@ def test_a_file_tokenizer_spec_is_built_once_then_read_back(cache_dir):
     assert load_tokenizer_spec(path) == first
 
 
+@fixtures.needs_tokenizers_0("the spec compares with to_str")
 def test_an_edited_tokenizer_file_gets_its_own_entry(cache_dir, tmp_path):
     from tokcount.tokenizer import load_tokenizer_spec
 
@@ -112,6 +114,7 @@ def test_an_edited_tokenizer_file_gets_its_own_entry(cache_dir, tmp_path):
     assert len(list((cache_dir / "specs").iterdir())) == 2
 
 
+@fixtures.needs_tokenizers_0("no fast engine")
 def test_engine_plans_are_cached_and_bounded(cache_dir, monkeypatch):
     from tokcount.engines.fast import plan
     from tokcount.tokenizer import load_tokenizer_spec

@@ -16,6 +16,7 @@ import tokenizer_fixtures
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@tokenizer_fixtures.needs_tokenizers_0("counts the test file before the signal is sent")
 def test_ctrl_c_stops_workers_and_prints_partial_report(tmp_path):
     tok = tokenizer_fixtures.bytelevel_bpe()
     line = json.dumps({"text": "Ein langer Satz, with words and numbers 12345, repeated. " * 40}) + "\n"
@@ -84,6 +85,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@tokenizer_fixtures.needs_tokenizers_0("counts the test file before the signal is sent")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and pgrep -P")
 @pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGKILL", None)])
 def test_a_killed_parent_leaves_no_worker_behind(tmp_path, signame, code):

@@ -36,6 +36,7 @@ def _run_with_terminal_stderr(args):
     return proc.returncode, out.decode(), terminal.decode(errors="replace")
 
 
+@tokenizer_fixtures.needs_tokenizers_0("counts the test file before the bar shows")
 def test_progress_on_terminal_stderr_and_clean_json_stdout(tmp_path):
     tok = tokenizer_fixtures.bytelevel_bpe()
     line = json.dumps({"text": "words and more words, 12345 " * 50}) + "\n"

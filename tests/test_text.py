@@ -375,6 +375,7 @@ def run_cli(*args):
     )
 
 
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine (auto picks hf)")
 def test_cli_text_scan_json_and_errors(tmp_path):
     tok = tokenizer_fixtures.bytelevel_bpe()
     good = write_jsonl(tmp_path / "good.jsonl.zst", ADVERSARIAL, compression="zst")
@@ -432,6 +433,7 @@ def test_parity_sampler_takes_first_texts_then_a_spread_sample():
     assert len(later) == 1 and 0 <= later[0] < len(texts)
 
 
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine, so no parity guard")
 def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch):
     """A fast engine that is wrong on one document: the scan says so and reports exact counts."""
     from tokcount.engines import fast as fast_engine
@@ -453,6 +455,7 @@ def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkey
     assert report.files[0].tokens == sum(reference(tok, docs))
 
 
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine, so no parity guard")
 def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_lines(tmp_path, monkeypatch):
     """Samples from byte ranges after the first keep their line unresolved: counting the lines
     before a range reads the file up to it, which only a reported mismatch may cost."""
@@ -479,6 +482,7 @@ def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_
     assert report.files[0].tokens == sum(reference(tok, docs))
 
 
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine at all")
 def test_engine_fast_refused_for_unsupported_tokenizer(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", ["a"])
     proc = run_cli("scan", path, "--tokenizer", tokenizer_fixtures.wordpiece(), "--engine", "fast")
@@ -489,6 +493,7 @@ def test_engine_fast_refused_for_unsupported_tokenizer(tmp_path):
     assert options["engine"] == "hf" and "WordPiece" in options["engine_reason"]
 
 
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine to bench")
 def test_bench_command_times_engines_and_checks_agreement(tmp_path):
     tok = tokenizer_fixtures.bytelevel_bpe()
     path = write_jsonl(tmp_path / "d.jsonl.gz", ADVERSARIAL, compression="gz")

@@ -101,6 +101,7 @@ ADVERSARIAL_TEXTS = [
 # --- load_tokenizer_spec ---------------------------------------------------------------------
 
 
+@fixtures.needs_tokenizers_0("no to_str/get_vocab_size")
 def test_spec_from_file_and_from_directory_is_the_same_tokenizer():
     path = fixtures.bytelevel_bpe()
     from_file = load_tokenizer_spec(path)
@@ -144,6 +145,7 @@ def test_info_from_the_summary_equals_info_from_the_whole_json(name):
     assert spec.info() == dataclasses.replace(spec, summary="").info()
 
 
+@fixtures.needs_tokenizers_0("no token_to_id")
 def test_end_of_document_id_of_trained_tokenizers():
     reference = Tokenizer.from_file(fixtures.bytelevel_bpe())
     assert end_of_document_id(load_tokenizer_spec(fixtures.bytelevel_bpe())) == reference.token_to_id("<|endoftext|>")
@@ -155,6 +157,7 @@ def test_end_of_document_id_of_trained_tokenizers():
 @pytest.mark.parametrize(
     ("name", "expected"), [("gpt2", 50256), ("gpt-neox-20b", 0), ("llama2", 2), ("llama3", 128001)]
 )
+@fixtures.needs_tokenizers_0("no token_to_id/to_str")
 def test_end_of_document_id_of_real_tokenizers(name, expected):
     path = tokenizer_path(name)
     assert (
@@ -308,6 +311,7 @@ def test_bos_adds_exactly_one_token_for_any_text(text):
     assert counter("llama_style_bpe", True).count_one(text) == counter("llama_style_bpe", False).count_one(text) + 1
 
 
+@fixtures.needs_tokenizers_0("no enable_truncation/enable_padding")
 def test_stored_truncation_and_padding_do_not_change_counts(tmp_path):
     # A tokenizer.json may carry a model's max length and padding; counts must ignore both.
     reference = Tokenizer.from_file(fixtures.bytelevel_bpe())
@@ -406,6 +410,7 @@ def _probe_threads(mode: str) -> tuple[int, int, str]:
     return int(before), int(after), result.stderr
 
 
+@fixtures.needs_tokenizers_0("it starts its thread pool whatever TOKENIZERS_PARALLELISM says")
 def test_counting_adds_no_threads():
     # The baseline is not 1: importing tokcount starts pyarrow's jemalloc background thread.
     before, after, stderr = _probe_threads("counter")

@@ -2,6 +2,10 @@
 
 Plain functions (not pytest fixtures) so that subprocess scripts and hypothesis tests can use
 them too; each trains once per process and returns the path of its tokenizer.json.
+
+tokenizers 1.x has no trainers (nor models, normalizers, ...): there the functions return the
+files in data/tokenizers/, which these same functions trained with tokenizers 0.23.3
+(``python tests/tokenizer_fixtures.py`` writes them again).
 """
 
 from __future__ import annotations
@@ -13,7 +17,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer
+
+try:
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+except ImportError:  # tokenizers 1.x
+    TRAINABLE = False
+else:
+    TRAINABLE = True
+
+COMMITTED = Path(__file__).resolve().parent / "data" / "tokenizers"
+
+
+def needs_tokenizers_0(why: str):
+    """Skip under tokenizers 1.x, saying why: the test needs 0.2x's API or its speed."""
+    import pytest
+
+    return pytest.mark.skipif(not TRAINABLE, reason=f"tokenizers 1.x: {why}")
+
 
 SHARED_TOKENIZERS = Path(__file__).resolve().parents[2] / "shared" / "tokenizers"
 
@@ -84,6 +105,8 @@ def _train(tokenizer: Tokenizer, trainer) -> None:
 @functools.cache
 def bytelevel_bpe() -> str:
     """GPT-2 style: byte-level BPE, <|endoftext|> is id 0."""
+    if not TRAINABLE:
+        return str(COMMITTED / "bytelevel_bpe.json")
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -104,6 +127,8 @@ BYTE_TOKENS = [f"<0x{byte:02X}>" for byte in range(256)]
 @functools.cache
 def llama_style_bpe() -> str:
     """Llama-2 style: '▁' for spaces, BPE with byte fallback, <s> prepended as BOS."""
+    if not TRAINABLE:
+        return str(COMMITTED / "llama_style_bpe.json")
     tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     # A small alphabet leaves many characters (kana, hanzi, emoji...) to the byte fallback.
@@ -134,6 +159,8 @@ def llama_style_bpe() -> str:
 @functools.cache
 def wordpiece() -> str:
     """BERT style: lowercasing normalizer, WordPiece, "[CLS] $A [SEP]"."""
+    if not TRAINABLE:
+        return str(COMMITTED / "wordpiece.json")
     special_tokens = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
@@ -169,3 +196,12 @@ def path_or_skip(name: str, trained: dict = TRAINED) -> str:
 
         pytest.skip(f"../shared/tokenizers/{name}.json is not there")
     return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    COMMITTED.mkdir(parents=True, exist_ok=True)
+    for name, train in TRAINED.items():
+        shutil.copy(train(), COMMITTED / f"{name}.json")
+        print(f"wrote {COMMITTED / name}.json", file=sys.stderr)

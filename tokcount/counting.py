@@ -29,7 +29,7 @@ MAX_EXAMPLES = 5  # skipped records listed by position
 # The environment workers start with. tokenizers must not use its thread pool in a worker:
 # the workers are the parallelism, and a forked worker has no pool threads (tokenizers only
 # warns about this, on stderr, when the variable is unset).
-WORKER_ENV = {"TOKENIZERS_PARALLELISM": "false"}
+WORKER_ENV = {"TOKENIZERS_PARALLELISM": "false", "RAYON_NUM_THREADS": "1"}
 
 
 @dataclass

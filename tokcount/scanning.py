@@ -12,6 +12,7 @@ import numpy as np
 
 from .counting import WORKER_ENV, UnitResult, count_unit, start_worker
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
+from .engines.hf import worker_start_method
 from .engines.parity import ParityGuard, recount_on_disagreement
 from .engines.warmup import prepare_worker
 from .errors import FileCheckError, UsageError
@@ -83,7 +84,7 @@ def scan(
     text_cost = sum(u.cost for u in units)  # bytes of the text units (compressed where they are)
     if text.workers is None and text_cost < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
-    with LocalExecutor(workers, worker_env=WORKER_ENV) as executor:
+    with LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method()) as executor:
         if len(units) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer.
             executor.start(functools.partial(prepare_worker, text.engine != "hf"))

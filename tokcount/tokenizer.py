@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ class TokenizerSpec:
     """Picklable description of a tokenizer, shipped to worker processes."""
 
     source: str  # what the user passed (path, directory, or hub name)
-    json: str  # Tokenizer.to_str(): workers rebuild from it and never re-resolve a hub name
+    json: str  # tokenizer.json text (to_str's on 0.2x): workers rebuild from it, never re-resolving a hub name
     fingerprint: str  # sha256 hex of `json`
     vocab_size: int  # Tokenizer.get_vocab_size(with_added_tokens=True)
     # What info() reads, as JSON, taken from the loaded Tokenizer: parsing Llama-3's whole JSON
@@ -103,6 +104,26 @@ def _describe_component(component: dict | None) -> str | None:
     return kind
 
 
+# tokenizers 1.x is a rewrite: no to_str/from_str, no component objects (normalizers,
+# pre_tokenizers, ...), settable padding/truncation. Where the two differ, each is used its own
+# way; the count is always len(encode(text).ids) of the installed version.
+TOKENIZERS_1 = not hasattr(Tokenizer, "to_str")
+
+
+def tokenizer_from_json(text: str) -> Tokenizer:
+    """A Tokenizer from its tokenizer.json text (1.x reads only files)."""
+    from_str = getattr(Tokenizer, "from_str", None)
+    if from_str is not None:
+        return from_str(text)
+    fd, path = tempfile.mkstemp(prefix="tokcount-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        return Tokenizer.from_file(path)
+    finally:
+        os.unlink(path)
+
+
 # The Tokenizer that load_tokenizer_spec built, handed to the first build_tokenizer of the same
 # spec in this process: rebuilding Llama-3's from its JSON costs 0.35 s.
 _just_loaded: dict[str, Tokenizer] = {}
@@ -110,9 +131,13 @@ _just_loaded: dict[str, Tokenizer] = {}
 
 def build_tokenizer(spec: TokenizerSpec) -> Tokenizer:
     """A fresh Tokenizer for `spec`, configured for exact counting (no padding, no truncation)."""
-    tokenizer = _just_loaded.pop(spec.fingerprint, None) or Tokenizer.from_str(spec.json)
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
+    tokenizer = _just_loaded.pop(spec.fingerprint, None) or tokenizer_from_json(spec.json)
+    if hasattr(tokenizer, "no_padding"):
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+    else:  # 1.x: settable properties (read-only in 0.2x's stubs)
+        setattr(tokenizer, "padding", None)  # noqa: B010
+        setattr(tokenizer, "truncation", None)  # noqa: B010
     return tokenizer
 
 
@@ -151,14 +176,26 @@ def _end_of_document_from_config(config: dict) -> tuple[str | None, int | None]:
     return None, None
 
 
-def _spec_from_tokenizer(source: str, tokenizer: Tokenizer) -> TokenizerSpec:
-    serialised = tokenizer.to_str()
+def _spec_from_tokenizer(source: str, tokenizer: Tokenizer, file_text: str | None = None) -> TokenizerSpec:
+    """The spec of a loaded tokenizer. 0.2x: its own serialisation (a file and the hub give one
+    fingerprint). 1.x writes only its own new JSON layout, so the file's text is the spec."""
+    if TOKENIZERS_1:
+        if file_text is None:
+            raise AssertionError("tokenizers 1.x: the spec needs the tokenizer.json text")
+        serialised = file_text
+        config = json.loads(file_text)
+        vocab_size = _vocab_size_from_config(config)
+        summary = _summary_from_config(config)
+    else:
+        serialised = tokenizer.to_str()
+        vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        summary = _summary(tokenizer)
     spec = TokenizerSpec(
         source=source,
         json=serialised,
         fingerprint=hashlib.sha256(serialised.encode("utf-8")).hexdigest(),
-        vocab_size=tokenizer.get_vocab_size(with_added_tokens=True),
-        summary=_summary(tokenizer),
+        vocab_size=vocab_size,
+        summary=summary,
     )
     _just_loaded.clear()  # one at a time: a tokenizer can take hundreds of MB
     _just_loaded[spec.fingerprint] = tokenizer
@@ -187,6 +224,35 @@ def _summary(tokenizer: Tokenizer) -> str:
             "truncation": tokenizer.truncation,
             "padding": tokenizer.padding,
             "end_of_document": list(_end_of_document(tokenizer)),
+        }
+    )
+
+
+def _vocab_size_from_config(config: dict) -> int:
+    """get_vocab_size(with_added_tokens=True) of 0.2x, from a tokenizer.json: the model's tokens
+    and the added ones, each string once."""
+    vocab = (config.get("model") or {}).get("vocab") or {}
+    tokens = set(vocab) if isinstance(vocab, dict) else {entry[0] for entry in vocab}
+    tokens.update(t["content"] for t in config.get("added_tokens") or [])
+    return len(tokens)
+
+
+def _summary_from_config(config: dict) -> str:
+    """_summary's fields read from a tokenizer.json (1.x has no component objects)."""
+    model = config.get("model") or {}
+    return json.dumps(
+        {
+            "model": {"type": model.get("type"), "byte_fallback": bool(model.get("byte_fallback", False))},
+            "normalizer": config.get("normalizer"),
+            "pre_tokenizer": config.get("pre_tokenizer"),
+            "post_processor": config.get("post_processor"),
+            "decoder": config.get("decoder"),
+            "added_tokens": [
+                {"content": t["content"], "special": bool(t.get("special"))} for t in config.get("added_tokens") or []
+            ],
+            "truncation": config.get("truncation"),
+            "padding": config.get("padding"),
+            "end_of_document": list(_end_of_document_from_config(config)),
         }
     )
 
@@ -228,7 +294,8 @@ def load_tokenizer_spec(arg: str) -> TokenizerSpec:
         raise UsageError(f"{arg}: no such file")
     if not _HUB_REPO_ID.match(arg) or "--" in arg or ".." in arg:
         raise UsageError(f"{arg}: no such file, and not a valid Hugging Face hub name")
-    return _spec_from_tokenizer(arg, _load_from_hub(arg))
+    tokenizer, text = _load_from_hub(arg)
+    return _spec_from_tokenizer(arg, tokenizer, text)
 
 
 def _load_file(arg: str, path: Path) -> TokenizerSpec:
@@ -244,7 +311,8 @@ def _load_file(arg: str, path: Path) -> TokenizerSpec:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as error:  # the Rust side raises plain Exception for parse errors
         raise UsageError(f"{arg}: not a valid tokenizer JSON file ({_first_line(error)})") from None
-    spec = _spec_from_tokenizer(arg, tokenizer)
+    _check_it_encodes(arg, tokenizer)
+    spec = _spec_from_tokenizer(arg, tokenizer, raw.decode("utf-8") if raw is not None else None)
     if cache_path is not None:
         facts = {"fingerprint": spec.fingerprint, "vocab_size": spec.vocab_size, "summary": spec.summary}
         header = json.dumps(facts).encode("utf-8") + b"\n"
@@ -259,6 +327,18 @@ def _load_file(arg: str, path: Path) -> TokenizerSpec:
 # TokenizerSpec or _summary change.
 SPEC_CACHE_FORMAT = 1
 SPECS_KEPT = 8
+
+
+def _check_it_encodes(arg: str, tokenizer: Tokenizer) -> None:
+    """tokenizers 1.x loads some files it cannot encode with (a Split regex it has no engine
+    for): say so now, in one line, rather than from every worker in the middle of a scan."""
+    try:
+        tokenizer.encode("tokcount probe: Hello, world! 123", add_special_tokens=False)
+    except Exception as error:  # the Rust side raises ValueError or plain Exception
+        raise UsageError(
+            f"{arg}: tokenizers {tokenizers.__version__} loads this tokenizer but cannot encode with it "
+            f"({_first_line(error)})"
+        ) from None
 
 
 def _spec_cache_path(raw: bytes) -> Path:
@@ -310,13 +390,18 @@ except Exception as error:
     lines = str(error).strip().splitlines() or [""]
     sys.stdout.write("\t".join(["ERROR", type(error).__name__, "1" if offline() else "0", lines[0]]))
     sys.exit(3)
-sys.stdout.write(tokenizer.to_str())
+if hasattr(tokenizer, "to_str"):
+    sys.stdout.write(tokenizer.to_str())
+else:  # tokenizers 1.x writes only its own layout: hand over the file it read
+    from huggingface_hub import hf_hub_download
+    with open(hf_hub_download(name, "tokenizer.json"), encoding="utf-8") as f:
+        sys.stdout.write(f.read())
 """
 
 _NOT_FOUND_ERRORS = {"RepositoryNotFoundError", "EntryNotFoundError", "RevisionNotFoundError", "GatedRepoError"}
 
 
-def _load_from_hub(name: str) -> Tokenizer:
+def _load_from_hub(name: str) -> tuple[Tokenizer, str]:
     try:
         child = subprocess.run(
             [sys.executable, "-c", _HUB_CHILD, name, str(HUB_PROBE_TIMEOUT_SECONDS)],
@@ -331,7 +416,7 @@ def _load_from_hub(name: str) -> Tokenizer:
         ) from None
     output = child.stdout.decode("utf-8", errors="replace")
     if child.returncode == 0:
-        return Tokenizer.from_str(output)
+        return tokenizer_from_json(output), output
     if not output.startswith("ERROR\t"):
         detail = (child.stderr.decode("utf-8", errors="replace").strip().splitlines() or ["no output"])[-1]
         raise UsageError(f"{name}: loading from the Hugging Face hub failed ({detail}); {NO_NETWORK_HINT}")

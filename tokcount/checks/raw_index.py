@@ -25,6 +25,7 @@ import numpy as np
 from .. import counting, formats
 from .._version import __version__
 from ..engines import EngineChoice, choose_engine
+from ..engines.hf import worker_start_method
 from ..engines.parity import recount_on_disagreement
 from ..errors import FileCheckError, UsageError
 from ..executors import LocalExecutor, default_workers, report_progress
@@ -630,6 +631,7 @@ def _compare(
         counting.start_worker,
         (spec, options.add_special_tokens, choice),
         worker_env=counting.WORKER_ENV,
+        start_method=worker_start_method(),
     )
     waiting: dict[int, _UnitOut] = {}
     groups = _file_groups(units)

@@ -41,7 +41,26 @@ class EngineChoice:
 HF_REQUESTED = EngineChoice("hf", "requested")
 
 
+def fast_engine_available() -> str | None:
+    """Why the fast engine cannot run with the installed tokenizers, or None when it can. Its
+    plans and code-point tables are derived with tokenizers' own normalizers, pre-tokenizers and
+    regex engine, which tokenizers 1.x no longer exposes."""
+    import tokenizers
+
+    from ..tokenizer import TOKENIZERS_1
+
+    if TOKENIZERS_1:
+        return (
+            f"tokenizers {tokenizers.__version__} has no normalizers/pre_tokenizers modules, from which the "
+            "fast engine derives its tables; its own encode counts instead"
+        )
+    return None
+
+
 def fast_support(spec: TokenizerSpec) -> tuple[bool, str]:
+    unavailable = fast_engine_available()
+    if unavailable is not None:
+        return False, unavailable
     try:
         from .fast import fast_support as support
     except ImportError:  # a build without the numba engine

@@ -78,6 +78,15 @@ class TokenCounter:
             raise
 
 
+def worker_start_method() -> str | None:
+    """How worker processes must start with the installed tokenizers: None (the executor's
+    default, fork on Linux) for 0.2x. A process forked after tokenizers 1.x has loaded a
+    tokenizer hangs when it builds one (seen with 1.0.0rc3), so 1.x workers are spawned."""
+    from ..tokenizer import TOKENIZERS_1
+
+    return "spawn" if TOKENIZERS_1 else None
+
+
 def _raise_if_unencodable(texts: list, cause: BaseException) -> None:
     """Raise UnencodableText for the first text that is not valid Unicode, if any."""
     for index, text in enumerate(texts):

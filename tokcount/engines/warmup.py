@@ -11,7 +11,9 @@ import sys
 def prepare_worker(fast_engine: bool) -> None:
     """Runs in each worker as it starts: the imports and numba's set-up that the first unit
     would otherwise wait for."""
-    if fast_engine:
+    from . import fast_engine_available
+
+    if fast_engine and fast_engine_available() is None:
         quiet_numba_start()
         from numba.core.registry import cpu_target
 
