@@ -670,3 +670,21 @@ def test_a_literal_dotted_key_wins_over_the_path_on_every_line_kind(tmp_path):
     chosen = ["literal wins", "nested path", ["a list", "of parts"], ["nested", "list"], ""]
     assert report.files[0].tokens == sum(reference(tok, chosen))
     assert report.files[0].documents == 5 and report.files[0].empty_documents == 1
+
+
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine, so no parity guard")
+def test_the_parity_guard_checks_a_huge_line_on_a_bounded_prefix(tmp_path):
+    """One 6 MB document among short ones: the guard recounts at most MAX_SAMPLE_CHARS of it
+    (both engines count the same prefix), in the workers, and the total stays exact."""
+    from tokcount.engines.parity import MAX_SAMPLE_CHARS
+
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    huge = "Ein langer Satz, with words and numbers 12345, repeated. " * 110_000
+    docs = [huge] + ADVERSARIAL * 3
+    path = write_jsonl(tmp_path / "huge.jsonl", docs)
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=2, in_process_bytes=0))
+    parity = report.options["parity"]
+    assert report.options["engine"] == "fast" and parity["mismatch"] is None
+    assert parity["prefixes_checked"] == 1 and len(huge) > 5 * MAX_SAMPLE_CHARS
+    assert parity["chars_checked"] <= 2 * MAX_SAMPLE_CHARS + sum(map(len, ADVERSARIAL * 3))
+    assert report.files[0].tokens == sum(reference(tok, docs))

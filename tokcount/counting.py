@@ -14,7 +14,7 @@ import numpy as np
 
 from . import formats
 from .engines import EngineChoice, make_counter
-from .engines.parity import ParitySampler, Sample
+from .engines.parity import MAX_SAMPLE_CHARS, ParityGuard, ParitySampler, Sample
 from .errors import FileCheckError
 from .executors import report_progress
 from .formats.base import BadRecord, DocumentBatch, TextPolicy, TokenIdBatch, WorkUnit, note_block
@@ -45,7 +45,8 @@ class UnitResult:
     skipped_examples: list[BadRecord] = field(default_factory=list)
     failure: FileCheckError | None = None
     engine: str = "hf"
-    parity_samples: list[Sample] = field(default_factory=list)  # for the guard in the scanning process
+    parity_mismatch: dict | None = None  # the guard's first disagreement in this unit (the unit stops there)
+    parity_tally: dict[str, float] = field(default_factory=dict)  # what the guard checked
     blocks: list[list[int]] = field(default_factory=list)  # [block, documents, sequences] in reading order
 
 
@@ -54,6 +55,8 @@ class UnitCounter:
     the fast counter when that engine is chosen, and whether to sample for the parity guard."""
 
     def __init__(self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice):
+        self.spec = spec
+        self.add_special_tokens = add_special_tokens
         self.reference: TokenCounter | None = None
         self.fast: Counter | None = None
         self.sample_for_parity = False
@@ -72,6 +75,10 @@ class UnitCounter:
     def count_unit(self, unit: WorkUnit, policy: TextPolicy) -> UnitResult:
         result = UnitResult(unit, engine="fast" if self.fast is not None else "hf")
         sampler = ParitySampler(f"{unit.path}:{unit.part}") if self.sample_for_parity else None
+        guard = None
+        if sampler is not None:
+            assert self.spec is not None
+            guard = ParityGuard(self.spec, self.add_special_tokens, reference=self.reference)
         doc_chunks: list[np.ndarray] = []
         seq_chunks: list[np.ndarray] = []
         try:
@@ -80,7 +87,9 @@ class UnitCounter:
                 if isinstance(batch, TokenIdBatch):
                     docs, seqs = _count_token_ids(batch, result)
                 else:
-                    docs, seqs = self._count_texts(batch, policy, result, sampler)
+                    docs, seqs = self._count_texts(batch, policy, result, sampler, guard)
+                    if result.parity_mismatch is not None:
+                        break  # the run is counted again with hf: the rest of this unit is not needed
                 doc_chunks.append(docs)
                 seq_chunks.append(seqs)
                 note_block(result.blocks, batch.block, len(docs), len(seqs))
@@ -92,13 +101,21 @@ class UnitCounter:
         except FileCheckError as e:
             result.failure = e
             return result
+        finally:
+            if guard is not None:
+                result.parity_tally = guard.tally()
         if doc_chunks:
             result.document_tokens = np.concatenate(doc_chunks)
             result.sequence_sizes = np.concatenate(seq_chunks)
         return result
 
     def _count_texts(
-        self, batch: DocumentBatch, policy: TextPolicy, result: UnitResult, sampler: ParitySampler | None
+        self,
+        batch: DocumentBatch,
+        policy: TextPolicy,
+        result: UnitResult,
+        sampler: ParitySampler | None,
+        guard: ParityGuard | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         from .engines.hf import UnencodableText
 
@@ -119,11 +136,9 @@ class UnitCounter:
             # An ASCII str's length is its UTF-8 size (isascii is a flag check): encode only the others.
             text_bytes = sum(len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in batch.texts)
         result.text_bytes += text_bytes
-        if sampler is not None:
-            for i in sampler.pick(batch.texts, text_bytes, batch.at_file_start):
-                # unresolved: a range's line number is worked out only if this sample is reported
-                where = batch.location(_document_of(batch, i))
-                result.parity_samples.append((batch.texts[i], int(part_tokens[i]), where))
+        if sampler is not None and guard is not None:
+            chosen = sampler.pick(batch.texts, text_bytes, batch.at_file_start)
+            self._check_parity(batch, chosen, np.asarray(part_tokens), guard, result)
         parts = np.asarray(batch.texts_per_document, dtype=np.int64)
         part_tokens = np.asarray(part_tokens, dtype=np.int64)
         ends = np.cumsum(parts)
@@ -140,6 +155,22 @@ class UnitCounter:
         result.empty_documents += int(np.count_nonzero(~nonempty))
         result.tokens += int(doc_tokens.sum())
         return doc_tokens, sequences
+
+    def _check_parity(
+        self, batch: DocumentBatch, chosen: list[int], part_tokens: np.ndarray, guard: ParityGuard, result: UnitResult
+    ) -> None:
+        samples: list[Sample] = []
+        for i in chosen:
+            text, fast_count = batch.texts[i], int(part_tokens[i])
+            if len(text) > MAX_SAMPLE_CHARS:
+                # a bounded check: both engines count the same prefix
+                text = text[:MAX_SAMPLE_CHARS]
+                assert self.fast is not None
+                fast_count = int(self.fast.count([text])[0])
+                guard.prefixes_checked += 1
+            # unresolved: a range's line number is worked out only if this sample is reported
+            samples.append((text, fast_count, batch.location(_document_of(batch, i))))
+        result.parity_mismatch = guard.check(samples)
 
     def _count_one_by_one(self, batch: DocumentBatch, policy: TextPolicy, result: UnitResult) -> list[int]:
         """Rare slow path: find the documents the tokenizer cannot take, raise or drop them."""

@@ -180,9 +180,12 @@ def _print_text_details(report: Report) -> None:
         )
         parity = options.get("parity")
         if parity is not None and parity.get("mismatch") is None:
+            prefixes = parity.get("prefixes_checked") or 0
+            long_texts = f", {_n(prefixes)} long ones on their first 1 Mi characters" if prefixes else ""
             _out.print(
                 f"parity guard: {parity['texts_checked']:,} texts also counted with hf in "
-                f"{parity.get('seconds', 0):.2f} s, all equal"
+                f"{parity.get('seconds', 0):.2f} s of the workers' time ({_n(parity.get('chars_checked'))} characters"
+                f"{long_texts}), all equal"
             )
     t = Table(title="tokens per document")
     for c in (

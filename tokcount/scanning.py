@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from .counting import WORKER_ENV, UnitResult, count_unit, start_worker
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.hf import worker_start_method
-from .engines.parity import ParityGuard, recount_on_disagreement
+from .engines.parity import ParityTotals, recount_on_disagreement
 from .engines.warmup import prepare_worker
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
@@ -172,7 +172,7 @@ def _count_text(
     expected: dict[int, int] = {}
     for u in units:
         expected[u.source] = expected.get(u.source, 0) + 1
-    parity = ParityGuard(spec, text.add_special_tokens) if choice.guarded else None
+    parity = ParityTotals() if choice.guarded else None
     runs = 0
 
     def run(current: EngineChoice) -> dict | None:
@@ -220,27 +220,19 @@ def _run_units(
     initargs: tuple,
     progress: Progress,
     by_source: dict[int, list[UnitResult]],
-    parity: ParityGuard | None = None,
+    parity: ParityTotals | None = None,
 ) -> dict | None:
-    """Fill by_source as units finish, so an interrupt keeps what was done. With a parity
-    guard, each unit's samples are checked as it arrives; the first disagreement stops the
-    run (its workers too) and is returned."""
+    """Fill by_source as units finish, so an interrupt keeps what was done. With the parity
+    guard on (it runs in the workers), the first disagreement a unit reports stops the run (its
+    workers too) and is returned."""
     policy = text.policy()
     tasks = [(u, policy) for u in units]
-    on_progress: Callable[..., None] = progress.advance
-    if parity is not None:
-        guard = parity
-
-        def on_progress(**counters: int) -> None:
-            guard.prepare()  # the first report means the workers have their tasks
-            progress.advance(**counters)
-
-    running = executor.run(count_unit, tasks, [u.cost for u in units], on_progress, start_worker, initargs)
+    running = executor.run(count_unit, tasks, [u.cost for u in units], progress.advance, start_worker, initargs)
     with contextlib.closing(running) as done:
         for _, unit_result in done:
             if parity is not None:
-                mismatch = parity.check(unit_result.parity_samples)
-                unit_result.parity_samples = []
+                parity.add(unit_result.parity_tally)
+                mismatch = unit_result.parity_mismatch
                 if mismatch is not None:
                     return dict(mismatch, path=unit_result.unit.path, position=str(mismatch["position"]))
             by_source.setdefault(unit_result.unit.source, []).append(unit_result)

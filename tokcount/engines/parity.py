@@ -2,9 +2,14 @@
 run goes, and the one policy on a disagreement: the whole run is counted again with ``hf``, so
 an engine bug can never become a wrong total, nor be blamed on the data.
 
-- ``ParitySampler`` (in the workers) picks texts to recount: the first texts of every file, and
-  random texts spread through the data within a byte budget.
-- ``ParityGuard`` (in the scanning process, whose tokenizer is already loaded) recounts them.
+- ``ParitySampler`` picks texts to recount: the first texts of every file and random texts
+  spread through the data, within a byte budget (about 1/1500 of the bytes: the reference was
+  ~15x slower than the fast engine, so about 1 % of the run).
+- ``ParityGuard`` recounts them with the reference. It runs in the workers, next to the engine
+  it checks: never on the scanning process's critical path, and a Ctrl-C stops it with the
+  workers. A text longer than ``MAX_SAMPLE_CHARS`` is checked on its first ``MAX_SAMPLE_CHARS``
+  characters, counted by both engines (the reference's cost grows faster than linearly on one
+  huge text: a 50 MB line once took it 62 s and 8.6 GB).
 - ``recount_on_disagreement`` runs a scan or a check, and runs it again with ``hf`` when the
   fast engine's result disagrees with the reference.
 """
@@ -27,6 +32,9 @@ Result = TypeVar("Result")
 # (text, the fast engine's count, where it is: a formats.base.Location or plain words)
 Sample = tuple[str, int, Any]
 
+MAX_SAMPLE_CHARS = 1 << 20  # a longer sampled text is checked on a prefix of this many characters
+FIRST_TEXTS_CHARS = 1 << 20  # the first texts of a file are sampled up to this many characters
+
 
 class ParitySampler:
     """Picks the texts the parity guard recounts with the reference. The reference is ~15x
@@ -41,21 +49,36 @@ class ParitySampler:
 
     def pick(self, texts: Sequence[str], text_bytes: int, at_file_start: bool) -> list[int]:
         self.counted_bytes += text_bytes
-        chosen = list(range(min(self.first_texts, len(texts)))) if at_file_start else []
+        chosen: list[int] = []
+        if at_file_start:
+            taken = 0
+            for i in range(min(self.first_texts, len(texts))):
+                chosen.append(i)
+                taken += min(len(texts[i]), MAX_SAMPLE_CHARS)
+                if taken >= FIRST_TEXTS_CHARS:
+                    break
         if texts and self.sampled_bytes < self.fraction * self.counted_bytes:
-            chosen.append(self.rng.randrange(len(texts)))
-        self.sampled_bytes += sum(len(texts[i]) for i in chosen)
+            pick: int | None = self.rng.randrange(len(texts))
+            if pick in chosen:  # already checked: another text of the batch, if there is one
+                others = [i for i in range(len(texts)) if i not in set(chosen)]
+                pick = others[self.rng.randrange(len(others))] if others else None
+            if pick is not None:
+                chosen.append(pick)
+        self.sampled_bytes += sum(min(len(texts[i]), MAX_SAMPLE_CHARS) for i in chosen)
         return chosen
 
 
 class ParityGuard:
-    """Recounts sampled texts with the reference and compares them with the fast engine's counts."""
+    """Recounts sampled texts with the reference and compares them with the fast engine's counts.
+    ``reference``: a TokenCounter to reuse (a worker's own), else one is built on first use."""
 
-    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool):
+    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool, reference: TokenCounter | None = None):
         self.spec = spec
         self.add_special_tokens = add_special_tokens
-        self._reference: TokenCounter | None = None
+        self._reference = reference
         self.texts_checked = 0
+        self.chars_checked = 0
+        self.prefixes_checked = 0  # texts over MAX_SAMPLE_CHARS, checked on their prefix
         self.seconds = 0.0
 
     def prepare(self) -> None:
@@ -78,13 +101,40 @@ class ParityGuard:
         expected = self._reference.count([text for text, _, _ in samples])
         self.seconds += time.perf_counter() - started
         self.texts_checked += len(samples)
+        self.chars_checked += sum(len(text) for text, _, _ in samples)
         for (text, fast, where), reference in zip(samples, expected.tolist()):
             if fast != reference:
                 return {"position": where, "fast": fast, "reference": reference, "preview": text[:120]}
         return None
 
+    def tally(self) -> dict[str, float]:
+        return {
+            "texts_checked": self.texts_checked,
+            "chars_checked": self.chars_checked,
+            "prefixes_checked": self.prefixes_checked,
+            "seconds": self.seconds,
+        }
+
+
+class ParityTotals:
+    """The guard's work over a whole run, added up from the workers' tallies."""
+
+    def __init__(self) -> None:
+        self.totals = {"texts_checked": 0, "chars_checked": 0, "prefixes_checked": 0, "seconds": 0.0}
+
+    def add(self, tally: dict[str, float]) -> None:
+        for key, value in tally.items():
+            self.totals[key] += value
+
     def summary(self, mismatch: dict | None) -> dict:
-        return {"texts_checked": self.texts_checked, "seconds": round(self.seconds, 3), "mismatch": mismatch}
+        t = self.totals
+        return {
+            "texts_checked": int(t["texts_checked"]),
+            "chars_checked": int(t["chars_checked"]),
+            "prefixes_checked": int(t["prefixes_checked"]),
+            "seconds": round(t["seconds"], 3),
+            "mismatch": mismatch,
+        }
 
 
 def recount_on_disagreement(
