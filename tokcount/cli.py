@@ -64,6 +64,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _key(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the key or column name is empty")
+    return text
+
+
 def _non_negative_int(text: str) -> int:
     value = _positive_int(text) if text.strip() not in ("0",) else 0
     return value
@@ -137,10 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--append-eod", action="store_true", help="+1 token per document that has at least one token")
     t.add_argument(
-        "--text-key", default="text", help="jsonl key of the text; dotted paths reach nested fields (default text)"
+        "--text-key",
+        type=_key,
+        default="text",
+        help="jsonl key of the text; dotted paths reach nested fields (default text)",
     )
     t.add_argument(
         "--text-column",
+        type=_key,
         default="text",
         help="parquet/arrow column: text, list of texts, or token-id lists (default text)",
     )
@@ -179,11 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="time every counting engine on your data and check it against Hugging Face")
     b.add_argument("path", help="a jsonl (any compression), parquet or arrow file")
     b.add_argument("--tokenizer", required=True, help="tokenizer.json, a directory holding one, or a hub name")
-    b.add_argument("--text-key", default="text")
-    b.add_argument("--text-column", default="text")
+    b.add_argument("--text-key", type=_key, default="text")
+    b.add_argument("--text-column", type=_key, default="text")
     b.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True)
     b.add_argument(
-        "--max-mb", type=_positive_int, default=32, help="text to read from the start of the file (default 32 MB)"
+        "--max-mb", type=_positive_float, default=32, help="text to read from the start of the file (default 32 MB)"
     )
     b.add_argument("--json", action="store_true")
     return parser
@@ -224,7 +244,9 @@ def _add_check_parser(sub) -> None:
         help="encode with special tokens, as preprocessing does (default: yes)",
     )
     r.add_argument("--ids", action="store_true", help="compare every token id too (reads the whole .bin)")
-    r.add_argument("--text-key", default="text", help="jsonl key of the text (Megatron --json-keys; default text)")
+    r.add_argument(
+        "--text-key", type=_key, default="text", help="jsonl key of the text (Megatron --json-keys; default text)"
+    )
     r.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
     r.add_argument(
         "--engine",
@@ -365,7 +387,7 @@ def _run_bench(args) -> int:
     from .tokenizer import load_tokenizer_spec
 
     spec = load_tokenizer_spec(args.tokenizer)
-    texts = engine_bench.read_texts(args.path, args.max_mb << 20, args.text_key, args.text_column)
+    texts = engine_bench.read_texts(args.path, int(args.max_mb * (1 << 20)), args.text_key, args.text_column)
     result = engine_bench.bench_engines(args.path, spec, texts, args.add_special_tokens)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

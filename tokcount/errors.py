@@ -46,7 +46,10 @@ class FileCheckError(TokcountError):
         # Where the position falls in the file (a line number), when units that read the file
         # out of order (interleaved parts) must agree on which of their failures came first.
         self.order = order
-        where = f" at {position}" if position else ""
+        # "at line 5", but "after line 5, the last one read whole" / "before its first line"
+        where = (
+            "" if not position else f" {position}" if position.startswith(("after ", "before ")) else f" at {position}"
+        )
         super().__init__(f"{self.path}: {check} failed{where}: {detail}")
 
     def __reduce__(self):  # travels back from worker processes

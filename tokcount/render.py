@@ -40,6 +40,11 @@ def _n(value: Any) -> str:
     return str(value)
 
 
+def _count(n: int, noun: str) -> str:
+    """ "1 raw document is", "3 raw documents are"."""
+    return f"{n:,} {noun} is" if n == 1 else f"{n:,} {noun}s are"
+
+
 class _Bar:
     """rich progress on stderr; it shows only once the scan has taken more than a moment."""
 
@@ -147,6 +152,8 @@ def print_report(report: Report) -> None:
             + ", ".join(f"{s['path']} ({s['reason']})" for s in shown)
             + (f", and {_n(more)} more" if more else "")
         )
+    for warning in report.warnings:
+        _out.print(f"[yellow]warning[/]: {warning}")
     if report.failures:
         _out.print(f"[red]{len(report.failures)} file(s) failed validation and are not counted (see stderr)")
     if report.plan is not None:
@@ -178,6 +185,12 @@ def _print_text_details(report: Report) -> None:
             f"tokenizers {tok['tokenizers_version']}), engine {options.get('engine')} ({options.get('engine_reason')}), "
             f"add_special_tokens={policy.get('add_special_tokens')}, append_eod={policy.get('append_eod')}"
         )
+        ignored = [name for name in ("truncation", "padding") if tok.get(f"ignored_{name}")]
+        if ignored:
+            _out.print(
+                f"note: the tokenizer file sets {' and '.join(ignored)}; counting ignores "
+                f"{'them' if len(ignored) > 1 else 'it'} (a training-data count is not capped or padded)"
+            )
         parity = options.get("parity")
         if parity is not None and parity.get("mismatch") is None:
             prefixes = parity.get("prefixes_checked") or 0
@@ -395,8 +408,9 @@ def raw_check_lines(result: RawCheckResult) -> list[str]:
             out.append(f"  diagnosis: {result.diagnosis}")
         out.append(
             f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
-            f"{result.missing_from_index:,} raw documents are missing at the end of the index, "
-            f"{result.extra_in_index:,} index documents have no raw counterpart"
+            f"{_count(result.missing_from_index, 'raw document')} missing at the end of the index, "
+            f"{result.extra_in_index:,} index document{'' if result.extra_in_index == 1 else 's'} "
+            f"{'has' if result.extra_in_index == 1 else 'have'} no raw counterpart"
         )
         for m in result.examples[1:]:
             out.append(

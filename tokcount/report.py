@@ -73,6 +73,7 @@ class Report:
     blend: Any = None  # tokcount.planning.BlendPlan when several files
     complete: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # about the run as a whole (files carry their own)
     skipped_inputs: list[dict] = field(default_factory=list)  # files a directory walk left out, and why
     merged_inputs: list[dict] = field(default_factory=list)  # inputs that named a file already listed
 
@@ -97,6 +98,7 @@ class Report:
             "options": self.options,
             "files": [f.to_dict() for f in self.files],
             "failures": [failure_to_dict(e) for e in self.failures],
+            "warnings": list(self.warnings),
             "skipped_inputs": [dict(s) for s in self.skipped_inputs],
             "merged_inputs": [dict(m) for m in self.merged_inputs],
             "total": self.total,

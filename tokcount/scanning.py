@@ -41,6 +41,9 @@ def scan(
     if verify_tokens is not None and verify_tokens.vocab_size < 1:
         raise UsageError("--vocab-size must be a positive integer")
     text = text or TextOptions()
+    for name in ("text_key", "text_column"):
+        if not getattr(text, name).strip():
+            raise UsageError(f"TextOptions.{name} is empty: name the jsonl key or the column that holds the text")
     progress = progress or NoProgress()
     discovery = find_sources(list(paths))
     sources = discovery.sources
@@ -66,6 +69,8 @@ def scan(
             outcomes[i] = e
 
     _require_tokenizer(text_sources, text)
+    if not text_sources and shards:
+        report.warnings.extend(_unused_text_options(text))
     workers = text.workers or default_workers()
     unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], workers)
     # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
@@ -115,6 +120,23 @@ def scan(
     if training is not None and report.files and report.complete:
         report.plan, report.blend = _plan(report.files, training)
     return report
+
+
+def _unused_text_options(text: TextOptions) -> list[str]:
+    """Text options given to a scan with no text to count: probably a mistake worth a word."""
+    defaults = TextOptions()
+    given = [
+        name
+        for name in ("tokenizer", "append_eod", "text_key", "text_column", "skip_bad_records", "engine")
+        if getattr(text, name) != getattr(defaults, name)
+    ]
+    if not given:
+        return []
+    shown = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+    return [
+        f"{shown} only apply to raw text (jsonl, parquet, arrow); the .bin/.idx shards here are counted "
+        "from their index, whatever the tokenizer"
+    ]
 
 
 def _check_weights(weights: Sequence[float], sources: int) -> None:

@@ -84,6 +84,16 @@ def find_sources(args: list[str]) -> Discovery:
     discovery = Discovery()
     seen: dict[tuple[int, int] | str, tuple[str, str]] = {}  # identity -> (source path, the name first given)
     for arg in args:
+        if "://" in arg:
+            discovery.failures.append(
+                FileCheckError(
+                    arg,
+                    "open",
+                    "remote URIs (s3://, gs://, hf://, http(s)://) are not read yet: copy the data to a local "
+                    "path, or stream it into a file",
+                )
+            )
+            continue
         if _has_magic(arg):
             paths = sorted(glob.glob(arg, recursive=True))
             if not paths:

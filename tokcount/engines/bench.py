@@ -79,6 +79,8 @@ def read_texts(path: str, max_bytes: int, text_key: str = "text", text_column: s
             taken += len(text.encode("utf-8", "surrogatepass"))
             if taken >= max_bytes:
                 return texts
+    if not taken:
+        raise FileCheckError(path, "read", "no text to time the engines on (no document, or only empty ones)")
     return texts
 
 

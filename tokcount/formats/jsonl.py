@@ -39,6 +39,9 @@ from .base import (
 
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".xz": "xz"}
+SUFFIX_OF = {"gzip": ".gz", "zstd": ".zst", "bz2": ".bz2", "xz": ".xz"}
+UTF8_BOM = b"\xef\xbb\xbf"
+SKIP_HINT = " (--skip-bad-records counts and skips such lines instead)"
 MAGIC = {
     "gzip": b"\x1f\x8b",
     "zstd": b"\x28\xb5\x2f\xfd",
@@ -77,20 +80,46 @@ def check_magic(path: str) -> None:
             head = f.read(8)
     except OSError as e:
         raise FileCheckError(path, "open", e.strerror or str(e)) from None
+    other = _other_format(head)
     if compression is None:
         found = [name for name, magic in MAGIC.items() if head.startswith(magic)]
         if found:
             raise FileCheckError(
                 path, "format", f"named as plain JSON lines but the bytes are {found[0]}-compressed", "byte 0"
             )
+        if other is not None:
+            raise FileCheckError(path, "format", f"named as JSON lines but the file is {other}", "byte 0")
         return
-    if head and not head.startswith(MAGIC[compression]):
+    suffix = SUFFIX_OF[compression]
+    if not head:
+        # gzip -t, zstd -t, bzip2 -t and xz -t all reject an empty file: it holds no stream at all
         raise FileCheckError(
             path,
             "format",
-            f"named .{compression} but does not start with the {compression} magic bytes ({head[:4]!r})",
-            "byte 0",
+            f"the file is empty: a {suffix} file holds at least one {compression} "
+            "stream header (gzip -t and its kin reject it too)",
         )
+    if not head.startswith(MAGIC[compression]):
+        found = [name for name, magic in MAGIC.items() if head.startswith(magic)]
+        actual = (
+            f"the bytes are {found[0]}-compressed"
+            if found
+            else (
+                f"the file is {other}"
+                if other
+                else f"it does not start with the {compression} magic bytes ({head[:4]!r})"
+            )
+        )
+        raise FileCheckError(path, "format", f"named {suffix} but {actual}", "byte 0")
+
+
+def _other_format(head: bytes) -> str | None:
+    """A columnar file given a JSON lines name: say what it is."""
+    if head.startswith(b"PAR1"):
+        return "Parquet (rename it to .parquet)"
+    if head.startswith(b"ARROW1"):
+        return "an Arrow IPC file (rename it to .arrow)"
+    return None
 
 
 def byte_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
@@ -133,6 +162,24 @@ def _open_with_raw(path: str):
     except BaseException:
         raw.close()
         raise
+
+
+def whole_lines_before_error(path: str, chunk_bytes: int = 1 << 16) -> int:
+    """Complete lines a compressed file yields before its decoder fails (only when it does)."""
+    lines = 0
+    compression = compression_of(path)
+    try:
+        # unbuffered: a buffered reader would ask for more than the decoder can give whole
+        stream = lzma.open(path, "rb") if compression == "xz" else pa.input_stream(path, compression=compression)
+        with stream:
+            while True:
+                chunk = stream.read(chunk_bytes)
+                if not chunk:
+                    break
+                lines += chunk.count(b"\n")
+    except (OSError, EOFError, lzma.LZMAError):
+        pass
+    return lines
 
 
 def lines_before(path: str, offset: int) -> int:
@@ -251,6 +298,8 @@ def read_documents(
                         batch_text = 0
                 pos += len(line)
                 batch.input_bytes += len(line)
+                if relative == 0 and start == 0 and line.startswith(UTF8_BOM):
+                    line = line[len(UTF8_BOM) :]  # a byte order mark opens the file: not part of the text
                 record = None
                 bad: tuple[str, str] | None
                 try:
@@ -274,7 +323,7 @@ def read_documents(
                     kind, detail = bad
                     line = locator.line(relative)
                     if not skip_bad_records:
-                        raise FileCheckError(path, kind, detail, f"line {line}", order=line)
+                        raise FileCheckError(path, kind, detail + SKIP_HINT, f"line {line}", order=line)
                     batch.bad.append(BadRecord(f"line {line}", kind, detail, order=line))
                 relative += 1
                 if batch_text >= BATCH_BYTES:
@@ -288,7 +337,11 @@ def read_documents(
             message = str(e) or type(e).__name__
             kind = "truncated or corrupt compressed stream" if compression_of(path) else "read"
             last_line = locator.line(relative - 1) if relative else 0
-            raise FileCheckError(path, kind, message, f"after line {last_line}", order=last_line) from None
+            if compression_of(path) is not None:
+                # The reader fills a 1 MB buffer ahead of the lines: count what a decoder gets whole.
+                last_line = max(last_line, whole_lines_before_error(path))
+            where = f"after line {last_line:,}, the last one read whole" if last_line else "before its first line"
+            raise FileCheckError(path, kind, message, where, order=last_line) from None
 
 
 def _other_record(record, key_path: tuple[str, ...], text_key: str, batch: DocumentBatch, relative: int):
@@ -309,6 +362,11 @@ def _other_record(record, key_path: tuple[str, ...], text_key: str, batch: Docum
 
 def _classify_decode_error(error: Exception, line: bytes) -> tuple[str, str]:
     message = str(error)
+    if line.startswith(UTF8_BOM):
+        return (
+            "byte order mark",
+            "a UTF-8 byte order mark (EF BB BF) starts this line; only the file's first line may have one",
+        )
     if "UTF-8" in message:
         return "invalid UTF-8", message.split(":")[0]
     if "surrogate" in message:
