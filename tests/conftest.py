@@ -7,6 +7,22 @@ sys.path.insert(0, os.path.dirname(__file__))  # the test-side writers (idx_writ
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _compiled_kernels(_private_cache_directory):
+    """Compile the fast engine's kernels once, first, as a first real run would (about a minute):
+    afterwards no test depends on being the one that paid for it, or printed the status line."""
+    try:
+        import tokenizer_fixtures
+
+        from tokcount.engines import fast_engine_available
+        from tokcount.engines.fast import FastCounter
+        from tokcount.tokenizer import load_tokenizer_spec
+    except ImportError:  # tokenizers 1.x: no fast engine
+        return
+    if fast_engine_available() is None:
+        FastCounter(load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())).count(["warm up", ""])
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _private_cache_directory(tmp_path_factory):
     """The tests never touch the user's home: tokcount's cache (tokenizer specs, engine plans,
     code-point tables) goes to a directory of this run, for this process and every subprocess.

@@ -164,3 +164,51 @@ def test_bench_on_an_empty_file_is_an_error_and_takes_fractional_megabytes(tmp_p
     some.write_text("".join(json.dumps({"text": f"words {i}"}) + "\n" for i in range(100)))
     proc = run_cli("bench", some, "--tokenizer", tokenizer_fixtures.bytelevel_bpe(), "--max-mb", "0.5", "--json")
     assert proc.returncode == 0 and json.loads(proc.stdout)["texts"] == 100
+
+
+class _Recorder:
+    def __init__(self):
+        self.statuses: list[str] = []
+
+    def start(self, total_bytes):
+        pass
+
+    def advance(self, nbytes=0, tokens=0, documents=0):
+        pass
+
+    def status(self, message):
+        self.statuses.append(message)
+
+
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine")
+def test_a_first_run_says_it_compiles_and_later_runs_do_not(tmp_path, monkeypatch):
+    from tokcount.engines.fast import code_version
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "some words"}\n')
+    options = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe())
+    assert code_version.kernels_compiled()  # the session compiled them (conftest)
+    warm = _Recorder()
+    scan([str(path)], progress=warm, text=options)
+    assert warm.statuses == []
+    monkeypatch.setattr(code_version, "kernels_compiled", lambda: False)  # as in a fresh install
+    cold = _Recorder()
+    scan([str(path)], progress=cold, text=options)
+    assert len(cold.statuses) == 1 and "compiling the fast engine's kernels" in cold.statuses[0]
+    hf = _Recorder()
+    scan([str(path)], progress=hf, text=TextOptions(tokenizer=options.tokenizer, engine="hf"))
+    assert hf.statuses == []  # nothing to compile for the reference engine
+
+
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine")
+def test_a_batch_of_empty_documents_compiles_nothing_new():
+    """A batch whose texts are all empty once made a writable one-byte buffer instead of a
+    read-only one: another numba type, so every kernel compiled a second time (+40 s)."""
+    from tokcount.engines.fast import FastCounter, count
+    from tokcount.tokenizer import load_tokenizer_spec
+
+    counter = FastCounter(load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe()))
+    counter.count(["some text"])
+    before = list(count.count_documents.signatures)
+    assert counter.count(["", ""]).tolist() == [0, 0]
+    assert list(count.count_documents.signatures) == before and len(before) == 1

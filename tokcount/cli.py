@@ -42,6 +42,14 @@ class _Parser(argparse.ArgumentParser):
 COMMANDS = ("scan", "plan", "check", "bench")
 
 
+class _StatusOnly(NoProgress):
+    """No bar (stderr is not a terminal, or --no-progress), but one-off status lines still go to
+    stderr: a first run's minute of compiling must never look like a hang."""
+
+    def status(self, message: str) -> None:
+        print(f"tokcount: {message}", file=sys.stderr, flush=True)
+
+
 def _wants_json(argv: list[str]) -> bool:
     return "--json" in argv
 
@@ -356,7 +364,7 @@ def _run_scan(args) -> int:
         with bar:
             report = scan(args.paths, training, verify, bar, text)
     else:
-        report = scan(args.paths, training, verify, NoProgress(), text)
+        report = scan(args.paths, training, verify, _StatusOnly(), text)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -450,7 +458,7 @@ def _run_check(args) -> int:
             with bar:
                 results = [check_raw(args.paths, args.against, options, bar)]
         else:
-            results = [check_raw(args.paths, args.against, options)]
+            results = [check_raw(args.paths, args.against, options, _StatusOnly())]
     else:
         if len(args.paths) != 1:
             raise UsageError("without --against, give exactly one data prefix (.bin/.idx)")

@@ -79,7 +79,8 @@ class CheckOptions:
 
 
 class Progress(Protocol):
-    """What a scan or a check tells its caller while it runs."""
+    """What a scan or a check tells its caller while it runs. ``status`` (optional: a progress
+    object without it is told nothing) is a one-off line, e.g. that a long first-run step began."""
 
     def start(self, total_bytes: int) -> None: ...
 
@@ -93,4 +94,7 @@ class NoProgress:
         pass
 
     def advance(self, nbytes: int = 0, tokens: int = 0, documents: int = 0) -> None:
+        pass
+
+    def status(self, message: str) -> None:
         pass

@@ -83,6 +83,9 @@ class _Bar:
         else:  # a second pass (the parity guard's recount) starts the bar over
             self._progress.reset(self._task, total=total_bytes, counts="")
 
+    def status(self, message: str) -> None:
+        print(f"tokcount: {message}", file=sys.stderr, flush=True)
+
     def advance(self, nbytes: int = 0, tokens: int = 0, documents: int = 0) -> None:
         if self._task is None:
             return

@@ -97,6 +97,10 @@ def scan(
         choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
         if spec is not None:
             _record_engine(report, choice)
+            if choice.engine == "fast":
+                from .engines.fast.code_version import announce_first_compile
+
+                announce_first_compile(progress)
         total_bytes = text_cost
         if verify_tokens is not None:
             total_bytes += sum(shard.bin_bytes for _, _, shard in shards)

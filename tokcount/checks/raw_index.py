@@ -567,6 +567,10 @@ def check_raw(
             raise UsageError(f"{options.tokenizer}: no end-of-document token found; pass --eod ID")
     policy = PresetPolicy(options.preset, options.append_eod, -1 if eod is None else eod, options.ids, options.text_key)
     choice = choose_engine(spec, "hf" if options.ids else options.engine)
+    if choice.engine == "fast" and progress is not None:
+        from ..engines.fast.code_version import announce_first_compile
+
+        announce_first_compile(progress)
 
     def run(current: EngineChoice) -> RawCheckResult:
         return _compare(raw_paths, shard, units, policy, spec, options, current, eod, progress, window_bytes)

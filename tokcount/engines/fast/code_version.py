@@ -22,6 +22,30 @@ def engine_code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def kernels_compiled() -> bool:
+    """Whether numba's cache already holds the main counting kernel for this code (a first run
+    compiles it: about a minute on one core, which a user must be told about)."""
+    cache = PACKAGE / "__pycache__"
+    try:
+        current = (cache / STAMP).read_text() == engine_code_version()
+    except OSError:
+        return False
+    return current and any(cache.glob("count.count_documents-*.nbi"))
+
+
+COMPILING_MESSAGE = (
+    "compiling the fast engine's kernels: once per install (or upgrade), about a minute on one core; "
+    "later runs start at once"
+)
+
+
+def announce_first_compile(progress: object) -> None:
+    """Tell the caller (its progress object's ``status``) that the first run's compile begins."""
+    status = getattr(progress, "status", None)
+    if status is not None and not kernels_compiled():
+        status(COMPILING_MESSAGE)
+
+
 def drop_stale_compiled_kernels() -> None:
     """Delete numba's cache files of this package when they were compiled from other code. A
     read-only install (or a race with another process) only costs a recompile."""

@@ -21,6 +21,9 @@ MAX_CACHED_PRETOKEN_BYTES = 256
 assert MAX_CACHED_PRETOKEN_BYTES <= cache.MAX_KEY_BYTES  # lengths and counts fit the record
 
 
+_ONE_READ_ONLY_BYTE = np.frombuffer(b"\0", dtype=np.uint8)
+
+
 class PretokenCache:
     """The pre-token -> token count cache: numpy arrays the kernels work in place.
 
@@ -147,7 +150,9 @@ class FastCounter:
         starts = ends - lengths
         buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         if buf.shape[0] == 0:
-            buf = np.zeros(1, dtype=np.uint8)  # numba wants a real array; no document reads it
+            # numba wants a real array (no document reads it), and read-only like frombuffer's:
+            # a writable one is another type, which compiled every kernel a second time (+40 s)
+            buf = _ONE_READ_ONLY_BYTE
         self._counters["documents"] += n
         self._counters["bytes"] += int(ends[-1])
 
@@ -204,7 +209,7 @@ class FastCounter:
         starts = ends - lengths
         buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         if buf.shape[0] == 0:
-            buf = np.zeros(1, dtype=np.uint8)
+            buf = _ONE_READ_ONLY_BYTE
         counts = np.zeros(len(encoded), dtype=np.int64)
         self._run(buf, starts, ends, np.arange(len(encoded), dtype=np.int64), counts, self._no_literals, pretokens_only)
         return counts
