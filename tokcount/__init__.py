@@ -14,6 +14,7 @@ from .errors import FileCheckError, PlanError, TokcountError, UsageError
 from .options import CheckOptions, Progress, TextOptions, TokenCheckOptions, TrainingOptions
 
 if TYPE_CHECKING:
+    from .planning import Plan, SamplesPlan
     from .report import Report
     from .scanning import scan
 
@@ -33,11 +34,64 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def plan(*args: Any, **kwargs: Any) -> Any:
-    """Trainer math from a per-sequence sizes array or a token total: see tokcount.planning.make_plan."""
-    from .planning import make_plan
+def plan(
+    sizes: Any = None,
+    *,
+    tokens: int | None = None,
+    samples: int | None = None,
+    from_log: str | None = None,
+    seq_len: int,
+    global_batch_size: int,
+    framework: str = "megatron",
+    extra_token: bool = True,
+    split: str | None = None,
+    train_iters: int | None = None,
+    eval_interval: int = 1000,
+    eval_iters: int = 100,
+) -> Plan | SamplesPlan:
+    """The trainers' math, from exactly one of:
 
-    return make_plan(*args, **kwargs)
+    - ``sizes``: tokens per sequence (e.g. ``report.files[0].sizes``, or an index's sizes);
+    - ``tokens``: a token total T (no split: sequences are unknown);
+    - ``samples``: samples per epoch, or with ``from_log="neox"|"megatron"`` the "total number of
+      samples" a training log printed (NeoX logs B + 1): gives the token range it implies.
+
+    ``framework`` is "megatron" or "neox"; ``extra_token`` is Megatron's
+    add_extra_token_to_sequence (NeoX always uses 1); ``split``, ``train_iters``,
+    ``eval_interval`` and ``eval_iters`` as the trainers take them. Returns a ``planning.Plan``
+    (``SamplesPlan`` from ``samples``); ``.to_dict()`` gives its JSON, ``.refusals()`` the
+    splits the real trainer would hang or abort on.
+    """
+    from . import planning
+
+    given = [name for name, value in (("sizes", sizes), ("tokens", tokens), ("samples", samples)) if value is not None]
+    if len(given) != 1:
+        raise UsageError(f"plan() takes exactly one of sizes, tokens or samples (got {', '.join(given) or 'none'})")
+    if samples is not None:
+        if split is not None or train_iters is not None:
+            raise UsageError("plan(samples=...) works back from one epoch: split and train_iters do not apply")
+        return planning.plan_from_samples(
+            samples,
+            seq_len=seq_len,
+            global_batch_size=global_batch_size,
+            framework=framework,
+            extra_token=extra_token,
+            from_log=from_log,
+        )
+    if from_log is not None:
+        raise UsageError("from_log applies to samples=")
+    return planning.make_plan(
+        sizes,
+        tokens=tokens,
+        seq_len=seq_len,
+        global_batch_size=global_batch_size,
+        framework=framework,
+        extra_token=extra_token,
+        split=split,
+        train_iters=train_iters,
+        eval_interval=eval_interval,
+        eval_iters=eval_iters,
+    )
 
 
 __all__ = [

@@ -32,14 +32,47 @@ def scan(
     progress: Progress | None = None,
     text: TextOptions | None = None,
 ) -> Report:
-    """Count tokens in every source. Files that fail a check are listed in ``report.failures``
-    and left out of every count and of the plan."""
+    """Count the tokens of every input exactly, validate it, and attach the training plan.
+
+    ``paths``: files, ``.bin/.idx`` prefixes, directories (walked recursively) and globs (``**``
+    matches any depth): Megatron/NeoX ``.bin/.idx``, JSON lines (plain, ``.gz``, ``.zst``,
+    ``.bz2``, ``.xz``), Parquet and Arrow IPC. The same file named twice is counted once.
+
+    ``training`` (``TrainingOptions``): ``seq_len``, ``global_batch_size``, ``framework``
+    ("megatron" or "neox"), ``extra_token`` (Megatron's add_extra_token_to_sequence), ``split``
+    ("969, 30, 1"), ``train_iters``, ``eval_interval``, ``eval_iters``, ``weights`` (one per
+    file): with it, ``report.plan`` (all files as one dataset) and, for several files or with
+    weights, ``report.blend`` hold the trainers' samples, epochs and iterations.
+
+    ``verify_tokens`` (``TokenCheckOptions``): ``vocab_size`` and optional ``eod``: read every
+    token of the ``.bin`` files and fail a file with ids >= vocab_size or, with ``eod``,
+    non-empty documents that do not end in it.
+
+    ``text`` (``TextOptions``), for raw text: ``tokenizer`` (a tokenizer.json, a directory
+    holding one, or a hub name), ``add_special_tokens`` (default True, as preprocessing does),
+    ``append_eod`` (+1 per document with tokens), ``text_key`` (jsonl; dotted paths reach
+    nested fields), ``text_column`` (Parquet/Arrow: text, list of texts, or token-id lists),
+    ``skip_bad_records`` (count and list malformed records instead of failing the file),
+    ``workers`` (default: every core), ``engine`` ("auto", "fast" or "hf"), ``unit_bytes`` and
+    ``in_process_bytes`` (how work is cut and when to stay in this process).
+
+    ``progress``: an object with ``start(total_bytes)``, ``advance(nbytes, tokens, documents)``
+    and optionally ``status(message)``.
+
+    Returns a ``Report``. A file that fails a check is listed in ``report.failures`` (with its
+    path, check and position) and left out of every count and of the plan; nothing is raised
+    for it. So ``report.ok`` (no failure) is the check to make: when every input failed, the
+    report has no files and ``report.plan`` is None. ``report.complete`` is False after an
+    interruption (KeyboardInterrupt), with what was finished. Raises ``UsageError`` for bad
+    arguments (naming the parameter) and ``PlanError`` for plans the trainer would refuse to
+    even start (e.g. GPT-NeoX with seq_len 1).
+    """
     if isinstance(paths, str):
         paths = [paths]
     if not paths:
         raise UsageError("no input paths given")
     if verify_tokens is not None and verify_tokens.vocab_size < 1:
-        raise UsageError("--vocab-size must be a positive integer")
+        raise UsageError("TokenCheckOptions.vocab_size (--vocab-size) must be a positive integer")
     text = text or TextOptions()
     for name in ("text_key", "text_column"):
         if not getattr(text, name).strip():
@@ -145,9 +178,9 @@ def _unused_text_options(text: TextOptions) -> list[str]:
 
 def _check_weights(weights: Sequence[float], sources: int) -> None:
     if len(weights) != sources:
-        raise UsageError(f"--weights has {len(weights)} values for {sources} files")
+        raise UsageError(f"TrainingOptions.weights (--weights) has {len(weights)} values for {sources} files")
     if any(not (w >= 0) or w == float("inf") for w in weights) or sum(weights) <= 0:
-        raise UsageError(f"--weights must be finite, >= 0 and not all 0, got {list(weights)}")
+        raise UsageError(f"TrainingOptions.weights (--weights) must be finite, >= 0 and not all 0, got {list(weights)}")
 
 
 def _balanced_unit_bytes(sources: list[Source], workers: int) -> int:
@@ -162,7 +195,7 @@ def _require_tokenizer(text_sources: list[tuple[int, Source, str]], text: TextOp
     needing = [source.path for _, source, kind in text_sources if kind == TEXT]
     if needing and text.tokenizer is None:
         raise UsageError(
-            f"--tokenizer is needed to count the text in {needing[0]}"
+            f"a tokenizer (TextOptions.tokenizer, --tokenizer) is needed to count the text in {needing[0]}"
             + (f" and {len(needing) - 1} more" if len(needing) > 1 else "")
         )
 
@@ -379,7 +412,9 @@ def _plan(files: list[FileReport], training: TrainingOptions):
     if len(files) == 1 and training.weights is None:
         return planning.make_plan(sizes[0], **training.plan_kwargs()), None
     if training.weights is not None and len(training.weights) != len(files):
-        raise UsageError(f"--weights has {len(training.weights)} values for {len(files)} files")
+        raise UsageError(
+            f"TrainingOptions.weights (--weights) has {len(training.weights)} values for {len(files)} files"
+        )
     weights = list(training.weights) if training.weights else None
     blend = planning.blend_plan(sizes, weights, **training.plan_kwargs())
     return blend.merged_plan, blend

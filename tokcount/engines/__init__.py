@@ -70,13 +70,15 @@ def fast_support(spec: TokenizerSpec) -> tuple[bool, str]:
 
 def choose_engine(spec: TokenizerSpec, requested: str) -> EngineChoice:
     if requested not in ENGINES:
-        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {requested!r}")
+        raise UsageError(f"the engine (--engine) must be one of {', '.join(ENGINES)}, not {requested!r}")
     if requested == "hf":
         return HF_REQUESTED
     supported, why = fast_support(spec)
     if requested == "fast":
         if not supported:
-            raise UsageError(f"--engine fast does not support this tokenizer: {why}; use --engine hf or auto")
+            raise UsageError(
+                f"engine 'fast' (--engine fast) does not support this tokenizer: {why}; use 'hf' or 'auto'"
+            )
         return EngineChoice("fast", f"requested ({why}); no parity guard")
     if supported:
         return EngineChoice("fast", f"auto: {why}; parity guard on", guarded=True)
