@@ -301,3 +301,19 @@ def test_a_closed_pipe_exits_quietly(tmp_path, as_json):
     proc.stdout.close()  # what `| head -1` does
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0 and err == ""
+
+
+def test_every_option_has_help_and_every_command_ends_with_examples_and_exit_codes():
+    import argparse
+
+    from tokcount.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == {"scan", "plan", "check", "bench"}
+    for name, command in commands.items():
+        undocumented = [a.option_strings or a.dest for a in command._actions if not a.help]
+        assert undocumented == [], name
+        text = command.format_help()
+        assert "examples:" in text and f"tokcount {name} " in text.split("examples:")[1]
+        assert text.rstrip().splitlines()[-3].startswith("  0 ok, 1 usage error")  # exit codes close the help

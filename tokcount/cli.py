@@ -139,6 +139,43 @@ def _training_options(args) -> TrainingOptions | None:
     )
 
 
+EXIT_CODES_HELP = """exit codes:
+  0 ok, 1 usage error, 2 a file failed validation, 3 check: the data differ,
+  4 the plan is refused (the trainer would hang or abort), 130/143/129 interrupted
+  by SIGINT/SIGTERM/SIGHUP (the partial report is marked incomplete)"""
+
+EPILOGS = {
+    "scan": """examples:
+  tokcount scan data/*.bin --seq-len 2048 --gbs 1024
+  tokcount scan 'corpus/**/*.jsonl.zst' --tokenizer tokenizer.json --append-eod --json
+  tokcount scan data/ --verify-tokens --vocab-size 50257 --eod 50256
+""",
+    "plan": """examples:
+  tokcount plan --tokens 64035813377 --seq-len 2048 --gbs 1024 --train-iters 20000
+  tokcount plan --samples 31266315 --from-log neox --seq-len 2048 --gbs 1024
+""",
+    "check": """examples:
+  tokcount check corpus.jsonl.zst --against data/corpus_text_document --tokenizer tok.json --append-eod
+  tokcount check data/corpus_text_document --split "969, 30, 1"
+  tokcount check --against-log train.log data/corpus_text_document --seq-len 2048
+""",
+    "bench": """examples:
+  tokcount bench corpus.jsonl.zst --tokenizer tokenizer.json
+  tokcount bench shard.parquet --tokenizer meta-llama/Meta-Llama-3-8B --max-mb 8 --json
+""",
+}
+
+
+def _command(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text[:1].upper() + help_text[1:] + ".",
+        epilog=EPILOGS[name] + "\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tokcount", description="Exact token counts for LLM training data, and the training plan they imply."
@@ -146,8 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tokcount {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    s = sub.add_parser("scan", help="count tokens in .bin/.idx shards, jsonl, parquet and arrow files")
-    s.add_argument("paths", nargs="+", help=".bin/.idx/prefix, .jsonl[.gz|.zst|.bz2|.xz], .parquet, .arrow, or a glob")
+    s = _command(sub, "scan", "count tokens in .bin/.idx shards, jsonl, parquet and arrow files")
+    s.add_argument(
+        "paths",
+        nargs="+",
+        help=".bin/.idx/prefix, .jsonl[.gz|.zst|.bz2|.xz], .parquet, .arrow, a directory, or a glob ('**' recurses)",
+    )
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     s.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     s.add_argument("--weights", type=float, nargs="+", help="blend weights, one per file, in order")
@@ -191,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--eod", type=_non_negative_int, help="every non-empty document must end with this id")
     _add_training_arguments(s, required=False)
 
-    p = sub.add_parser("plan", help="the training math from numbers alone")
+    p = _command(sub, "plan", "the training math from numbers alone")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--tokens", type=_positive_int, help="tokens T in the dataset")
     src.add_argument("--samples", type=_positive_int, help="samples per epoch (or a log's 'total number of samples')")
@@ -200,26 +241,31 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["neox", "megatron"],
         help="--samples is the 'total number of samples:' value of this framework's log",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the plan as one JSON document on stdout")
     _add_training_arguments(p, required=True)
     _add_check_parser(sub)
 
-    b = sub.add_parser("bench", help="time every counting engine on your data and check it against Hugging Face")
+    b = _command(sub, "bench", "time every counting engine on your data and check it against Hugging Face")
     b.add_argument("path", help="a jsonl (any compression), parquet or arrow file")
     b.add_argument("--tokenizer", required=True, help="tokenizer.json, a directory holding one, or a hub name")
-    b.add_argument("--text-key", type=_key, default="text")
-    b.add_argument("--text-column", type=_key, default="text")
-    b.add_argument("--add-special-tokens", action=argparse.BooleanOptionalAction, default=True)
+    b.add_argument("--text-key", type=_key, default="text", help="jsonl key of the text (default text)")
+    b.add_argument("--text-column", type=_key, default="text", help="parquet/arrow column of the text (default text)")
+    b.add_argument(
+        "--add-special-tokens",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="encode with special tokens, as preprocessing does (default: yes)",
+    )
     b.add_argument(
         "--max-mb", type=_positive_float, default=32, help="text to read from the start of the file (default 32 MB)"
     )
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--json", action="store_true", help="print the timings as one JSON document on stdout")
     return parser
 
 
 def _add_check_parser(sub) -> None:
-    c = sub.add_parser(
-        "check", help="cross-check .bin/.idx against its raw jsonl, the trainer's index files, or a training log"
+    c = _command(
+        sub, "check", "cross-check .bin/.idx against its raw jsonl, the trainer's index files, or a training log"
     )
     c.add_argument(
         "paths",
