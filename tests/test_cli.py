@@ -317,3 +317,27 @@ def test_every_option_has_help_and_every_command_ends_with_examples_and_exit_cod
         text = command.format_help()
         assert "examples:" in text and f"tokcount {name} " in text.split("examples:")[1]
         assert text.rstrip().splitlines()[-3].startswith("  0 ok, 1 usage error")  # exit codes close the help
+
+
+@pytest.mark.parametrize("columns", [None, "80", "60"])
+def test_tables_never_cut_a_number(columns):
+    args = ["plan", "--tokens", 64_035_813_377_000, "--seq-len", 2048, "--gbs", 1024, "--train-iters", 10**15]
+    numbers = json.loads(run(*args, "--json").stdout)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("COLUMNS", None)
+    if columns:
+        env["COLUMNS"] = columns
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokcount", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    train = numbers["splits"]["train"]
+    for key in ("tokens", "samples_per_epoch", "requested_samples", "epochs", "samples_built", "dataset_length"):
+        assert f"{train[key]:,}" in proc.stdout, (key, columns)
+    if columns:
+        assert max(map(len, proc.stdout.splitlines())) <= int(columns)

@@ -3,6 +3,7 @@ number formatter (``_n``); results are told apart by their types."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,44 @@ class _Console(Console):
         raise BrokenPipeError
 
 
-_out = _Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+def _console_width() -> int | None:
+    """COLUMNS when set; else the terminal's width, and for a pipe no limit: a number is never
+    cut to fit an imagined 80 columns."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return None if sys.stdout.isatty() else PIPE_WIDTH
+
+
+PIPE_WIDTH = 100_000  # tables take their natural width
+TEXT_COLUMN_MIN = 8  # a folded text column narrower than this reads as noise: go vertical instead
+_out = _Console(highlight=False, width=_console_width())
+
+
+def _print_table(table: Table) -> None:
+    """Numbers are never truncated nor wrapped: number columns (right-justified) keep their full
+    width, text columns fold; a table that still does not fit is printed vertically."""
+    needed = len(table.columns) + 1  # the vertical borders
+    for column in table.columns:
+        if column.justify == "right":
+            texts = [str(c) for c in column.cells]
+            column.no_wrap = True
+            column.min_width = max([len(str(column.header)), *map(len, texts)])
+            needed += column.min_width + 2  # its padding
+        else:
+            column.overflow = "fold"
+            needed += TEXT_COLUMN_MIN + 2
+    if needed <= _out.width:
+        _out.print(table)
+        return
+    if table.title:
+        _out.print(f"[bold]{table.title}")
+    headers = [str(c.header) for c in table.columns]
+    rows = [[str(cell) for cell in c.cells] for c in table.columns]
+    for row in range(table.row_count):
+        for header, cells in zip(headers, rows):
+            _out.print(f"  {header}: {cells[row]}", overflow="fold")
+        _out.print("")
 
 
 def _n(value: Any) -> str:
@@ -134,7 +172,7 @@ def print_report(report: Report) -> None:
             _n(total["tokens"]),
             style="bold",
         )
-    _out.print(table)
+    _print_table(table)
     _print_text_details(report)
     for f in report.files:
         check = f.extra.get("token_check")
@@ -233,7 +271,7 @@ def _print_text_details(report: Report) -> None:
             _sparkline(stats["log2_histogram"]) if stats else "-",
             _n(f.extra.get("skipped_records")),
         )
-    _out.print(t)
+    _print_table(t)
     for f in text_files:
         for example in f.extra.get("skipped_examples") or []:
             _out.print(f"[yellow]skipped[/]: {f.path}: {example['position']}: {example['kind']}: {example['detail']}")
@@ -307,7 +345,7 @@ def print_plan(plan: Plan | SamplesPlan, title: str | None = None) -> None:
                 _n(s.get("logged_samples")),
                 "-" if sep is None else ("yes" if sep else "no"),
             )
-        _out.print(t)
+        _print_table(t)
         for name, s in splits.items():
             if s.get("refused"):
                 _out.print(f"[red]  {name}: the real trainer would fail here: {s['refused']}")
@@ -335,7 +373,7 @@ def _print_blend(d: dict) -> None:
                 t.add_column(c)
             for row in value:
                 t.add_row(*[_n(row.get(c)) for c in columns])
-            _out.print(t)
+            _print_table(t)
         elif not isinstance(value, (dict, list)):
             _out.print(f"  {key.replace('_', ' '):<34} {_n(value)}")
     for note in d.get("notes") or []:
@@ -356,7 +394,7 @@ def print_bench(d: dict) -> None:
             _n(run["tokens"]),
             f"{_n(run['agreeing_texts'])} / {_n(d['texts'])}",
         )
-    _out.print(t)
+    _print_table(t)
     for name, why in d["unavailable"].items():
         _out.print(f"  {name}: not available: {why}")
     for run in d["runs"]:
