@@ -483,3 +483,47 @@ def test_interleaved_parts_report_the_first_bad_line(tmp_path, monkeypatch):
     with pytest.raises(FileCheckError) as error:
         check_raw([str(raw)], prefix, CheckOptions(tok(), append_eod=True, workers=2))
     assert error.value.position == f"line {first + 1}"
+
+
+def test_hints_name_the_likely_cause_and_only_that(tmp_path):
+    # empty documents preprocessed as [eod] (megatron-fast), checked under the megatron preset
+    raw, prefix, _ = setup(tmp_path, "megatron-fast", True)
+    r = check_raw([raw], prefix, options(append_eod=True))
+    assert any("try --preset megatron-fast" in h for h in r.hints)
+    # another tokenizer, no empty documents: the hint is about the tokenizer, never the preset
+    recs = [x for x in records(80) if x["text"] != ""]
+    raw2, prefix2, _ = setup(tmp_path, "megatron", True, recs, name="other")
+    r = check_raw([raw2], prefix2, options(tokenizer=tokenizer_fixtures.llama_style_bpe(), append_eod=True))
+    assert not r.ok and not any("megatron-fast" in h for h in r.hints)
+    assert any("another tokenizer" in h for h in r.hints), r.hints
+
+
+def test_raw_files_in_the_wrong_order_are_diagnosed(tmp_path):
+    first, second = records(40, seed=1), records(40, seed=2)
+    a = pw.write_jsonl(tmp_path / "in_0.jsonl", first)
+    b = pw.write_jsonl(tmp_path / "in_1.jsonl", second)
+    prefix = str(tmp_path / "in_text_document")
+    pw.preprocess(prefix, first + second, tok(), "megatron", True, eod=0)
+    assert check_raw([str(a), str(b)], prefix, options(append_eod=True)).ok
+    swapped = check_raw([str(b), str(a)], prefix, options(append_eod=True))
+    assert not swapped.ok and any("another order" in h for h in swapped.hints), swapped.hints
+
+
+def test_a_check_says_which_mode_it_inferred(tmp_path):
+    raw, prefix, _ = setup(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "tokcount", "check", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    alone = cli(raw)
+    assert alone.returncode == 1 and "trainer's index files" in alone.stderr and "--against PREFIX" in alone.stderr
+    assert "pairing failed" not in alone.stderr
+    swapped = cli(prefix, "--against", raw, "--tokenizer", tok())
+    assert swapped.returncode == 1 and "swapped" in swapped.stderr and "Traceback" not in swapped.stderr

@@ -476,6 +476,13 @@ def _run_plan(args) -> int:
     return _refusal_exit_code(result.refusals() if isinstance(result, planning.Plan) else [])
 
 
+def _is_raw_text(path: str) -> bool:
+    from . import formats
+
+    fmt = formats.detect(path)
+    return fmt is not None and fmt is not formats.INDEXED
+
+
 def _run_check(args) -> int:
     from . import render
     from .formats.indexed import open_shard
@@ -488,6 +495,11 @@ def _run_check(args) -> int:
 
         if args.tokenizer is None:
             raise UsageError("--against needs --tokenizer (the raw text is tokenized again)")
+        if _is_raw_text(args.against):
+            raise UsageError(
+                f"check --against compares raw files with a .bin/.idx prefix, but {args.against} is raw text: "
+                "were the arguments swapped? (tokcount check RAW.jsonl... --against PREFIX)"
+            )
         options = CheckOptions(
             tokenizer=args.tokenizer,
             preset=args.preset,
@@ -506,8 +518,15 @@ def _run_check(args) -> int:
         else:
             results = [check_raw(args.paths, args.against, options, _StatusOnly())]
     else:
+        mode = "--against-log LOG (a training log)" if args.against_log else "the trainer's index files"
+        raw = [p for p in args.paths if _is_raw_text(p)]
+        if raw:
+            raise UsageError(
+                f"without --against, check compares one .bin/.idx prefix with {mode}; {raw[0]} is raw text: "
+                "to compare raw files with their index, add --against PREFIX"
+            )
         if len(args.paths) != 1:
-            raise UsageError("without --against, give exactly one data prefix (.bin/.idx)")
+            raise UsageError(f"without --against, check compares exactly one .bin/.idx prefix with {mode}")
         shard = open_shard(args.paths[0])
         if args.against_log is not None:
             from .checks.training_log import check_log

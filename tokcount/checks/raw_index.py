@@ -325,6 +325,7 @@ class _Comparator:
         self.first: tuple | None = None  # (unit task index, index in unit) of the first mismatch
         self.diagnosis: str | None = None
         self.deltas: dict[int, int] = {}  # found - expected tokens -> documents, for hints
+        self.empty_one_longer = 0  # raw documents with no tokens that have exactly one in the index
         self.expected_docs = self.expected_seqs = self.expected_tokens = 0
         self._bin = open(shard.bin_path, "rb") if ids and shard.tokens else None
 
@@ -364,6 +365,7 @@ class _Comparator:
             delta = f_tot - e_tot[:k]
             for d, c in zip(*np.unique(delta[delta != 0], return_counts=True)):
                 self.deltas[int(d)] = self.deltas.get(int(d), 0) + int(c)
+            self.empty_one_longer += int(np.count_nonzero((e_tot[:k] == 0) & (f_tot == 1)))
             bad_docs = np.flatnonzero(bad)
             self.compared += k
             self.differing += int(bad_docs.size)
@@ -737,6 +739,29 @@ def _hints(comparator: _Comparator, result: RawCheckResult, options: CheckOption
             )
         )
     found_empty = result.index_counts["empty_documents"]
-    if options.preset == "megatron" and options.append_eod and found_empty == 0 and comparator.deltas.get(1):
+    one_longer = comparator.deltas.get(1, 0)
+    if (
+        options.preset == "megatron"
+        and options.append_eod
+        and found_empty == 0
+        and one_longer
+        and comparator.empty_one_longer == one_longer
+    ):
+        # only when the documents one token longer are exactly the raw data's empty ones
         hints.append("empty documents appear as 1-token sequences in the index: try --preset megatron-fast")
+    differing = comparator.differing / comparator.compared
+    constant = len(comparator.deltas) == 1 and set(comparator.deltas) <= {-1, 1}
+    if differing >= 0.8 and not constant and comparator.expected_tokens:
+        ratio = result.index_counts["tokens"] / comparator.expected_tokens
+        hints.append(
+            f"nearly every document differs ({comparator.differing:,} of {comparator.compared:,}) and by varying "
+            f"amounts: the index holds {ratio:.3f}x the tokens this tokenizer gives the raw text. Was the data "
+            "preprocessed with another tokenizer?"
+        )
+    e, f = result.expected_counts, result.index_counts
+    if len(result.raw_paths) > 1 and e.get("documents") == f["documents"] and e.get("tokens") == f["tokens"]:
+        hints.append(
+            "the totals agree but documents differ: were the raw files given in another order than preprocessing "
+            "read them? (Megatron --partitions writes {input}_0.jsonl, {input}_1.jsonl, ...: pass them in that order)"
+        )
     return hints
