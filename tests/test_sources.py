@@ -146,3 +146,65 @@ def test_bench_and_check_refuse_a_fifo_too(tmp_path, command):
         writer.kill()
         writer.wait()
     assert proc.returncode == 2 and "FIFO" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("compress", [None, "gzip", "zstd", "bz2", "xz"])
+def test_standard_input_is_read_once_in_any_compression(tmp_path, compress):
+    import bz2
+    import gzip
+    import lzma
+
+    texts = [f"document {i}: some words, numbers {i * 7} and ünïcödé" for i in range(300)]
+    data = "".join(json.dumps({"text": t}) + "\n" for t in texts).encode()
+    if compress == "gzip":
+        data = gzip.compress(data)
+    elif compress == "bz2":
+        data = bz2.compress(data)
+    elif compress == "xz":
+        data = lzma.compress(data)
+    elif compress == "zstd":
+        sink = pa.BufferOutputStream()
+        with pa.CompressedOutputStream(sink, "zstd") as out:
+            out.write(data)
+        data = sink.getvalue().to_pybytes()
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokcount", "scan", "-", "--tokenizer", tok, "--json"],
+        input=data,
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    from tokenizers import Tokenizer
+
+    reference = Tokenizer.from_file(tok)
+    assert doc["files"][0]["path"] == "-" and doc["files"][0]["documents"] == len(texts)
+    assert doc["total"]["tokens"] == sum(len(reference.encode(t).ids) for t in texts)
+
+
+def test_empty_standard_input_is_counted_and_warned_about():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokcount",
+            "scan",
+            "-",
+            "-",
+            "--tokenizer",
+            tokenizer_fixtures.bytelevel_bpe(),
+            "--json",
+        ],
+        input=b"",
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == 0 and doc["total"]["documents"] == 0
+    assert "standard input held no document" in " ".join(doc["files"][0]["warnings"])
+    assert doc["merged_inputs"] == [{"path": "-", "same_as": "-"}]

@@ -122,6 +122,8 @@ def scan(
     text_cost = sum(u.cost for u in units)  # bytes of the text units (compressed where they are)
     if text.workers is None and text_cost < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
+    if any(u.path == "-" for u in units):
+        workers = 1  # standard input is this process's: it is read here, once
     with LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method()) as executor:
         if len(units) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer.
@@ -360,6 +362,8 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
             "skipped_examples": skipped_examples,
         }
     )
+    if source.path == "-" and not documents and complete:
+        report.warnings.append("standard input held no document: did the command feeding the pipe fail?")
     if not complete:
         report.extra["complete"] = False
         report.warnings.append("interrupted: only part of this file was counted")

@@ -94,6 +94,12 @@ def find_sources(args: list[str]) -> Discovery:
                 )
             )
             continue
+        if arg == "-":
+            if any(s.path == "-" for s in discovery.sources):
+                discovery.merged.append({"path": "-", "same_as": "-"})
+            else:
+                discovery.sources.append(Source("-", formats.JSONL))  # standard input: JSON lines, any compression
+            continue
         if _has_magic(arg):
             paths = sorted(glob.glob(arg, recursive=True))
             if not paths:

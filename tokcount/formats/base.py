@@ -213,7 +213,8 @@ def regular_file_problem(path: str) -> str | None:
         return e.strerror or str(e)
     if stat.S_ISREG(mode):
         return None
-    return f"{_kind_of_mode(mode)}, not a regular file: tokcount reads files it can open more than once"
+    hint = " (pipe it into `tokcount scan -` instead)" if stat.S_ISFIFO(mode) else ""
+    return f"{_kind_of_mode(mode)}, not a regular file: tokcount reads files it can open more than once{hint}"
 
 
 class Format:

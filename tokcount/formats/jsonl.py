@@ -148,9 +148,28 @@ def open_stream(path: str):
     return io.BufferedReader(pa.input_stream(path, compression=compression), buffer_size=READ_BYTES)
 
 
+STDIN = "-"
+
+
+def open_stdin() -> tuple[io.BufferedReader, str | None]:
+    """Standard input as a decompressed byte stream, the compression sniffed from its magic
+    bytes (a stream has no name to go by): (stream, compression or None)."""
+    raw = sys.stdin.buffer
+    head = raw.peek(8)[:8] if hasattr(raw, "peek") else b""
+    compression = next((name for name, magic in MAGIC.items() if head.startswith(magic)), None)
+    if compression is None:
+        return raw, None  # type: ignore[return-value]
+    if compression == "xz":
+        return io.BufferedReader(lzma.open(raw, "rb"), buffer_size=READ_BYTES), compression
+    return io.BufferedReader(pa.CompressedInputStream(raw, compression), buffer_size=READ_BYTES), compression
+
+
 def _open_with_raw(path: str):
     """(decompressed stream, the compressed file under it or None for plain files): progress
     through a compressed file is its raw position (the decompressed size is unknown)."""
+    if path == STDIN:
+        stream, _ = open_stdin()
+        return stream, None  # read once, to its end: closing it after is what a pipe expects
     compression = compression_of(path)
     if compression is None:
         return open_stream(path), None
@@ -250,8 +269,8 @@ def read_documents(
     """
     key_path = tuple(text_key.split("."))
     locator = RangeLineLocator(path, start, None if start > 0 else 0)
-    if compression_of(path) is not None:
-        stop = sys.maxsize  # a compressed range is the whole stream; stop was its compressed size
+    if compression_of(path) is not None or path == STDIN:
+        stop = sys.maxsize  # a compressed range (or a stream) is the whole stream
 
     def new_batch(block: int) -> DocumentBatch:
         return DocumentBatch(locator, block=block)
@@ -337,7 +356,7 @@ def read_documents(
             message = str(e) or type(e).__name__
             kind = "truncated or corrupt compressed stream" if compression_of(path) else "read"
             last_line = locator.line(relative - 1) if relative else 0
-            if compression_of(path) is not None:
+            if compression_of(path) is not None and path != STDIN:
                 # The reader fills a 1 MB buffer ahead of the lines: count what a decoder gets whole.
                 last_line = max(last_line, whole_lines_before_error(path))
             where = f"after line {last_line:,}, the last one read whole" if last_line else "before its first line"
@@ -417,15 +436,18 @@ class JsonlFormat(TextFormat):
     label = "JSON lines"
 
     def detect(self, path: str) -> bool:
-        return is_jsonl(path)
+        return path == STDIN or is_jsonl(path)
 
     def inspect(self, path: str, policy: TextPolicy) -> str:
-        check_magic(path)
+        if path != STDIN:  # a stream is read once: its compression is sniffed as it is read
+            check_magic(path)
         return TEXT
 
     def units(
         self, source: int, path: str, policy: TextPolicy, target_bytes: int, compressed_parts: int = 1
     ) -> list[WorkUnit]:
+        if path == STDIN:
+            return [WorkUnit(source, path, self.name, 0, 0, 0, 1)]  # one stream, read once, by one reader
         ranges = byte_ranges(path, target_bytes)
         parts = interleaved_parts(path, compressed_parts) if compression_of(path) else 1
         if parts > 1:
@@ -455,4 +477,6 @@ class JsonlFormat(TextFormat):
 
     def plain_bytes(self, path: str) -> int:
         """Size of an uncompressed file (its byte ranges balance the workers), else 0."""
+        if path == STDIN:
+            return 0
         return os.path.getsize(path) if compression_of(path) is None and os.path.isfile(path) else 0
