@@ -212,3 +212,35 @@ def test_a_batch_of_empty_documents_compiles_nothing_new():
     before = list(count.count_documents.signatures)
     assert counter.count(["", ""]).tolist() == [0, 0]
     assert list(count.count_documents.signatures) == before and len(before) == 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("tail", [b"", b"\0" * 1000, b"trailing garbage, not gzip\n"])
+def test_data_after_the_last_gzip_member_is_handled_as_gzip_does(tmp_path, monkeypatch, tail, workers):
+    from tokcount.formats import jsonl
+
+    monkeypatch.setattr(jsonl, "MIN_INTERLEAVED_BYTES", 0)
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    texts = [f"line {i}: " + "words and more words " * (i % 40) for i in range(6000)]
+    lines = [json.dumps({"text": t}) + "\n" for t in texts]
+    half = len(lines) // 2
+    data = gzip.compress("".join(lines[:half]).encode()) + gzip.compress("".join(lines[half:]).encode()) + tail
+    path = tmp_path / "members.jsonl.gz"
+    path.write_bytes(data)
+    gzip_says = subprocess.run(["gzip", "-t", str(path)], capture_output=True) if shutil.which("gzip") else None
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=workers, in_process_bytes=0))
+    assert report.ok, report.failures
+    f = report.files[0]
+    assert f.documents == len(texts) and f.tokens == count(tok, texts)
+    garbage = tail.strip(b"\0") != b""
+    assert bool(f.warnings) == garbage and (not garbage or "trailing garbage" in f.warnings[0])
+    if gzip_says is not None:  # gzip: garbage is a warning (exit 2), zeros are fine (exit 0)
+        assert (gzip_says.returncode != 0) == garbage
+
+
+def test_a_corrupt_gzip_member_still_fails_cleanly(tmp_path):
+    good = gzip.compress(b'{"text": "a"}\n' * 100)
+    path = tmp_path / "bad.jsonl.gz"
+    path.write_bytes(good[:20] + bytes(b ^ 0xFF for b in good[20:40]) + good[40:])
+    report = scan([str(path)], text=TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe()))
+    assert report.files == [] and "corrupt" in report.failures[0].check

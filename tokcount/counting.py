@@ -48,6 +48,7 @@ class UnitResult:
     parity_mismatch: dict | None = None  # the guard's first disagreement in this unit (the unit stops there)
     parity_tally: dict[str, float] = field(default_factory=dict)  # what the guard checked
     blocks: list[list[int]] = field(default_factory=list)  # [block, documents, sequences] in reading order
+    warnings: list[str] = field(default_factory=list)
 
 
 class UnitCounter:
@@ -94,6 +95,7 @@ class UnitCounter:
                 seq_chunks.append(seqs)
                 note_block(result.blocks, batch.block, len(docs), len(seqs))
                 result.skipped += len(batch.bad)
+                result.warnings.extend(getattr(batch, "warnings", ()))
                 room = MAX_EXAMPLES - len(result.skipped_examples)
                 if room > 0:
                     result.skipped_examples.extend(batch.bad[:room])

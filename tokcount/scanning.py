@@ -362,6 +362,7 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
             "skipped_examples": skipped_examples,
         }
     )
+    report.warnings.extend(dict.fromkeys(w for r in unit_results for w in r.warnings))  # parts repeat them
     if source.path == "-" and not documents and complete:
         report.warnings.append("standard input held no document: did the command feeding the pipe fail?")
     if not complete:

@@ -127,6 +127,7 @@ class DocumentBatch:
     bad: list[BadRecord] = field(default_factory=list)
     at_file_start: bool = False  # the first batch of a file (the parity guard always checks it)
     block: int = 0  # interleaved block of a compressed stream, for putting parts back in order
+    warnings: list[str] = field(default_factory=list)  # about the file, for its report
 
     def add_document(self, value: str | list[str], position: int) -> None:
         if isinstance(value, str):

@@ -18,6 +18,7 @@ import io
 import lzma
 import os
 import sys
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -183,6 +184,65 @@ def _open_with_raw(path: str):
         raise
 
 
+class GzipMembers(io.RawIOBase):
+    """A gzip file's members one after another, as ``gzip -d`` reads them: whatever follows the
+    last member (zero padding, or garbage) ends the stream and is noted in ``trailing_bytes`` /
+    ``trailing_zeros``, where pyarrow's reader fails the whole file."""
+
+    def __init__(self, path: str):
+        self._file = open(path, "rb")
+        self._decoder = zlib.decompressobj(31)
+        self._out = b""
+        self._done = False
+        self.trailing_bytes = 0
+        self.trailing_zeros = True
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def readinto(self, buffer) -> int:
+        while not self._out and not self._done:
+            if self._decoder.eof:
+                rest = self._decoder.unused_data
+                while len(rest) < 2:
+                    more = self._file.read(READ_BYTES)
+                    if not more:
+                        break
+                    rest += more
+                if not rest:
+                    self._done = True
+                elif rest[:2] != MAGIC["gzip"]:
+                    self._note_trailing(rest)
+                else:
+                    self._decoder = zlib.decompressobj(31)
+                    self._out = self._decoder.decompress(rest)
+                continue
+            chunk = self._file.read(READ_BYTES)
+            if not chunk:
+                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            self._out = self._decoder.decompress(chunk)
+        n = min(len(buffer), len(self._out))
+        buffer[:n] = self._out[:n]
+        self._out = self._out[n:]
+        return n
+
+    def _note_trailing(self, rest: bytes) -> None:
+        self._done = True
+        while rest:
+            self.trailing_bytes += len(rest)
+            self.trailing_zeros = self.trailing_zeros and not rest.strip(b"\0")
+            rest = self._file.read(READ_BYTES)
+
+
+def _reads_past_trailing_data(error: Exception, path: str) -> bool:
+    """pyarrow's gzip reader fails on data after the last member, which gzip itself accepts."""
+    return path != STDIN and compression_of(path) == "gzip" and "zlib inflate failed" in str(error)
+
+
 def whole_lines_before_error(path: str, chunk_bytes: int = 1 << 16) -> int:
     """Complete lines a compressed file yields before its decoder fails (only when it does)."""
     lines = 0
@@ -291,6 +351,7 @@ def read_documents(
         return batch
 
     relative = 0
+    members: GzipMembers | None = None  # the reader past pyarrow's, once the file has data after its last member
     with stream, raw or contextlib.nullcontext():
         pos = start
         try:
@@ -301,7 +362,18 @@ def read_documents(
             batch = new_batch(part)
             batch_text = 0
             while pos < stop:
-                line = stream.readline()
+                try:
+                    line = stream.readline()
+                except OSError as e:
+                    if members is not None or not _reads_past_trailing_data(e, path):
+                        raise
+                    # read on as gzip does, from the same place: pos bytes of the stream were read whole
+                    members = GzipMembers(path)
+                    stream = io.BufferedReader(members, buffer_size=READ_BYTES)  # the first one closes with the file
+                    skip = pos
+                    while skip:
+                        skip -= len(stream.read(min(skip, READ_BYTES)))
+                    line = stream.readline()
                 if not line:
                     break
                 if parts > 1:
@@ -350,9 +422,14 @@ def read_documents(
                     batch = new_batch(batch.block)
                     batch_text = 0
             with_progress(batch)
-            if batch.documents or batch.bad or batch.input_bytes:
+            if members is not None and members.trailing_bytes and not members.trailing_zeros:
+                batch.warnings.append(
+                    f"{members.trailing_bytes:,} bytes of trailing garbage after the last gzip member were ignored, "
+                    "as gzip does ('decompression OK, trailing garbage ignored')"
+                )
+            if batch.documents or batch.bad or batch.input_bytes or batch.warnings:
                 yield batch
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
             message = str(e) or type(e).__name__
             kind = "truncated or corrupt compressed stream" if compression_of(path) else "read"
             last_line = locator.line(relative - 1) if relative else 0
@@ -361,6 +438,9 @@ def read_documents(
                 last_line = max(last_line, whole_lines_before_error(path))
             where = f"after line {last_line:,}, the last one read whole" if last_line else "before its first line"
             raise FileCheckError(path, kind, message, where, order=last_line) from None
+        finally:
+            if members is not None:
+                members.close()
 
 
 def _other_record(record, key_path: tuple[str, ...], text_key: str, batch: DocumentBatch, relative: int):
