@@ -139,3 +139,31 @@ def test_a_killed_parent_leaves_no_worker_behind(tmp_path, signame, code):
     assert "Traceback" not in err and "INCOMPLETE" in err and signame in err
     report = json.loads(out)
     assert report["complete"] is False and report["plan"] is None
+
+
+@tokenizer_fixtures.needs_tokenizers_0("counts the test file before the signal is sent")
+def test_ctrl_c_stops_a_scan_within_two_seconds(tmp_path):
+    """The scanning process only waits on its workers (the parity guard runs in them too), so
+    Ctrl-C ends the run at once, long documents or not."""
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    line = json.dumps({"text": "Ein langer Satz, with words and numbers 12345, repeated. " * 4000}) + "\n"
+    path = tmp_path / "big.jsonl"
+    with open(path, "w") as f:
+        f.write(line * 500)  # 114 MB in 228 KB documents
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokcount", "scan", str(path), "--tokenizer", tok, "--engine", "hf", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    time.sleep(5)
+    assert proc.poll() is None, proc.communicate()
+    sent = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    stopped_after = time.monotonic() - sent
+    assert proc.returncode == 130 and stopped_after < 2, (stopped_after, err)
+    assert json.loads(out)["complete"] is False
