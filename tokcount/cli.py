@@ -49,6 +49,21 @@ class _StatusOnly(NoProgress):
     def status(self, message: str) -> None:
         print(f"tokcount: {message}", file=sys.stderr, flush=True)
 
+    def __enter__(self) -> _StatusOnly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _progress(args):
+    """A progress bar on a terminal's stderr (unless --no-progress), else status lines only."""
+    if not args.no_progress and sys.stderr.isatty():
+        from . import render
+
+        return render.progress_bar()
+    return _StatusOnly()
+
 
 def _wants_json(argv: list[str]) -> bool:
     return "--json" in argv
@@ -405,12 +420,8 @@ def _run_scan(args) -> int:
     from . import render
     from .scanning import scan
 
-    if not args.no_progress and sys.stderr.isatty():
-        bar = render.progress_bar()
-        with bar:
-            report = scan(args.paths, training, verify, bar, text)
-    else:
-        report = scan(args.paths, training, verify, _StatusOnly(), text)
+    with _progress(args) as progress:
+        report = scan(args.paths, training, verify, progress, text)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -511,12 +522,8 @@ def _run_check(args) -> int:
             workers=args.workers,
             engine=args.engine,
         )
-        if not args.no_progress and sys.stderr.isatty():
-            bar = render.progress_bar()
-            with bar:
-                results = [check_raw(args.paths, args.against, options, bar)]
-        else:
-            results = [check_raw(args.paths, args.against, options, _StatusOnly())]
+        with _progress(args) as progress:
+            results = [check_raw(args.paths, args.against, options, progress)]
     else:
         mode = "--against-log LOG (a training log)" if args.against_log else "the trainer's index files"
         raw = [p for p in args.paths if _is_raw_text(p)]
