@@ -81,22 +81,14 @@ class ParityGuard:
         self.prefixes_checked = 0  # texts over MAX_SAMPLE_CHARS, checked on their prefix
         self.seconds = 0.0
 
-    def prepare(self) -> None:
-        """Build the reference tokenizer now (0.3 s for Llama-3), while the workers count,
-        rather than when the first samples arrive, which for a scan of one large file is at
-        its very end. Call it once the workers have their tasks: the build holds the GIL."""
-        if self._reference is None:
-            from .hf import TokenCounter
-
-            self._reference = TokenCounter(self.spec, self.add_special_tokens)
-            self._reference.count([""])  # builds its tokenizer
-
     def check(self, samples: list[Sample]) -> dict | None:
         """None when every sample agrees, else the first disagreement."""
         if not samples:
             return None
-        self.prepare()
-        assert self._reference is not None
+        if self._reference is None:  # a worker passes its own; a guard used alone builds one
+            from .hf import TokenCounter
+
+            self._reference = TokenCounter(self.spec, self.add_special_tokens)
         started = time.perf_counter()
         expected = self._reference.count([text for text, _, _ in samples])
         self.seconds += time.perf_counter() - started

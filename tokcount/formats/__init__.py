@@ -21,7 +21,6 @@ _REGISTRY_NAMES = (
     "REGISTERED",
     "EXPECTED_SUFFIXES",
     "detect",
-    "by_name",
     "text_format",
     "plan_units",
 )

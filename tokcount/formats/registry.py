@@ -27,10 +27,6 @@ def detect(path: str) -> Format | None:
     return INDEXED if INDEXED.is_prefix(path) else None
 
 
-def by_name(name: str) -> Format:
-    return _BY_NAME[name]
-
-
 def text_format(name: str) -> TextFormat:
     fmt = _BY_NAME[name]
     if not isinstance(fmt, TextFormat):
