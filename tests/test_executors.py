@@ -121,7 +121,9 @@ with LocalExecutor(2) as executor:
 def quiet_work(seconds: int) -> int:
     """Work that writes nothing for a while: a worker that only notices its parent is gone
     through a broken pipe would keep going."""
-    print(os.getpid(), flush=True)
+    # One write(2) per line: two workers share the pipe, and print() may write the number and
+    # the newline separately, so their lines could interleave.
+    os.write(1, f"{os.getpid()}\n".encode())
     time.sleep(seconds)
     return seconds
 
