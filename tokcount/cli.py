@@ -236,10 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
     t.add_argument(
         "--engine",
-        choices=["auto", "fast", "hf"],
+        choices=["auto", "fast", "hf", "gigatoken"],
         default="auto",
-        help="hf: Hugging Face tokenizers (the reference); fast: tokcount's numba engine; "
-        "auto (default): fast where the tokenizer is supported, checked against hf on a sample",
+        help="hf: Hugging Face tokenizers (the reference); fast: tokcount's numba engine; gigatoken: "
+        "gigatoken's Rust BPE, count-only (pip install 'tokcount[gigatoken]'); auto (default): fast where "
+        "the tokenizer is supported, else gigatoken where installed, else hf, checked against hf on a sample",
     )
     v = s.add_argument_group("token verification (reads the .bin)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin files")
@@ -319,9 +320,10 @@ def _add_check_parser(sub) -> None:
     r.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
     r.add_argument(
         "--engine",
-        choices=["auto", "fast", "hf"],
+        choices=["auto", "fast", "hf", "gigatoken"],
         default="auto",
-        help="how lengths are counted (--ids always uses hf); a difference found by fast is re-checked with hf",
+        help="how lengths are counted (--ids always uses hf); a difference found by another engine is "
+        "re-checked with hf",
     )
     t = c.add_argument_group("trainer index files and logs")
     t.add_argument("--cache-dir", help="where the trainer wrote its index files (Megatron --data-cache-path)")

@@ -53,28 +53,32 @@ class UnitResult:
 
 class UnitCounter:
     """A process's counting state: the reference counter (its tokenizer built on first use),
-    the fast counter when that engine is chosen, and whether to sample for the parity guard."""
+    the engine's counter (``fast``) when another engine is chosen, and whether to sample for the
+    parity guard."""
 
     def __init__(self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice):
         self.spec = spec
         self.add_special_tokens = add_special_tokens
         self.reference: TokenCounter | None = None
         self.fast: Counter | None = None
+        self.engine = "hf"
         self.sample_for_parity = False
         if spec is None:
             return  # token-id columns only: nothing to tokenize
         from .engines.hf import TokenCounter
 
         self.reference = TokenCounter(spec, add_special_tokens=add_special_tokens)
-        if choice.engine == "fast":
-            from .engines.warmup import quiet_numba_start
+        if choice.engine != "hf":
+            if choice.engine == "fast":
+                from .engines.warmup import quiet_numba_start
 
-            quiet_numba_start()
-            self.fast = make_counter(spec, add_special_tokens, "fast", reference=self.reference)
+                quiet_numba_start()
+            self.fast = make_counter(spec, add_special_tokens, choice.engine, reference=self.reference)
+            self.engine = choice.engine
             self.sample_for_parity = choice.guarded
 
     def count_unit(self, unit: WorkUnit, policy: TextPolicy) -> UnitResult:
-        result = UnitResult(unit, engine="fast" if self.fast is not None else "hf")
+        result = UnitResult(unit, engine=self.engine)
         sampler = ParitySampler(f"{unit.path}:{unit.part}") if self.sample_for_parity else None
         guard = None
         if sampler is not None:
@@ -125,12 +129,12 @@ class UnitCounter:
             raise AssertionError("text unit without a tokenizer")
         fast = self.fast
         counter = fast if fast is not None else self.reference
-        bytes_before = fast.bytes_counted if fast is not None else 0  # type: ignore[attr-defined]
+        knows_bytes = hasattr(fast, "bytes_counted")  # the fast engine encodes the texts anyway
+        bytes_before = fast.bytes_counted if knows_bytes else 0  # type: ignore[union-attr]
         text_bytes: int | None
         try:
             part_tokens = counter.count(batch.texts)
-            # the fast engine encoded the texts anyway
-            text_bytes = fast.bytes_counted - bytes_before if fast is not None else None  # type: ignore[attr-defined]
+            text_bytes = fast.bytes_counted - bytes_before if knows_bytes else None  # type: ignore[union-attr]
         except UnencodableText:
             part_tokens = np.asarray(self._count_one_by_one(batch, policy, result), dtype=np.int64)
             text_bytes = None

@@ -53,7 +53,7 @@ def scan(
     ``append_eod`` (+1 per document with tokens), ``text_key`` (jsonl; dotted paths reach
     nested fields), ``text_column`` (Parquet/Arrow: text, list of texts, or token-id lists),
     ``skip_bad_records`` (count and list malformed records instead of failing the file),
-    ``workers`` (default: every core), ``engine`` ("auto", "fast" or "hf"), ``unit_bytes`` and
+    ``workers`` (default: every core), ``engine`` ("auto", "fast", "gigatoken" or "hf"), ``unit_bytes`` and
     ``in_process_bytes`` (how work is cut and when to stay in this process).
 
     ``progress``: an object with ``start(total_bytes)``, ``advance(nbytes, tokens, documents)``
@@ -252,7 +252,7 @@ def _count_text(
             return None
         # Never a silently wrong total: every unit is recounted with the reference.
         return (
-            f"the fast engine disagreed with Hugging Face on {mismatch['path']} {mismatch['position']} "
+            f"the {choice.engine} engine disagreed with Hugging Face on {mismatch['path']} {mismatch['position']} "
             f"({mismatch['fast']} vs {mismatch['reference']} tokens); every file was recounted with hf"
         )
 

@@ -578,7 +578,11 @@ def check_raw(
         return _compare(raw_paths, shard, units, policy, spec, options, current, eod, progress, window_bytes)
 
     def disagreement(result: RawCheckResult) -> str | None:
-        return None if (result.ok or not result.complete) else "the fast engine found differences; re-checked with hf"
+        return (
+            None
+            if (result.ok or not result.complete)
+            else f"the {choice.engine} engine found differences; re-checked with hf"
+        )
 
     result, _ = recount_on_disagreement(run, choice, disagreement)
     return result

@@ -1,5 +1,6 @@
-"""Counting engines: ``hf`` (the reference), ``fast`` (numba, count-only), which one a run uses,
-and the parity guard that proves the fast one against the reference (``parity``).
+"""Counting engines: ``hf`` (the reference), ``fast`` (numba, count-only), ``gigatoken`` (an
+optional extra, count-only), which one a run uses, and the parity guard that proves the others
+against the reference (``parity``).
 
 An engine is an object with ``count(texts) -> int64 array``, one per process.
 """
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from ..tokenizer import TokenizerSpec
     from .hf import TokenCounter
 
-ENGINES = ("auto", "fast", "hf")
+ENGINES = ("auto", "fast", "hf", "gigatoken")
 
 
 class Counter(Protocol):
@@ -29,12 +30,12 @@ class EngineChoice:
     """Which engine counts, why, and whether the parity guard checks it. Decided once, in the
     scanning process, and handed to the workers as it is."""
 
-    engine: str  # "fast" or "hf"
+    engine: str  # "fast", "gigatoken" or "hf"
     reason: str  # for the report
     guarded: bool = False  # sample texts for the parity guard (auto on the fast engine)
 
     def recounted_with_hf(self, reason: str) -> EngineChoice:
-        """The choice after the fast engine disagreed with the reference."""
+        """The choice after the engine disagreed with the reference."""
         return replace(self, engine="hf", reason=reason, guarded=False)
 
 
@@ -68,11 +69,25 @@ def fast_support(spec: TokenizerSpec) -> tuple[bool, str]:
     return support(spec)
 
 
+def gigatoken_support(spec: TokenizerSpec) -> tuple[bool, str]:
+    from .gigatoken import gigatoken_support as support
+
+    return support(spec)
+
+
 def choose_engine(spec: TokenizerSpec, requested: str) -> EngineChoice:
+    """``auto`` takes the fast engine where it supports the tokenizer (level with gigatoken on
+    the families both cover, and installed everywhere), else gigatoken where it is installed and
+    loads the tokenizer, else the reference. Whatever is not the reference runs guarded."""
     if requested not in ENGINES:
         raise UsageError(f"the engine (--engine) must be one of {', '.join(ENGINES)}, not {requested!r}")
     if requested == "hf":
         return HF_REQUESTED
+    if requested == "gigatoken":
+        supported, why = gigatoken_support(spec)
+        if not supported:
+            raise UsageError(f"engine 'gigatoken' (--engine gigatoken) cannot count this tokenizer: {why}")
+        return EngineChoice("gigatoken", f"requested ({why}); no parity guard")
     supported, why = fast_support(spec)
     if requested == "fast":
         if not supported:
@@ -82,7 +97,12 @@ def choose_engine(spec: TokenizerSpec, requested: str) -> EngineChoice:
         return EngineChoice("fast", f"requested ({why}); no parity guard")
     if supported:
         return EngineChoice("fast", f"auto: {why}; parity guard on", guarded=True)
-    return EngineChoice("hf", f"auto: the fast engine does not support this tokenizer ({why})")
+    giga_supported, giga_why = gigatoken_support(spec)
+    if giga_supported:
+        return EngineChoice(
+            "gigatoken", f"auto: the fast engine does not support it ({why}); {giga_why}; parity guard on", guarded=True
+        )
+    return EngineChoice("hf", f"auto: the fast engine does not support this tokenizer ({why}); {giga_why}")
 
 
 def make_counter(
@@ -90,6 +110,10 @@ def make_counter(
 ) -> Counter:
     """A counter for this process. ``reference`` (a TokenCounter) is reused by the fast engine
     for its slow path instead of building another."""
+    if engine == "gigatoken":
+        from .gigatoken import GigatokenCounter
+
+        return GigatokenCounter(spec, add_special_tokens=add_special_tokens)
     if engine == "fast":
         from .fast import FastCounter
 

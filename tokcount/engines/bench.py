@@ -12,7 +12,7 @@ import numpy as np
 from .. import formats
 from ..errors import FileCheckError, UsageError
 from ..formats.base import TEXT, DocumentBatch, TextFormat, TextPolicy, regular_file_problem
-from . import fast_support, make_counter
+from . import fast_support, gigatoken_support, make_counter
 
 
 @dataclass
@@ -88,11 +88,12 @@ def bench_engines(path: str, spec, texts: list[str], add_special_tokens: bool = 
     text_bytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
     result = BenchResult(path, len(texts), text_bytes)
     engines = ["hf"]
-    supported, why = fast_support(spec)
-    if supported:
-        engines.append("fast")
-    else:
-        result.unavailable["fast"] = why
+    for name, support in (("fast", fast_support), ("gigatoken", gigatoken_support)):
+        supported, why = support(spec)
+        if supported:
+            engines.append(name)
+        else:
+            result.unavailable[name] = why
     reference = None
     for name in engines:
         counter = make_counter(spec, add_special_tokens, name)  # new: cold caches, as on a first scan

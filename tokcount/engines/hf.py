@@ -78,6 +78,24 @@ class TokenCounter:
             raise
 
 
+# Texts on which a post-processor's additions are measured: empty, plain, an added token, text
+# that normalizers and pre-tokenizers treat specially.
+POST_PROCESSOR_PROBES = ("", "x", " hello world", "\n\n", "<|endoftext|>", "é 1 ' s")
+
+
+def post_processor_tokens(tokenizer: Tokenizer) -> int:
+    """How many tokens the post-processor adds to every text with add_special_tokens (BOS/EOS of
+    a TemplateProcessing, BERT's [CLS]/[SEP]), measured with the reference itself. Engines that
+    count the model's tokens only add this. ValueError when it is not one constant."""
+    added = {
+        len(tokenizer.encode(probe, add_special_tokens=True)) - len(tokenizer.encode(probe, add_special_tokens=False))
+        for probe in POST_PROCESSOR_PROBES
+    }
+    if len(added) != 1:
+        raise ValueError(f"the post-processor adds a varying number of tokens ({sorted(added)})")
+    return added.pop()
+
+
 def worker_start_method() -> str | None:
     """How worker processes must start with the installed tokenizers: None (the executor's
     default, fork on Linux) for 0.2x. A process forked after tokenizers 1.x has loaded a

@@ -18,6 +18,7 @@ from tokenizers import Tokenizer, pre_tokenizers
 
 from ... import disk_cache
 from ...tokenizer import TokenizerSpec, build_tokenizer
+from ..hf import post_processor_tokens
 from . import bpe, pretokenize
 from .code_version import engine_code_version
 from .codepoints import LLAMA3_PATTERN
@@ -28,7 +29,6 @@ HOT_MERGES = 1 << 12
 # Bytes that never occur in UTF-8 text, so the byte-level vocabulary may lack them.
 IMPOSSIBLE_UTF8_BYTES = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])
 # Texts on which the post-processor's added-token count is measured; it must be the same for all.
-POST_PROCESSOR_PROBES = ("", "x", " hello world", "\n\n", "<|endoftext|>", "é 1 ' s")
 
 
 def byte_level_alphabet() -> dict[int, str]:
@@ -300,13 +300,10 @@ def _added_token_sets(config: dict, tokenizer: Tokenizer) -> tuple[LiteralSet, L
 
 
 def _post_processor_tokens(tokenizer: Tokenizer) -> int:
-    added = {
-        len(tokenizer.encode(probe, add_special_tokens=True)) - len(tokenizer.encode(probe, add_special_tokens=False))
-        for probe in POST_PROCESSOR_PROBES
-    }
-    if len(added) != 1:
-        raise Unsupported(f"the post-processor adds a varying number of tokens ({sorted(added)})")
-    return added.pop()
+    try:
+        return post_processor_tokens(tokenizer)
+    except ValueError as why:
+        raise Unsupported(str(why)) from None
 
 
 def _next_power_of_two(n: int) -> int:
