@@ -186,7 +186,7 @@ def test_a_first_run_says_it_compiles_and_later_runs_do_not(tmp_path, monkeypatc
 
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "some words"}\n')
-    options = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe())
+    options = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe(), engine="fast")
     assert code_version.kernels_compiled()  # the session compiled them (conftest)
     warm = _Recorder()
     scan([str(path)], progress=warm, text=options)

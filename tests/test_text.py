@@ -76,6 +76,16 @@ def reference(tok_path: str, documents, add_special_tokens=True, append_eod=Fals
     return out
 
 
+def auto_engine(tok_path: str) -> str:
+    """The engine auto takes for this tokenizer with what is installed (never the reference here)."""
+    from tokcount.engines import choose_engine
+    from tokcount.tokenizer import load_tokenizer_spec
+
+    engine = choose_engine(load_tokenizer_spec(tok_path), "auto").engine
+    assert engine != "hf"
+    return engine
+
+
 def write_jsonl(path: Path, documents, key="text", compression=None, extra_lines=()):
     lines = [json.dumps({"id": i, key: d}, ensure_ascii=bool(i % 2)) for i, d in enumerate(documents)]
     lines.extend(extra_lines)
@@ -386,7 +396,7 @@ def test_cli_text_scan_json_and_errors(tmp_path):
     doc = json.loads(proc.stdout)
     assert doc["files"][0]["tokens"] == sum(reference(tok, ADVERSARIAL, append_eod=True))
     assert doc["options"]["tokenizer"]["fingerprint"]
-    assert doc["options"]["engine"] == "fast"  # a byte-level BPE: auto picks the fast engine ...
+    assert doc["options"]["engine"] == auto_engine(tok)  # auto's engine, not the reference ...
     assert doc["options"]["parity"]["texts_checked"] >= len(ADVERSARIAL)  # ... and checks a file's first texts
     assert doc["options"]["parity"]["mismatch"] is None
     for key in ("text_bytes", "tokens_per_byte", "document_tokens", "skipped_records"):
@@ -433,21 +443,35 @@ def test_parity_sampler_takes_first_texts_then_a_spread_sample():
     assert len(later) == 1 and 0 <= later[0] < len(texts)
 
 
-@tokenizer_fixtures.needs_tokenizers_0("no fast engine, so no parity guard")
-def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch):
-    """A fast engine that is wrong on one document: the scan says so and reports exact counts."""
-    from tokcount.engines import fast as fast_engine
+@pytest.fixture(params=["fast", "gigatoken"])
+def guarded_counter(request, monkeypatch):
+    """The counter class of the engine ``auto`` is made to take (each guarded engine in turn),
+    for tests that make it wrong on purpose and expect the guard to catch it."""
+    from tokcount import engines
 
+    if request.param == "fast":
+        if not tokenizer_fixtures.TRAINABLE:
+            pytest.skip("tokenizers 1.x: no fast engine")
+        from tokcount.engines.fast import FastCounter as counter_class
+    else:
+        pytest.importorskip("gigatoken", reason="the gigatoken extra is not installed")
+        from tokcount.engines.gigatoken import GigatokenCounter as counter_class
+    monkeypatch.setattr(engines, "AUTO_ORDER", (request.param,))
+    return counter_class
+
+
+def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch, guarded_counter):
+    """An engine that is wrong on one document: the scan says so and reports exact counts."""
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = ADVERSARIAL[:20] + ["the wrong one"] + ADVERSARIAL[20:]
     path = write_jsonl(tmp_path / "d.jsonl", docs)
-    right_count = fast_engine.FastCounter.count
+    right_count = guarded_counter.count
 
     def off_by_one_on_marker(self, texts):
         counts = right_count(self, texts)
         return counts + np.array(["wrong one" in t for t in texts], dtype=np.int64)
 
-    monkeypatch.setattr(fast_engine.FastCounter, "count", off_by_one_on_marker)
+    monkeypatch.setattr(guarded_counter, "count", off_by_one_on_marker)
     report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=1))
     assert report.options["engine"] == "hf"
     assert "disagreed" in report.options["engine_reason"] and "line 21" in report.options["engine_reason"]
@@ -455,19 +479,19 @@ def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkey
     assert report.files[0].tokens == sum(reference(tok, docs))
 
 
-@tokenizer_fixtures.needs_tokenizers_0("no fast engine, so no parity guard")
-def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_lines(tmp_path, monkeypatch):
+def test_parity_mismatch_in_a_later_range_names_its_line_and_sampling_counts_no_lines(
+    tmp_path, monkeypatch, guarded_counter
+):
     """Samples from byte ranges after the first keep their line unresolved: counting the lines
     before a range reads the file up to it, which only a reported mismatch may cost."""
-    from tokcount.engines import fast as fast_engine
     from tokcount.formats import jsonl
 
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = [f"ok document {i}" for i in range(300)] + [f"wrong one {i}" for i in range(300)]
     path = write_jsonl(tmp_path / "d.jsonl", docs)
-    right_count = fast_engine.FastCounter.count
+    right_count = guarded_counter.count
     monkeypatch.setattr(
-        fast_engine.FastCounter,
+        guarded_counter,
         "count",
         lambda self, texts: right_count(self, texts) + np.array(["wrong one" in t for t in texts], dtype=np.int64),
     )
@@ -687,7 +711,7 @@ def test_the_parity_guard_checks_a_huge_line_on_a_bounded_prefix(tmp_path):
     path = write_jsonl(tmp_path / "huge.jsonl", docs)
     report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=2, in_process_bytes=0))
     parity = report.options["parity"]
-    assert report.options["engine"] == "fast" and parity["mismatch"] is None
+    assert report.options["engine"] == auto_engine(tok) and parity["mismatch"] is None
     assert parity["prefixes_checked"] == 1 and len(huge) > 5 * MAX_SAMPLE_CHARS
     assert parity["chars_checked"] <= 2 * MAX_SAMPLE_CHARS + sum(map(len, ADVERSARIAL * 3))
     assert report.files[0].tokens == sum(reference(tok, docs))

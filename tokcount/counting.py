@@ -14,7 +14,7 @@ import numpy as np
 
 from . import formats
 from .engines import EngineChoice, make_counter
-from .engines.parity import MAX_SAMPLE_CHARS, ParityGuard, ParitySampler, Sample
+from .engines.parity import MAX_SAMPLE_CHARS, ParityGuard, ParitySampler, Sample, sample_fraction
 from .errors import FileCheckError
 from .executors import report_progress
 from .formats.base import BadRecord, DocumentBatch, TextPolicy, TokenIdBatch, WorkUnit, note_block
@@ -79,7 +79,9 @@ class UnitCounter:
 
     def count_unit(self, unit: WorkUnit, policy: TextPolicy) -> UnitResult:
         result = UnitResult(unit, engine=self.engine)
-        sampler = ParitySampler(f"{unit.path}:{unit.part}") if self.sample_for_parity else None
+        sampler = (
+            ParitySampler(f"{unit.path}:{unit.part}", sample_fraction(self.engine)) if self.sample_for_parity else None
+        )
         guard = None
         if sampler is not None:
             assert self.spec is not None

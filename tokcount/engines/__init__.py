@@ -76,33 +76,32 @@ def gigatoken_support(spec: TokenizerSpec) -> tuple[bool, str]:
 
 
 def choose_engine(spec: TokenizerSpec, requested: str) -> EngineChoice:
-    """``auto`` takes the fast engine where it supports the tokenizer (level with gigatoken on
-    the families both cover, and installed everywhere), else gigatoken where it is installed and
-    loads the tokenizer, else the reference. Whatever is not the reference runs guarded."""
+    """``auto`` takes, of the engines that count this tokenizer, the fastest by the README's
+    measured table (``AUTO_ORDER``), guarded; the reference when no other engine can."""
     if requested not in ENGINES:
         raise UsageError(f"the engine (--engine) must be one of {', '.join(ENGINES)}, not {requested!r}")
     if requested == "hf":
         return HF_REQUESTED
-    if requested == "gigatoken":
-        supported, why = gigatoken_support(spec)
-        if not supported:
-            raise UsageError(f"engine 'gigatoken' (--engine gigatoken) cannot count this tokenizer: {why}")
-        return EngineChoice("gigatoken", f"requested ({why}); no parity guard")
-    supported, why = fast_support(spec)
-    if requested == "fast":
+    if requested != "auto":
+        supported, why = SUPPORT[requested](spec)
         if not supported:
             raise UsageError(
-                f"engine 'fast' (--engine fast) does not support this tokenizer: {why}; use 'hf' or 'auto'"
+                f"engine {requested!r} (--engine {requested}) cannot count this tokenizer: {why}; use 'hf' or 'auto'"
             )
-        return EngineChoice("fast", f"requested ({why}); no parity guard")
-    if supported:
-        return EngineChoice("fast", f"auto: {why}; parity guard on", guarded=True)
-    giga_supported, giga_why = gigatoken_support(spec)
-    if giga_supported:
-        return EngineChoice(
-            "gigatoken", f"auto: the fast engine does not support it ({why}); {giga_why}; parity guard on", guarded=True
-        )
-    return EngineChoice("hf", f"auto: the fast engine does not support this tokenizer ({why}); {giga_why}")
+        return EngineChoice(requested, f"requested ({why}); no parity guard")
+    passed_over: list[str] = []
+    for engine in AUTO_ORDER:
+        supported, why = SUPPORT[engine](spec)
+        if supported:
+            return EngineChoice(engine, f"auto: {'; '.join([*passed_over, why])}; parity guard on", guarded=True)
+        passed_over.append(f"not {engine}: {why}")
+    return EngineChoice("hf", f"auto: {'; '.join(passed_over)}")
+
+
+# Fastest first, measured per MB of text on one core (README, "Counting engines"): gigatoken's
+# count-only batches beat the fast engine by 1.3-1.5x on every family both count.
+AUTO_ORDER = ("gigatoken", "fast")
+SUPPORT = {"fast": fast_support, "gigatoken": gigatoken_support}
 
 
 def make_counter(

@@ -3,8 +3,8 @@ run goes, and the one policy on a disagreement: the whole run is counted again w
 an engine bug can never become a wrong total, nor be blamed on the data.
 
 - ``ParitySampler`` picks texts to recount: the first texts of every file and random texts
-  spread through the data, within a byte budget (about 1/1500 of the bytes: the reference was
-  ~15x slower than the fast engine, so about 1 % of the run).
+  spread through the data, within a byte budget of about 1 % of the run: the fraction of bytes
+  is 1 % divided by how much slower the reference is than the engine (``sample_fraction``).
 - ``ParityGuard`` recounts them with the reference. It runs in the workers, next to the engine
   it checks: never on the scanning process's critical path, and a Ctrl-C stops it with the
   workers. A text longer than ``MAX_SAMPLE_CHARS`` is checked on its first ``MAX_SAMPLE_CHARS``
@@ -36,9 +36,25 @@ MAX_SAMPLE_CHARS = 1 << 20  # a longer sampled text is checked on a prefix of th
 FIRST_TEXTS_CHARS = 1 << 20  # the first texts of a file are sampled up to this many characters
 
 
+GUARD_SHARE = 0.01  # of an engine's counting time, spent recounting samples with the reference
+# MB of text per CPU second on one core, measured (README, "Counting engines"): how much slower
+# the reference is than each engine sets how few bytes 1 % of the run can recount.
+MEASURED_SPEED = {"fast": 45.0, "gigatoken": 60.0, "hf 0": 1.5, "hf 1": 50.0}
+
+
+def sample_fraction(engine: str) -> float:
+    """The fraction of the bytes the guard recounts so that it costs about GUARD_SHARE of the
+    run; never above GUARD_SHARE (a reference as fast as the engine still samples 1 %)."""
+    from ..tokenizer import TOKENIZERS_1
+
+    reference = MEASURED_SPEED["hf 1" if TOKENIZERS_1 else "hf 0"]
+    slowdown = max(1.0, MEASURED_SPEED.get(engine, reference) / reference)
+    return GUARD_SHARE / slowdown
+
+
 class ParitySampler:
-    """Picks the texts the parity guard recounts with the reference. The reference is ~15x
-    slower than the fast engine, so 1/1500 of the bytes costs about 1 % of the run."""
+    """Picks the texts the parity guard recounts with the reference, about ``fraction`` of the
+    bytes (see ``sample_fraction``) besides the first texts of every file."""
 
     def __init__(self, seed: str, fraction: float = 1 / 1500, first_texts: int = 32):
         self.rng = random.Random(seed)
