@@ -10,8 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tokenizer_fixtures as fixtures
-from test_fast_engine import ADVERSARIAL_PIECES, corpus_sample
-from test_text import reference, write_jsonl
+from test_text import ADVERSARIAL, reference, write_jsonl
 from tokenizers import Tokenizer
 
 from tokcount import TextOptions, UsageError, scan
@@ -27,18 +26,59 @@ SHARED = ("gpt2", "gpt-neox-20b", "llama3", "llama2", "qwen35", "phi-3", "mpt", 
 TRAINED = ("bytelevel_bpe", "llama_style_bpe")
 
 
+CORPUS = fixtures.SHARED_TOKENIZERS.parent / "corpus" / "bench.jsonl.zst"
+WHITESPACE = " \t\n\r\x0b\x0c\x85\xa0\u1680\u2000\u2028\u2029\u202f\u3000"
+PIECES = [
+    *WHITESPACE,
+    "\r\n",
+    " " * 5,
+    " " * 25,
+    "'s",
+    "'LL",
+    "'ſt",
+    "don't",
+    "0",
+    "1234567",
+    "٣",
+    "é",
+    "e\u0301",
+    "🙂",
+    "漢字",
+]
+
+
+def corpus_sample(text_bytes: int = 1 << 20) -> list[str]:
+    """The first megabyte of the shared corpus, or nothing without it."""
+    if not CORPUS.exists():
+        return []
+    import pyarrow as pa
+
+    data = pa.input_stream(str(CORPUS), compression="zstd").read(text_bytes + (1 << 20))
+    texts = [json.loads(line)["text"] for line in data.split(b"\n")[:-1]]
+    taken, kept = 0, []
+    for text in texts:
+        kept.append(text)
+        taken += len(text)
+        if taken >= text_bytes:
+            break
+    return kept
+
+
 def texts_for_differential() -> list[str]:
-    pieces = list(ADVERSARIAL_PIECES)
+    pieces = [*PIECES, *ADVERSARIAL]
     joined = ["".join(pieces[i : i + 7]) for i in range(0, len(pieces), 3)]
     specials = ["<|endoftext|> x", "<s>hello</s>", "a<|end_of_text|>b", "<unk>", "[CLS]"]
-    return ["", " ", *pieces, *joined, *specials, *fixtures.TRAINING_TEXT.splitlines(), *corpus_sample()[:400]]
+    return ["", " ", *pieces, *joined, *specials, *fixtures.TRAINING_TEXT.splitlines(), *corpus_sample()]
 
 
 @pytest.mark.parametrize("add_special_tokens", [True, False])
 @pytest.mark.parametrize("name", TRAINED + SHARED)
 def test_counts_equal_the_reference(name, add_special_tokens):
     path = fixtures.path_or_skip(name)
-    spec = load_tokenizer_spec(path)
+    try:
+        spec = load_tokenizer_spec(path)
+    except UsageError as refused:  # tokenizers 1.x cannot encode with Qwen3.5's Split: no reference
+        pytest.skip(str(refused))
     supported, why = gigatoken_support(spec)
     assert supported, why
     texts = texts_for_differential()
