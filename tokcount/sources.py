@@ -43,7 +43,7 @@ def _has_magic(arg: str) -> bool:
 def _identity(path: str, fmt: Format) -> tuple[int, int] | str:
     """What makes two names the same input: the (device, inode) of the file, for a pair that of
     its index; the resolved path when the file cannot be stat-ed."""
-    probe = fmt.source_path(path) + ".idx" if fmt is formats.INDEXED else path
+    probe = fmt.source_path(path) + ".idx" if fmt is formats.INDEXED else fmt.source_path(path)
     try:
         st = os.stat(probe)
         return (st.st_dev, st.st_ino)
@@ -71,11 +71,13 @@ def _walk(directory: str, discovery: Discovery) -> list[str]:
     return found
 
 
-def _halves_of_one_pair(a: str, b: str) -> bool:
-    """x.bin and x.idx: a pair's two files, which a glob like data/* names both of."""
-    root_a, ext_a = os.path.splitext(a)
-    root_b, ext_b = os.path.splitext(b)
-    return root_a == root_b and {ext_a, ext_b} == {".bin", ".idx"}
+def _files_of_one_source(a: str, b: str, fmt: Format) -> bool:
+    """x.bin and x.idx, or x.ds and x.ds.index: one source's files, which a glob like data/*
+    names all of (a prefix and its .bin are two names of one file set: that merge is listed)."""
+    if fmt is formats.INDEXED:
+        (root_a, ext_a), (root_b, ext_b) = os.path.splitext(a), os.path.splitext(b)
+        return root_a == root_b and {ext_a, ext_b} == {".bin", ".idx"}
+    return a != b and fmt.source_path(a) == fmt.source_path(b)
 
 
 def find_sources(args: list[str]) -> Discovery:
@@ -136,7 +138,7 @@ def find_sources(args: list[str]) -> Discovery:
             key = _identity(path, fmt)
             if key in seen:
                 _, first_name = seen[key]
-                if not _halves_of_one_pair(first_name, path):
+                if not _files_of_one_source(first_name, path, fmt):
                     discovery.merged.append({"path": path, "same_as": first_name})
                 continue
             seen[key] = (source_path, path)
