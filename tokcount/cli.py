@@ -323,9 +323,10 @@ def _add_check_parser(sub) -> None:
     r.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
     r.add_argument(
         "--preset",
-        choices=["megatron", "megatron-fast", "neox"],
+        choices=["megatron", "megatron-fast", "neox", "datatrove"],
         default="megatron",
-        help="which preprocessor's behaviour to expect (default megatron: tools/preprocess_data.py)",
+        help="which preprocessor's behaviour to expect (default megatron: tools/preprocess_data.py; "
+        "datatrove: DocumentTokenizer, --against a .ds file or a folder of them, EOS appended)",
     )
     r.add_argument("--append-eod", action="store_true", help="the data was preprocessed with --append-eod")
     r.add_argument("--eod", type=_non_negative_int, help="EOD id (default: the tokenizer's end-of-document token)")
@@ -526,8 +527,7 @@ def _run_plan(args) -> int:
 def _is_raw_text(path: str) -> bool:
     from . import formats
 
-    fmt = formats.detect(path)
-    return fmt is not None and fmt is not formats.INDEXED
+    return isinstance(formats.detect(path), formats.TextFormat)
 
 
 def _run_check(args) -> int:
@@ -559,7 +559,12 @@ def _run_check(args) -> int:
             engine=args.engine,
         )
         with _progress(args) as progress:
-            results = [check_raw(args.paths, args.against, options, progress)]
+            if args.preset == "datatrove":
+                from .checks.raw_datatrove import check_raw_datatrove
+
+                results = check_raw_datatrove(args.paths, args.against, options, progress)
+            else:
+                results = [check_raw(args.paths, args.against, options, progress)]
     else:
         mode = "--against-log LOG (a training log)" if args.against_log else "the trainer's index files"
         raw = [p for p in args.paths if _is_raw_text(p)]

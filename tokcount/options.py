@@ -75,7 +75,7 @@ class TextOptions:
         )
 
 
-PRESETS = ("megatron", "megatron-fast", "neox")
+PRESETS = ("megatron", "megatron-fast", "neox", "datatrove")
 
 
 @dataclass(frozen=True)

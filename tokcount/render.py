@@ -489,12 +489,13 @@ def raw_check_lines(result: RawCheckResult) -> list[str]:
             out.append("  first difference: " + _describe_mismatch(m))
         if result.diagnosis:
             out.append(f"  diagnosis: {result.diagnosis}")
-        out.append(
-            f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
-            f"{_count(result.missing_from_index, 'raw document')} missing at the end of the index, "
-            f"{result.extra_in_index:,} index document{'' if result.extra_in_index == 1 else 's'} "
-            f"{'has' if result.extra_in_index == 1 else 'have'} no raw counterpart"
-        )
+        if result.options.get("order_checked") is not False:  # a multiset: the diagnosis says what has no match
+            out.append(
+                f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
+                f"{_count(result.missing_from_index, 'raw document')} missing at the end of the index, "
+                f"{result.extra_in_index:,} index document{'' if result.extra_in_index == 1 else 's'} "
+                f"{'has' if result.extra_in_index == 1 else 'have'} no raw counterpart"
+            )
         for m in result.examples[1:]:
             out.append(
                 f"    also: document {m.document:,}: expected {_n(m.expected_tokens)} tokens, found {_n(m.found_tokens)}"
