@@ -405,3 +405,70 @@ def test_chunking_frameworks_cli(tmp_path):
     assert_clean_error(refused, 1)
     assert "--split not modelled for --framework olmo" in refused.stderr
     assert_clean_error(run("plan", "--samples", 10, "--seq-len", 4, "--gbs", 1, "--framework", "olmo"), 1)
+
+
+# --------------------------------------------------------------------------------------------
+# check --preset datatrove
+
+
+RAW = sorted(str(p) for p in (DATA / "raw").glob("*.jsonl"))
+
+
+def _datatrove_check(against, raw=RAW, ids=True):
+    from tokcount.checks.raw_datatrove import check_raw_datatrove
+    from tokcount.options import CheckOptions
+
+    return check_raw_datatrove(raw, str(against), CheckOptions(tokenizer=str(TOKENIZER), ids=ids, workers=1))
+
+
+def test_check_datatrove_unshuffled_folder_in_order():
+    results = _datatrove_check(DATA / "unshuffled")
+    assert [r.ok for r in results] == [True, True]
+    assert [r.raw_paths for r in results] == [RAW[0::2], RAW[1::2]]  # task i reads inputs i, i + N, ...
+    assert [r.compared_documents for r in results] == [len(task_texts(0, 2)), len(task_texts(1, 2))]
+    assert results[0].options["add_special_tokens"] is False and results[0].options["eod"] == EOS
+    # the inputs of another task: a document-by-document mismatch, with the first differing id
+    wrong = _datatrove_check(DATA / "unshuffled" / "00000_unshuffled.ds", raw=RAW[1:2])
+    (result,) = wrong
+    assert not result.ok and result.first_mismatch.document == 0 and result.first_mismatch.position == "line 1"
+
+
+def test_check_datatrove_shuffled_compares_multisets(tmp_path):
+    results = _datatrove_check(DATA / "shuffled")
+    assert all(r.ok for r in results) and all(r.options["order_checked"] is False for r in results)
+    assert "the order is not checked" in results[0].warnings[0]
+    # two ids swapped inside one document: same lengths, so only --ids sees it
+    for f in (DATA / "shuffled").glob("*"):
+        shutil.copy(f, tmp_path / f.name)
+    (ds,) = tmp_path.glob("00001_*_doc_shuffled.ds")
+    ids = np.fromfile(ds, dtype="<u2")
+    first = int(open_ds(str(ds)).sizes[0])
+    assert ids[0] != ids[1] and first > 2
+    ids[[0, 1]] = ids[[1, 0]]
+    ids.tofile(ds)
+    assert all(r.ok for r in _datatrove_check(tmp_path, ids=False))
+    by_ids = _datatrove_check(tmp_path)
+    assert by_ids[0].ok and not by_ids[1].ok
+    assert by_ids[1].missing_from_index == 1 and by_ids[1].extra_in_index == 1
+    assert "order not checked" in by_ids[1].diagnosis
+
+
+def test_check_datatrove_cli():
+    args = ("check", *RAW, "--against", DATA / "shuffled", "--preset", "datatrove", "--tokenizer", TOKENIZER)
+    proc = run(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] and len(doc["checks"]) == 2 and doc["checks"][0]["options"]["order_checked"] is False
+    proc = run(*args[:-4], "--against", DATA / "unshuffled" / "00001_unshuffled.ds", "--preset", "datatrove")
+    assert_clean_error(proc, 1)  # no tokenizer
+    proc = run(
+        "check",
+        RAW[0],
+        "--against",
+        DATA / "unshuffled" / "00001_unshuffled.ds",
+        "--preset",
+        "datatrove",
+        "--tokenizer",
+        TOKENIZER,
+    )
+    assert proc.returncode == 3 and "MISMATCH" in proc.stdout and "Traceback" not in proc.stderr
