@@ -472,3 +472,14 @@ def test_check_datatrove_cli():
         TOKENIZER,
     )
     assert proc.returncode == 3 and "MISMATCH" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_api_plan_for_chunking_frameworks():
+    import tokcount
+    from tokcount import UsageError
+
+    for framework, window in (("nanotron", 100), ("olmo", 99)):
+        p = tokcount.plan(tokens=10_000, seq_len=99, global_batch_size=3, framework=framework)
+        assert (p.samples_per_epoch, p.iterations_per_epoch) == (10_000 // window, 10_000 // window // 3)
+    with pytest.raises(UsageError, match="--split not modelled"):
+        tokcount.plan(tokens=10_000, seq_len=99, global_batch_size=3, framework="olmo", split="9,1,0")
