@@ -483,3 +483,16 @@ def test_api_plan_for_chunking_frameworks():
         assert (p.samples_per_epoch, p.iterations_per_epoch) == (10_000 // window, 10_000 // window // 3)
     with pytest.raises(UsageError, match="--split not modelled"):
         tokcount.plan(tokens=10_000, seq_len=99, global_batch_size=3, framework="olmo", split="9,1,0")
+
+
+def test_dolma_offsets_file_is_read_with_its_array(tmp_path):
+    write_memmap(tmp_path / "p.npy", DOCS, np.uint32, eos=None)
+    write_offsets(tmp_path / "p.csv.gz", [len(d) for d in DOCS])
+    (tmp_path / "notes.txt").write_text("x")
+    walked = scan([str(tmp_path)], token_files=TokenFileOptions("uint32"))
+    assert [Path(f.path).name for f in walked.files] == ["p.npy"] and walked.files[0].documents == len(DOCS)
+    assert [Path(s["path"]).name for s in walked.skipped_inputs] == ["notes.txt"]  # the offsets are not "skipped"
+    globbed = scan([str(tmp_path / "p*")], token_files=TokenFileOptions("uint32"))
+    assert globbed.ok and [Path(f.path).name for f in globbed.files] == ["p.npy"]
+    alone = scan([str(tmp_path / "p.csv.gz")])
+    assert "a side file of" in str(alone.failures[0]) and "name " in str(alone.failures[0])

@@ -65,7 +65,8 @@ def _walk(directory: str, discovery: Discovery) -> list[str]:
             if name.startswith("."):
                 discovery.skipped.append({"path": path, "reason": "hidden file"})
             elif formats.detect(path) is None:
-                discovery.skipped.append({"path": path, "reason": "unknown format"})
+                if formats.read_with(path) is None:  # a side file (x.csv.gz of x.npy) is read with its data file
+                    discovery.skipped.append({"path": path, "reason": "unknown format"})
             else:
                 found.append(path)
     return found
@@ -121,9 +122,16 @@ def find_sources(args: list[str]) -> Discovery:
             if fmt is None:
                 if os.path.isdir(path):
                     continue  # a glob's directory match: its files are matched or not by the glob itself
+                owner = formats.read_with(path)
+                if owner is not None and owner in paths:
+                    continue  # a glob's x.csv.gz: read with its x.npy, which the glob names too
                 if not os.path.exists(path):
                     discovery.failures.append(
                         FileCheckError(path, "open", "no such file, and no .bin/.idx pair with this prefix")
+                    )
+                elif owner is not None:
+                    discovery.failures.append(
+                        FileCheckError(path, "format", f"a side file of {owner}, read with it: name {owner} instead")
                     )
                 else:
                     discovery.failures.append(

@@ -23,6 +23,7 @@ _REGISTRY_NAMES = (
     "REGISTERED",
     "EXPECTED_SUFFIXES",
     "detect",
+    "read_with",
     "text_format",
     "plan_units",
 )

@@ -232,6 +232,11 @@ class Format:
         """The name a source of this format is known by (an indexed pair: its prefix)."""
         return path
 
+    def data_file_of(self, path: str) -> str | None:
+        """For a side file this format reads with its data file but cannot be named alone (dolma's
+        ``x.csv.gz`` beside ``x.npy``): that data file's name, else None (no I/O)."""
+        return None
+
 
 @dataclass(frozen=True)
 class TokenLayout:

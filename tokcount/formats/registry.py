@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import Format, TextFormat, TextPolicy, WorkUnit
 from .columnar import ArrowFormat, ParquetFormat
 from .datatrove import DatatroveFormat
@@ -29,6 +31,15 @@ def detect(path: str) -> Format | None:
         if fmt.detect(path):
             return fmt
     return INDEXED if INDEXED.is_prefix(path) else None
+
+
+def read_with(path: str) -> str | None:
+    """The existing data file that ``path`` is a side file of (and is read with), or None."""
+    for fmt in REGISTERED:
+        owner = fmt.data_file_of(path)
+        if owner is not None and os.path.isfile(owner):
+            return owner
+    return None
 
 
 def text_format(name: str) -> TextFormat:

@@ -212,5 +212,8 @@ class TokenMemmapFormat(TokenFormat):
     def detect(self, path: str) -> bool:
         return path.endswith(SUFFIX)
 
+    def data_file_of(self, path: str) -> str | None:
+        return path[: -len(OFFSETS_SUFFIX)] + SUFFIX if path.endswith(OFFSETS_SUFFIX) else None
+
     def open(self, path: str, layout: TokenLayout | None = None) -> IndexedShard:
         return open_memmap(path, layout)
