@@ -427,6 +427,7 @@ def test_check_datatrove_unshuffled_folder_in_order():
     assert [r.raw_paths for r in results] == [RAW[0::2], RAW[1::2]]  # task i reads inputs i, i + N, ...
     assert [r.compared_documents for r in results] == [len(task_texts(0, 2)), len(task_texts(1, 2))]
     assert results[0].options["add_special_tokens"] is False and results[0].options["eod"] == EOS
+    assert results[0].options["order_checked"] is True
     # the inputs of another task: a document-by-document mismatch, with the first differing id
     wrong = _datatrove_check(DATA / "unshuffled" / "00000_unshuffled.ds", raw=RAW[1:2])
     (result,) = wrong

@@ -113,6 +113,7 @@ def check_raw_datatrove(
         else:
             shard = datatrove.open_ds(files[0])
             results.append(raw_index.check_raw(inputs, files[0], options, progress, window_bytes, shard=shard))
+            results[-1].options["order_checked"] = True
         if folder:
             results[-1].warnings.append(
                 f"task {rank} of {tasks}: raw files {rank}, {rank} + {tasks}, ... of those given"
