@@ -145,7 +145,11 @@ def check_unordered(
         return _compare_multisets(raw_paths, shards, units, policy, spec, options, current, eod, progress, window_bytes)
 
     def disagreement(result: raw_index.RawCheckResult) -> str | None:
-        return None if (result.ok or not result.complete) else "the fast engine found differences; re-checked with hf"
+        return (
+            None
+            if (result.ok or not result.complete)
+            else f"the {choice.engine} engine found differences; re-checked with hf"
+        )
 
     result, _ = recount_on_disagreement(run, choice, disagreement)
     return result
