@@ -189,3 +189,38 @@ def megatron_log(sequences, documents, matrix, per_split):
 
 def ceil_div(a, b):
     return -(-a // b) if b else math.inf
+
+
+def nanotron_samples(ds_paths, seq_len, token_size):
+    """DatatroveFolderDataset's length as its items are read (datatrove 0.10.1
+    datatrove/utils/dataset.py): item i of a file is the (seq_len + 1)-token chunk at byte
+    i·token_size·(seq_len + 1); a file contributes the items whose chunk is whole."""
+    chunk = token_size * (seq_len + 1)
+    total = 0
+    for path in ds_paths:
+        with open(path, "rb") as f:
+            item = 0
+            while True:
+                f.seek(item * chunk)
+                if len(f.read(chunk)) < chunk:
+                    break
+                item += 1
+        total += item
+    return total
+
+
+def olmo_instances(npy_paths, seq_len, dtype):
+    """NumpyFSLDataset's instances as they are read (OLMo-core olmo_core/data/numpy_dataset.py):
+    instance i of an array is tokens [i·seq_len, (i+1)·seq_len) of the raw file, kept while whole."""
+    itemsize = np.dtype(dtype).itemsize
+    total = 0
+    for path in npy_paths:
+        with open(path, "rb") as f:
+            i = 0
+            while True:
+                f.seek(i * seq_len * itemsize)
+                if len(f.read(seq_len * itemsize)) < seq_len * itemsize:
+                    break
+                i += 1
+        total += i
+    return total

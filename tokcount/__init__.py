@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import FileCheckError, PlanError, TokcountError, UsageError
-from .options import CheckOptions, Progress, TextOptions, TokenCheckOptions, TrainingOptions
+from .options import CheckOptions, Progress, TextOptions, TokenCheckOptions, TokenFileOptions, TrainingOptions
 
 if TYPE_CHECKING:
-    from .planning import Plan, SamplesPlan
+    from .planning import ChunkedPlan, Plan, SamplesPlan
     from .report import Report
     from .scanning import scan
 
@@ -48,7 +48,7 @@ def plan(
     train_iters: int | None = None,
     eval_interval: int = 1000,
     eval_iters: int = 100,
-) -> Plan | SamplesPlan:
+) -> Plan | SamplesPlan | ChunkedPlan:
     """The trainers' math, from exactly one of:
 
     - ``sizes``: tokens per sequence (e.g. ``report.files[0].sizes``, or an index's sizes);
@@ -56,7 +56,8 @@ def plan(
     - ``samples``: samples per epoch, or with ``from_log="neox"|"megatron"`` the "total number of
       samples" a training log printed (NeoX logs B + 1): gives the token range it implies.
 
-    ``framework`` is "megatron" or "neox"; ``extra_token`` is Megatron's
+    ``framework`` is "megatron" or "neox", or with ``tokens`` "nanotron" or "olmo" (a
+    ``planning.ChunkedPlan`` of one file); ``extra_token`` is Megatron's
     add_extra_token_to_sequence (NeoX always uses 1); ``split``, ``train_iters``,
     ``eval_interval`` and ``eval_iters`` as the trainers take them. Returns a ``planning.Plan``
     (``SamplesPlan`` from ``samples``); ``.to_dict()`` gives its JSON, ``.refusals()`` the
@@ -80,6 +81,13 @@ def plan(
         )
     if from_log is not None:
         raise UsageError("from_log applies to samples=")
+    if framework in planning.CHUNKING_FRAMEWORKS:
+        if tokens is None:
+            raise UsageError(f"plan(framework={framework!r}) takes tokens= (one file of that many tokens)")
+        planning.check_chunking_options(framework, split=split, extra_token=extra_token)
+        return planning.chunked_plan(
+            [tokens], seq_len=seq_len, global_batch_size=global_batch_size, framework=framework, train_iters=train_iters
+        )
     return planning.make_plan(
         sizes,
         tokens=tokens,
@@ -102,6 +110,7 @@ __all__ = [
     "TextOptions",
     "TrainingOptions",
     "TokenCheckOptions",
+    "TokenFileOptions",
     "CheckOptions",
     "Progress",
     "TokcountError",

@@ -26,7 +26,15 @@ from .errors import (
     TokcountError,
     UsageError,
 )
-from .options import CheckOptions, NoProgress, TextOptions, TokenCheckOptions, TrainingOptions
+from .options import (
+    TOKEN_DTYPES,
+    CheckOptions,
+    NoProgress,
+    TextOptions,
+    TokenCheckOptions,
+    TokenFileOptions,
+    TrainingOptions,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,7 +128,11 @@ def _add_training_arguments(p: argparse.ArgumentParser, required: bool) -> None:
         help="global batch size G (micro batch x data parallel x gradient accumulation)",
     )
     g.add_argument(
-        "--framework", choices=["megatron", "neox"], default="megatron", help="whose rules (default megatron)"
+        "--framework",
+        choices=["megatron", "neox", "nanotron", "olmo"],
+        default="megatron",
+        help="whose rules (default megatron); nanotron: datatrove's DatatroveFolderDataset, "
+        "olmo: OLMo-core's NumpyFSLDataset (both floor each file on its own)",
     )
     g.add_argument(
         "--no-extra-token",
@@ -242,10 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
         "gigatoken's Rust BPE, count-only (pip install 'tokcount[gigatoken]'); auto (default): fast where "
         "the tokenizer is supported, else gigatoken where installed, else hf, checked against hf on a sample",
     )
-    v = s.add_argument_group("token verification (reads the .bin)")
-    v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin files")
+    v = s.add_argument_group("token files (.bin/.idx, datatrove .ds, OLMo/dolma .npy)")
+    v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin, .ds and .npy files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
-    v.add_argument("--eod", type=_non_negative_int, help="every non-empty document must end with this id")
+    v.add_argument(
+        "--eod",
+        type=_non_negative_int,
+        help="with --verify-tokens: every non-empty document must end with this id; "
+        ".npy without a .csv.gz offsets file: the EOS id that ends each document",
+    )
+    v.add_argument(
+        "--dtype",
+        choices=TOKEN_DTYPES,
+        help=".npy without a header: the id dtype (default: inferred, refused when the size fits both)",
+    )
     _add_training_arguments(s, required=False)
 
     p = _command(sub, "plan", "the training math from numbers alone")
@@ -301,9 +323,10 @@ def _add_check_parser(sub) -> None:
     r.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
     r.add_argument(
         "--preset",
-        choices=["megatron", "megatron-fast", "neox"],
+        choices=["megatron", "megatron-fast", "neox", "datatrove"],
         default="megatron",
-        help="which preprocessor's behaviour to expect (default megatron: tools/preprocess_data.py)",
+        help="which preprocessor's behaviour to expect (default megatron: tools/preprocess_data.py; "
+        "datatrove: DocumentTokenizer, --against a .ds file or a folder of them, EOS appended)",
     )
     r.add_argument("--append-eod", action="store_true", help="the data was preprocessed with --append-eod")
     r.add_argument("--eod", type=_non_negative_int, help="EOD id (default: the tokenizer's end-of-document token)")
@@ -407,8 +430,9 @@ def _run_scan(args) -> int:
         if args.vocab_size is None:
             raise UsageError("--verify-tokens needs --vocab-size")
         verify = TokenCheckOptions(args.vocab_size, args.eod)
-    elif args.vocab_size is not None or args.eod is not None:
-        raise UsageError("--vocab-size and --eod only apply with --verify-tokens")
+    elif args.vocab_size is not None:
+        raise UsageError("--vocab-size only applies with --verify-tokens")
+    token_files = TokenFileOptions(args.dtype, None if args.verify_tokens else args.eod)  # verify.eod serves both
     text = TextOptions(
         tokenizer=args.tokenizer,
         add_special_tokens=args.add_special_tokens,
@@ -423,7 +447,7 @@ def _run_scan(args) -> int:
     from .scanning import scan
 
     with _progress(args) as progress:
-        report = scan(args.paths, training, verify, progress, text)
+        report = scan(args.paths, training, verify, progress, text, token_files)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -468,8 +492,19 @@ def _run_plan(args) -> int:
 
     training = _training_options(args)
     assert training is not None  # plan requires --seq-len and --gbs
-    result: planning.Plan | planning.SamplesPlan
-    if args.tokens is not None:
+    result: planning.Plan | planning.SamplesPlan | planning.ChunkedPlan
+    if training.framework in planning.CHUNKING_FRAMEWORKS:
+        if args.tokens is None or args.from_log:
+            raise UsageError(f"--framework {training.framework} plans from --tokens (one file of that many tokens)")
+        planning.check_chunking_options(training.framework, split=training.split, extra_token=training.extra_token)
+        result = planning.chunked_plan(
+            [args.tokens],
+            seq_len=training.seq_len,
+            global_batch_size=training.global_batch_size,
+            framework=training.framework,
+            train_iters=training.train_iters,
+        )
+    elif args.tokens is not None:
         if args.from_log:
             raise UsageError("--from-log applies to --samples")
         result = planning.make_plan(tokens=args.tokens, **training.plan_kwargs())
@@ -486,14 +521,13 @@ def _run_plan(args) -> int:
         print(json.dumps(result.to_dict(), indent=2))
     else:
         render.print_plan(result)
-    return _refusal_exit_code(result.refusals() if isinstance(result, planning.Plan) else [])
+    return _refusal_exit_code(result.refusals() if not isinstance(result, planning.SamplesPlan) else [])
 
 
 def _is_raw_text(path: str) -> bool:
     from . import formats
 
-    fmt = formats.detect(path)
-    return fmt is not None and fmt is not formats.INDEXED
+    return isinstance(formats.detect(path), formats.TextFormat)
 
 
 def _run_check(args) -> int:
@@ -525,7 +559,12 @@ def _run_check(args) -> int:
             engine=args.engine,
         )
         with _progress(args) as progress:
-            results = [check_raw(args.paths, args.against, options, progress)]
+            if args.preset == "datatrove":
+                from .checks.raw_datatrove import check_raw_datatrove
+
+                results = check_raw_datatrove(args.paths, args.against, options, progress)
+            else:
+                results = [check_raw(args.paths, args.against, options, progress)]
     else:
         mode = "--against-log LOG (a training log)" if args.against_log else "the trainer's index files"
         raw = [p for p in args.paths if _is_raw_text(p)]

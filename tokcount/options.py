@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from .formats.base import TextPolicy
+from .formats.base import TextPolicy, TokenLayout
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,22 @@ class TokenCheckOptions:
     eod: int | None = None
 
 
+TOKEN_DTYPES = ("uint16", "uint32")
+
+
+@dataclass(frozen=True)
+class TokenFileOptions:
+    """What headerless token arrays (OLMo/dolma ``.npy``) do not say themselves: the id dtype
+    (default: a header's, else inferred where the size allows only one), and the EOS id that
+    ends each document (needed when no ``.csv.gz`` offsets file lies beside the array)."""
+
+    dtype: str | None = None  # "uint16" or "uint32"
+    eod: int | None = None
+
+    def layout(self) -> TokenLayout:
+        return TokenLayout(self.dtype, self.eod)
+
+
 @dataclass(frozen=True)
 class TextOptions:
     """How raw text (jsonl, parquet, arrow) is counted."""
@@ -59,7 +75,7 @@ class TextOptions:
         )
 
 
-PRESETS = ("megatron", "megatron-fast", "neox")
+PRESETS = ("megatron", "megatron-fast", "neox", "datatrove")
 
 
 @dataclass(frozen=True)

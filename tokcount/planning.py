@@ -67,6 +67,16 @@ extra_token=True, from_log=None) -> SamplesPlan``
     logged_samples, iterations_per_epoch, remainder_samples, dataset_iterations,
     max_train_iters_single_epoch, estimated_tokens, tokens_min, tokens_max, notes.
     ``from_log`` ("neox"/"megatron"), when given, decides the framework semantics.
+
+``chunked_plan(file_tokens, *, seq_len, global_batch_size, framework, paths=None, train_iters=None)
+-> ChunkedPlan``, for ``framework`` "nanotron" (datatrove's ``DatatroveFolderDataset``) or "olmo"
+(OLMo-core's ``NumpyFSLDataset``): trainers that cut each file into disjoint windows of S + 1
+(nanotron) or S (OLMo) tokens, floored per file. ``ChunkedPlan.to_dict()`` keys: framework,
+dataset, rule_source, seq_len, global_batch_size, window_tokens, tokens, files (path, tokens,
+samples, unused_tail_tokens), samples_per_epoch, iterations_per_epoch, remainder_samples,
+estimated_tokens (samples × S), window_tokens_used, unused_tail_tokens, comparison (rule,
+samples, difference: the same tokens under the other rules), train_iters, train_samples,
+epochs_of_data, notes.
 """
 
 from __future__ import annotations
@@ -83,7 +93,15 @@ import numpy as np
 from .errors import PlanError, UsageError
 
 __all__ = [
+    "CHUNKING_FRAMEWORKS",
     "FRAMEWORKS",
+    "NANOTRON",
+    "OLMO",
+    "ChunkedPlan",
+    "ChunkingRules",
+    "check_chunking_options",
+    "chunked_plan",
+    "chunked_samples",
     "MEGATRON",
     "NEOX",
     "SPLIT_NAMES",
@@ -1313,5 +1331,212 @@ def plan_from_samples(
         estimated_tokens=built * S,
         tokens_min=tokens_min,
         tokens_max=tokens_max,
+        notes=notes,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# trainers that chunk each file on its own: nanotron (datatrove) and OLMo-core
+
+
+@dataclass(frozen=True)
+class ChunkingRules:
+    """A trainer that cuts each file into disjoint windows and floors per file."""
+
+    name: str
+    window_extra: int  # window = seq_len + this many tokens
+    source: str  # where the rule was read
+    dataset: str
+
+
+NANOTRON = ChunkingRules(
+    name="nanotron",
+    window_extra=1,
+    # DatatroveFileDataset: self._len = (fsize // token_size) // (seq_len + 1); the folder dataset
+    # sums the files' lengths (np.cumsum of len(f)); item i reads tokens [i·(S+1), (i+1)·(S+1)).
+    source="datatrove 0.10.1 datatrove/utils/dataset.py",
+    dataset="DatatroveFolderDataset",
+)
+OLMO = ChunkingRules(
+    name="olmo",
+    window_extra=0,
+    # NumpyFSLDataset._get_file_size_and_length: file_size // (item_size · sequence_length) per
+    # array (max_target_sequence_length unset); offsets are the running sums; instance i of a file
+    # reads tokens [i·S, (i+1)·S).
+    source="ai2-olmo-core 3.0.0 olmo_core/data/numpy_dataset.py",
+    dataset="NumpyFSLDataset",
+)
+CHUNKING_RULES = {"nanotron": NANOTRON, "olmo": OLMO}
+CHUNKING_FRAMEWORKS = tuple(CHUNKING_RULES)
+
+
+def check_chunking_options(framework: str, *, split: str | None, extra_token: bool, weights: Any = None) -> None:
+    """What nanotron's and OLMo-core's datasets have no counterpart of, refused before any counting."""
+    given = [
+        name
+        for name, unset in (("split", split is None), ("no-extra-token", extra_token), ("weights", weights is None))
+        if not unset
+    ]
+    if given:
+        raise UsageError(
+            f"--{', --'.join(given)} not modelled for --framework {framework}: its dataset reads the files as they "
+            "are (no split, no extra token, no weighted blend)"
+        )
+
+
+def chunked_samples(file_tokens: Sequence[int], seq_len: int, framework: str) -> list[int]:
+    """Samples per file: ⌊T_f / (S + extra)⌋ each (the windows never cross a file's end)."""
+    window = seq_len + CHUNKING_RULES[framework].window_extra
+    return [t // window for t in file_tokens]
+
+
+@dataclass
+class ChunkedPlan:
+    """One epoch of a per-file chunking trainer, beside the estimates a user would otherwise make."""
+
+    framework: str
+    dataset: str
+    rule_source: str
+    seq_len: int
+    global_batch_size: int
+    window_tokens: int
+    tokens: int
+    files: list[dict]
+    samples_per_epoch: int
+    iterations_per_epoch: int
+    remainder_samples: int
+    estimated_tokens: int
+    window_tokens_used: int
+    unused_tail_tokens: int
+    comparison: list[dict]
+    train_iters: int | None
+    train_samples: int | None
+    epochs_of_data: float | None
+    notes: list[str] = field(default_factory=list)
+
+    def refusals(self) -> list[str]:
+        return []
+
+    def to_dict(self) -> dict:
+        return {
+            "framework": self.framework,
+            "dataset": self.dataset,
+            "rule_source": self.rule_source,
+            "seq_len": self.seq_len,
+            "global_batch_size": self.global_batch_size,
+            "window_tokens": self.window_tokens,
+            "tokens": self.tokens,
+            "files": [dict(f) for f in self.files],
+            "samples_per_epoch": self.samples_per_epoch,
+            "iterations_per_epoch": self.iterations_per_epoch,
+            "remainder_samples": self.remainder_samples,
+            "estimated_tokens": self.estimated_tokens,
+            "window_tokens_used": self.window_tokens_used,
+            "unused_tail_tokens": self.unused_tail_tokens,
+            "comparison": [dict(c) for c in self.comparison],
+            "train_iters": self.train_iters,
+            "train_samples": self.train_samples,
+            "epochs_of_data": self.epochs_of_data,
+            "notes": list(self.notes),
+        }
+
+
+def chunked_plan(
+    file_tokens: Sequence[int],
+    *,
+    seq_len: int,
+    global_batch_size: int,
+    framework: str,
+    paths: Sequence[str] | None = None,
+    train_iters: int | None = None,
+) -> ChunkedPlan:
+    """nanotron's or OLMo-core's samples for files of these token counts, with the samples ×
+    seq_len estimate and Megatron's rule on the same tokens (all files concatenated) beside them."""
+    if framework not in CHUNKING_RULES:
+        raise UsageError(f"framework must be one of {', '.join(CHUNKING_FRAMEWORKS)}, got {framework!r}")
+    rules = CHUNKING_RULES[framework]
+    S = _check_int("seq_len", seq_len, 1)
+    G = _check_int("global_batch_size", global_batch_size, 1)
+    if train_iters is not None:
+        train_iters = _check_int("train_iters", train_iters, 0)
+    counts = [_check_int("tokens", t, 0) for t in file_tokens]
+    if not counts:
+        raise UsageError("no file to plan for")
+    names = list(paths) if paths is not None else [f"file {i}" for i in range(len(counts))]
+    window = S + rules.window_extra
+    per_file = chunked_samples(counts, S, framework)
+    T = sum(counts)
+    N = sum(per_file)
+    rows = [
+        {"path": name, "tokens": t, "samples": n, "unused_tail_tokens": t - n * window}
+        for name, t, n in zip(names, counts, per_file)
+    ]
+    concatenated = T // window  # the same windows over all files as one stream
+    megatron = max(0, (T - 1) // S)  # Megatron's default x = 1 (§4.5), one epoch, all files as one dataset
+    comparison = [{"rule": f"{framework}: Σ_files ⌊T_f / {window}⌋", "samples": N, "difference": 0}]
+    if window != S:
+        comparison.append(
+            {
+                "rule": f"T // {window} (the files as one stream)",
+                "samples": concatenated,
+                "difference": concatenated - N,
+            }
+        )
+    comparison += [
+        {
+            "rule": f"T // {S} (one stream; what samples × seq_len = T assumes)",
+            "samples": T // S,
+            "difference": T // S - N,
+        },
+        {"rule": f"Megatron (T - 1) // {S} (one stream, x = 1)", "samples": megatron, "difference": megatron - N},
+    ]
+    notes = [
+        f"{rules.dataset} ({rules.source}): each file gives ⌊T_f / {window}⌋ disjoint {window}-token windows; "
+        "a file's tail shorter than a window is never read",
+    ]
+    if rules.window_extra:
+        notes.append(
+            f"a window is seq_len + 1 = {window} tokens (inputs and the shifted labels); windows do not share "
+            f"tokens, so samples × seq_len ({N * S:,}) is {T - N * S:,} below T"
+        )
+    else:
+        notes.append(
+            f"an instance is seq_len = {S} tokens; labels are shifted inside it, so each instance trains on {S - 1} "
+            "predictions"
+        )
+    lost = T - N * window
+    if len(counts) > 1 and concatenated != N:
+        notes.append(
+            f"flooring per file loses {concatenated - N:,} samples against one stream of all {len(counts)} files "
+            f"({lost:,} tail tokens unused in all)"
+        )
+    train_samples = train_iters * G if train_iters is not None else None
+    epochs = (train_samples / N if N else None) if train_samples is not None else None
+    if train_samples is not None and N and train_samples > N:
+        notes.append(
+            f"train_iters × global batch = {train_samples:,} samples is {train_samples / N:.3f} epochs of data; "
+            "what the sampler does past the first epoch is not modelled here"
+        )
+    if N == 0:
+        notes.append(f"no file holds a whole {window}-token window: 0 samples")
+    return ChunkedPlan(
+        framework=framework,
+        dataset=rules.dataset,
+        rule_source=rules.source,
+        seq_len=S,
+        global_batch_size=G,
+        window_tokens=window,
+        tokens=T,
+        files=rows,
+        samples_per_epoch=N,
+        iterations_per_epoch=N // G,
+        remainder_samples=N % G,
+        estimated_tokens=N * S,
+        window_tokens_used=N * window,
+        unused_tail_tokens=lost,
+        comparison=comparison,
+        train_iters=train_iters,
+        train_samples=train_samples,
+        epochs_of_data=epochs,
         notes=notes,
     )

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from .planning import Plan, SamplesPlan
+from .planning import ChunkedPlan, Plan, SamplesPlan
 from .report import Report
 
 if TYPE_CHECKING:
@@ -277,10 +277,13 @@ def _print_text_details(report: Report) -> None:
             _out.print(f"[yellow]skipped[/]: {f.path}: {example['position']}: {example['kind']}: {example['detail']}")
 
 
-def print_plan(plan: Plan | SamplesPlan, title: str | None = None) -> None:
+def print_plan(plan: Plan | SamplesPlan | ChunkedPlan, title: str | None = None) -> None:
     d = plan.to_dict()
     if isinstance(plan, SamplesPlan):
         _print_samples_plan(d)
+        return
+    if isinstance(plan, ChunkedPlan):
+        _print_chunked_plan(d, title)
         return
     x = d["extra_token"]
     S = d["seq_len"]
@@ -349,6 +352,45 @@ def print_plan(plan: Plan | SamplesPlan, title: str | None = None) -> None:
         for name, s in splits.items():
             if s.get("refused"):
                 _out.print(f"[red]  {name}: the real trainer would fail here: {s['refused']}")
+    for note in d.get("notes") or []:
+        _out.print(f"  note: {note}")
+
+
+def _print_chunked_plan(d: dict, title: str | None) -> None:
+    S, W = d["seq_len"], d["window_tokens"]
+    heading = f"Plan: {d['framework']} ({d['dataset']}), seq_len {_n(S)}, global batch {_n(d['global_batch_size'])}, window {_n(W)} tokens"
+    if title:
+        heading += f" ({title})"
+    _out.print(f"\n[bold]{heading}")
+    _out.print(f"  tokens T (exact)                  {_n(d['tokens'])}")
+    _out.print(f"  {'samples per epoch Σ ⌊T_f / ' + str(W) + '⌋':<34}{_n(d['samples_per_epoch'])}")
+    _out.print(
+        f"  estimate samples x seq_len        {_n(d['estimated_tokens'])}"
+        f"   (windows read {_n(d['window_tokens_used'])}, {_n(d['unused_tail_tokens'])} tail tokens unused)"
+    )
+    _out.print(
+        f"  iterations per epoch              {_n(d['iterations_per_epoch'])}"
+        f"   (+{_n(d['remainder_samples'])} samples left over)"
+    )
+    if d.get("train_samples") is not None:
+        _out.print(
+            f"  {'train_iters x global batch':<34}{_n(d['train_samples'])} samples"
+            f" = {_n(d['epochs_of_data'])} epochs of data"
+        )
+    if len(d["files"]) > 1:
+        files = Table(title="samples per file")
+        for c in ("file", "tokens", "samples", "unused tail"):
+            files.add_column(c, justify="left" if c == "file" else "right", overflow="fold")
+        for row in d["files"]:
+            files.add_row(row["path"], _n(row["tokens"]), _n(row["samples"]), _n(row["unused_tail_tokens"]))
+        _print_table(files)
+    rules = Table(title="the same tokens under other rules")
+    for c in ("rule", "samples", f"vs {d['framework']}"):
+        rules.add_column(c, justify="left" if c == "rule" else "right")
+    for row in d["comparison"]:
+        diff = row["difference"]
+        rules.add_row(row["rule"], _n(row["samples"]), f"{diff:+,}" if diff else "-")
+    _print_table(rules)
     for note in d.get("notes") or []:
         _out.print(f"  note: {note}")
 
@@ -447,12 +489,13 @@ def raw_check_lines(result: RawCheckResult) -> list[str]:
             out.append("  first difference: " + _describe_mismatch(m))
         if result.diagnosis:
             out.append(f"  diagnosis: {result.diagnosis}")
-        out.append(
-            f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
-            f"{_count(result.missing_from_index, 'raw document')} missing at the end of the index, "
-            f"{result.extra_in_index:,} index document{'' if result.extra_in_index == 1 else 's'} "
-            f"{'has' if result.extra_in_index == 1 else 'have'} no raw counterpart"
-        )
+        if result.options.get("order_checked") is not False:  # a multiset: the diagnosis says what has no match
+            out.append(
+                f"  {result.differing_documents:,} of {result.compared_documents:,} compared documents differ; "
+                f"{_count(result.missing_from_index, 'raw document')} missing at the end of the index, "
+                f"{result.extra_in_index:,} index document{'' if result.extra_in_index == 1 else 's'} "
+                f"{'has' if result.extra_in_index == 1 else 'have'} no raw counterpart"
+            )
         for m in result.examples[1:]:
             out.append(
                 f"    also: document {m.document:,}: expected {_n(m.expected_tokens)} tokens, found {_n(m.found_tokens)}"

@@ -17,10 +17,19 @@ from .engines.parity import ParityTotals, recount_on_disagreement
 from .engines.warmup import prepare_worker
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
-from .formats.base import TEXT, TextFormat, WorkUnit
+from .formats.base import TEXT, TextFormat, TokenFormat, WorkUnit
 from .formats.indexed import IndexedShard, check_tokens
-from .formats.registry import INDEXED, JSONL
-from .options import NoProgress, Progress, TextOptions, TokenCheckOptions, TrainingOptions
+from .formats.registry import JSONL, TOKEN_MEMMAP
+from .options import (
+    TOKEN_DTYPES,
+    NoProgress,
+    Progress,
+    TextOptions,
+    TokenCheckOptions,
+    TokenFileOptions,
+    TrainingOptions,
+)
+from .planning import CHUNKING_FRAMEWORKS, check_chunking_options
 from .report import FileReport, Report, length_stats
 from .sources import Source, find_sources
 
@@ -31,12 +40,14 @@ def scan(
     verify_tokens: TokenCheckOptions | None = None,
     progress: Progress | None = None,
     text: TextOptions | None = None,
+    token_files: TokenFileOptions | None = None,
 ) -> Report:
     """Count the tokens of every input exactly, validate it, and attach the training plan.
 
     ``paths``: files, ``.bin/.idx`` prefixes, directories (walked recursively) and globs (``**``
-    matches any depth): Megatron/NeoX ``.bin/.idx``, JSON lines (plain, ``.gz``, ``.zst``,
-    ``.bz2``, ``.xz``), Parquet and Arrow IPC. The same file named twice is counted once.
+    matches any depth): Megatron/NeoX ``.bin/.idx``, datatrove ``.ds`` (with ``.ds.index``),
+    OLMo/dolma ``.npy`` token memmaps, JSON lines (plain, ``.gz``, ``.zst``, ``.bz2``, ``.xz``),
+    Parquet and Arrow IPC. The same file named twice is counted once.
 
     ``training`` (``TrainingOptions``): ``seq_len``, ``global_batch_size``, ``framework``
     ("megatron" or "neox"), ``extra_token`` (Megatron's add_extra_token_to_sequence), ``split``
@@ -45,8 +56,12 @@ def scan(
     weights, ``report.blend`` hold the trainers' samples, epochs and iterations.
 
     ``verify_tokens`` (``TokenCheckOptions``): ``vocab_size`` and optional ``eod``: read every
-    token of the ``.bin`` files and fail a file with ids >= vocab_size or, with ``eod``,
-    non-empty documents that do not end in it.
+    token of the ``.bin`` (``.ds``, ``.npy``) files and fail a file with ids >= vocab_size or,
+    with ``eod``, non-empty documents that do not end in it.
+
+    ``token_files`` (``TokenFileOptions``), for ``.npy`` token memmaps: ``dtype`` ("uint16" or
+    "uint32") when the file has no header and its size fits both, and ``eod`` (the EOS id that
+    ends documents) when no ``.csv.gz`` offsets file lies beside it (default: ``verify_tokens.eod``).
 
     ``text`` (``TextOptions``), for raw text: ``tokenizer`` (a tokenizer.json, a directory
     holding one, or a hub name), ``add_special_tokens`` (default True, as preprocessing does),
@@ -74,12 +89,18 @@ def scan(
     if verify_tokens is not None and verify_tokens.vocab_size < 1:
         raise UsageError("TokenCheckOptions.vocab_size (--vocab-size) must be a positive integer")
     text = text or TextOptions()
+    stated_layout = token_files is not None and token_files != TokenFileOptions()
+    token_files = _token_file_options(token_files, verify_tokens)
     for name in ("text_key", "text_column"):
         if not getattr(text, name).strip():
             raise UsageError(f"TextOptions.{name} is empty: name the jsonl key or the column that holds the text")
     progress = progress or NoProgress()
     discovery = find_sources(list(paths))
     sources = discovery.sources
+    if training is not None and training.framework in CHUNKING_FRAMEWORKS:
+        check_chunking_options(
+            training.framework, split=training.split, extra_token=training.extra_token, weights=training.weights
+        )
     if training is not None and training.weights is not None:
         _check_weights(training.weights, len(sources))  # before the counting, not after it
     report = Report(
@@ -97,9 +118,12 @@ def scan(
             if isinstance(source.format, TextFormat):
                 text_sources.append((i, source, source.format.inspect(source.path, text.policy())))
             else:
-                shards.append((i, source, INDEXED.open(source.path)))
+                assert isinstance(source.format, TokenFormat)
+                shards.append((i, source, source.format.open(source.path, token_files.layout())))
         except FileCheckError as e:
             outcomes[i] = e
+    if stated_layout and not any(s.format is TOKEN_MEMMAP for s in sources):
+        report.warnings.append("--dtype and --eod without --verify-tokens only apply to .npy token memmaps; none here")
 
     _require_tokenizer(text_sources, text)
     if not text_sources and shards:
@@ -161,6 +185,17 @@ def scan(
     return report
 
 
+def _token_file_options(given: TokenFileOptions | None, verify: TokenCheckOptions | None) -> TokenFileOptions:
+    given = given or TokenFileOptions()
+    if given.dtype is not None and given.dtype not in TOKEN_DTYPES:
+        raise UsageError(
+            f"TokenFileOptions.dtype (--dtype) must be one of {', '.join(TOKEN_DTYPES)}, got {given.dtype!r}"
+        )
+    if given.eod is None and verify is not None and verify.eod is not None:
+        return TokenFileOptions(given.dtype, verify.eod)  # one EOS id: the verified one also ends documents
+    return given
+
+
 def _unused_text_options(text: TextOptions) -> list[str]:
     """Text options given to a scan with no text to count: probably a mistake worth a word."""
     defaults = TextOptions()
@@ -173,8 +208,8 @@ def _unused_text_options(text: TextOptions) -> list[str]:
         return []
     shown = ", ".join(f"--{name.replace('_', '-')}" for name in given)
     return [
-        f"{shown} only apply to raw text (jsonl, parquet, arrow); the .bin/.idx shards here are counted "
-        "from their index, whatever the tokenizer"
+        f"{shown} only apply to raw text (jsonl, parquet, arrow); the token files here (.bin/.idx, .ds, .npy) "
+        "are counted from their own metadata, whatever the tokenizer"
     ]
 
 
@@ -388,6 +423,7 @@ def _count_shard(
         sizes=shard.sizes,
     )
     result.extra["bin_bytes"] = shard.bin_bytes
+    result.extra.update(shard.details)
     if verify is not None:
         check = check_tokens(shard, verify.vocab_size, verify.eod, progress.advance)
         result.extra["token_check"] = check.to_dict()
@@ -413,6 +449,17 @@ def _plan(files: list[FileReport], training: TrainingOptions):
     the blend's merged plan is that same plan, computed once."""
     from . import planning
 
+    if training.framework in planning.CHUNKING_FRAMEWORKS:
+        # nanotron / OLMo-core floor each file on its own: the plan needs the files, not one stream
+        chunked = planning.chunked_plan(
+            [f.tokens for f in files],
+            seq_len=training.seq_len,
+            global_batch_size=training.global_batch_size,
+            framework=training.framework,
+            paths=[f.path for f in files],
+            train_iters=training.train_iters,
+        )
+        return chunked, None
     sizes = [f.sizes for f in files]
     if len(files) == 1 and training.weights is None:
         return planning.make_plan(sizes[0], **training.plan_kwargs()), None

@@ -43,7 +43,7 @@ def _has_magic(arg: str) -> bool:
 def _identity(path: str, fmt: Format) -> tuple[int, int] | str:
     """What makes two names the same input: the (device, inode) of the file, for a pair that of
     its index; the resolved path when the file cannot be stat-ed."""
-    probe = fmt.source_path(path) + ".idx" if fmt is formats.INDEXED else path
+    probe = fmt.source_path(path) + ".idx" if fmt is formats.INDEXED else fmt.source_path(path)
     try:
         st = os.stat(probe)
         return (st.st_dev, st.st_ino)
@@ -65,17 +65,20 @@ def _walk(directory: str, discovery: Discovery) -> list[str]:
             if name.startswith("."):
                 discovery.skipped.append({"path": path, "reason": "hidden file"})
             elif formats.detect(path) is None:
-                discovery.skipped.append({"path": path, "reason": "unknown format"})
+                if formats.read_with(path) is None:  # a side file (x.csv.gz of x.npy) is read with its data file
+                    discovery.skipped.append({"path": path, "reason": "unknown format"})
             else:
                 found.append(path)
     return found
 
 
-def _halves_of_one_pair(a: str, b: str) -> bool:
-    """x.bin and x.idx: a pair's two files, which a glob like data/* names both of."""
-    root_a, ext_a = os.path.splitext(a)
-    root_b, ext_b = os.path.splitext(b)
-    return root_a == root_b and {ext_a, ext_b} == {".bin", ".idx"}
+def _files_of_one_source(a: str, b: str, fmt: Format) -> bool:
+    """x.bin and x.idx, or x.ds and x.ds.index: one source's files, which a glob like data/*
+    names all of (a prefix and its .bin are two names of one file set: that merge is listed)."""
+    if fmt is formats.INDEXED:
+        (root_a, ext_a), (root_b, ext_b) = os.path.splitext(a), os.path.splitext(b)
+        return root_a == root_b and {ext_a, ext_b} == {".bin", ".idx"}
+    return a != b and fmt.source_path(a) == fmt.source_path(b)
 
 
 def find_sources(args: list[str]) -> Discovery:
@@ -119,9 +122,16 @@ def find_sources(args: list[str]) -> Discovery:
             if fmt is None:
                 if os.path.isdir(path):
                     continue  # a glob's directory match: its files are matched or not by the glob itself
+                owner = formats.read_with(path)
+                if owner is not None and owner in paths:
+                    continue  # a glob's x.csv.gz: read with its x.npy, which the glob names too
                 if not os.path.exists(path):
                     discovery.failures.append(
                         FileCheckError(path, "open", "no such file, and no .bin/.idx pair with this prefix")
+                    )
+                elif owner is not None:
+                    discovery.failures.append(
+                        FileCheckError(path, "format", f"a side file of {owner}, read with it: name {owner} instead")
                     )
                 else:
                     discovery.failures.append(
@@ -136,7 +146,7 @@ def find_sources(args: list[str]) -> Discovery:
             key = _identity(path, fmt)
             if key in seen:
                 _, first_name = seen[key]
-                if not _halves_of_one_pair(first_name, path):
+                if not _files_of_one_source(first_name, path, fmt):
                     discovery.merged.append({"path": path, "same_as": first_name})
                 continue
             seen[key] = (source_path, path)

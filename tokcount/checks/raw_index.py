@@ -127,6 +127,8 @@ def _reads_raw_lines(preset: str, path: str) -> bool:
 def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Encoder, path: str) -> _Docs:
     """Apply the preset to one batch: which documents exist, their sequences, their ids."""
     texts, parts = batch.texts, np.asarray(batch.texts_per_document, dtype=np.int64)
+    if policy.preset == "datatrove":
+        texts, parts = _datatrove_documents(batch, path)
     if policy.preset == "neox":
         # One text per document: a list joins with "\n\n"; empty texts are filtered out (§2.1).
         joined, k, kept = [], 0, []
@@ -149,7 +151,12 @@ def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Enco
     content = cumulative[doc_part_ends] - cumulative[doc_part_ends - parts]  # tokens before any EOD
     eod = 1 if policy.append_eod else 0
 
-    if policy.preset == "megatron":
+    if policy.preset == "datatrove":
+        # DocumentTokenizer's "$A <EOS>" post-processor: EOS after every document, even one of 0 tokens.
+        seq_counts = np.ones(ndocs, dtype=np.int32)
+        seq_sizes = content + 1
+        gets_eod = np.ones(ndocs, dtype=bool)
+    elif policy.preset == "megatron":
         # Each non-empty part is a sequence; EOD joins the last one of a non-empty document (§2.2).
         nonempty = part_tokens > 0
         doc_of_part = np.repeat(np.arange(ndocs), parts)
@@ -187,6 +194,25 @@ def _preset_documents(batch: DocumentBatch, policy: PresetPolicy, encoder: _Enco
         ends_in_flat = cumulative[doc_part_ends]
         ids = np.insert(part_ids, ends_in_flat[gets_eod], policy.eod) if gets_eod.any() else part_ids
     return _Docs(seq_counts, seq_sizes.astype(np.int64), doc_tokens, ids)
+
+
+def _datatrove_documents(batch: DocumentBatch, path: str) -> tuple[list[str], np.ndarray]:
+    """datatrove's reader: a document per record with a non-empty text string; the others are
+    skipped ("Found document without text, skipping"), and a list is no text it can tokenize."""
+    kept, positions = [], []
+    k = 0
+    for n, position in zip(batch.texts_per_document, batch.positions):
+        if n != 1:
+            where, order = batch.where(position)
+            raise FileCheckError(
+                path, "datatrove preprocessing", "a list of texts: datatrove reads one string", where, order=order
+            )
+        if batch.texts[k]:
+            kept.append(batch.texts[k])
+            positions.append(position)
+        k += n
+    batch.positions = positions
+    return kept, np.ones(len(kept), dtype=np.int64)
 
 
 def _doc_bounds(doc_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -474,6 +500,12 @@ class _Comparator:
         return None
 
 
+def expected_token_dtype(preset: str, vocab_size: int) -> str:
+    if preset == "datatrove":  # PipelineStepWithTokenizer.token_size: 4 bytes above 65,536 ids
+        return "uint16" if vocab_size <= 65536 else "uint32"
+    return "uint16" if vocab_size < UINT16_VOCAB_LIMIT else "int32"
+
+
 def _check_options(options: CheckOptions) -> None:
     if options.preset not in PRESETS:
         raise UsageError(f"unknown preset {options.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -482,7 +514,7 @@ def _check_options(options: CheckOptions) -> None:
             "NeoX preprocessing always reads the 'text' key (--jsonl-keys only names the outputs); "
             "drop --text-key or use --preset megatron"
         )
-    if options.eod is not None and not options.append_eod:
+    if options.eod is not None and not options.append_eod and options.preset != "datatrove":
         raise UsageError("--eod applies with --append-eod")
 
 
@@ -546,8 +578,11 @@ def check_raw(
     options: CheckOptions,
     progress: Progress | None = None,
     window_bytes: int = indexed.WINDOW_BYTES,
+    shard: indexed.IndexedShard | None = None,
 ) -> RawCheckResult:
-    """Re-tokenize ``raw_paths`` (in this order) under ``options`` and compare with the index.
+    """Re-tokenize ``raw_paths`` (in this order) under ``options`` and compare with the index
+    (``shard``: one already opened, e.g. a datatrove ``.ds``; default: the ``.bin/.idx`` pair
+    ``against``).
     A difference found by the fast engine is only reported as the reference sees it: the whole
     check then runs again with hf (parity.recount_on_disagreement), so an engine bug is never
     blamed on the data."""
@@ -559,7 +594,7 @@ def check_raw(
     if not raw_paths:
         raise UsageError("no raw files given")
     _check_options(options)
-    shard = indexed.open_shard(against)
+    shard = shard if shard is not None else indexed.open_shard(against)
     units = _raw_units(raw_paths, options)
     spec = load_tokenizer_spec(options.tokenizer)
     eod = options.eod
@@ -622,7 +657,7 @@ def _compare(
         expected_counts={},
         raw_files=[],
     )
-    expected_dtype = "uint16" if spec.vocab_size < UINT16_VOCAB_LIMIT else "int32"
+    expected_dtype = expected_token_dtype(options.preset, spec.vocab_size)
     if str(shard.dtype) != expected_dtype:
         result.warnings.append(
             f"the index holds {shard.dtype} tokens; preprocessing with a {spec.vocab_size:,}-token "

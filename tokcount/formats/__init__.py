@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import TEXT, TOKEN_IDS, Format, TextFormat, TextPolicy, WorkUnit
+from .base import TEXT, TOKEN_IDS, Format, TextFormat, TextPolicy, TokenFormat, TokenLayout, WorkUnit
 
 # The registry (and so numba and pyarrow) is imported on first use: options and the CLI use the
 # light names above without paying for the readers.
@@ -18,9 +18,12 @@ _REGISTRY_NAMES = (
     "PARQUET",
     "ARROW",
     "INDEXED",
+    "DATATROVE",
+    "TOKEN_MEMMAP",
     "REGISTERED",
     "EXPECTED_SUFFIXES",
     "detect",
+    "read_with",
     "text_format",
     "plan_units",
 )
@@ -34,4 +37,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["TEXT", "TOKEN_IDS", "Format", "TextFormat", "TextPolicy", "WorkUnit", *_REGISTRY_NAMES]
+__all__ = [
+    "TEXT",
+    "TOKEN_IDS",
+    "Format",
+    "TextFormat",
+    "TextPolicy",
+    "TokenFormat",
+    "TokenLayout",
+    "WorkUnit",
+    *_REGISTRY_NAMES,
+]

@@ -232,6 +232,30 @@ class Format:
         """The name a source of this format is known by (an indexed pair: its prefix)."""
         return path
 
+    def data_file_of(self, path: str) -> str | None:
+        """For a side file this format reads with its data file but cannot be named alone (dolma's
+        ``x.csv.gz`` beside ``x.npy``): that data file's name, else None (no I/O)."""
+        return None
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """What the user states about token arrays whose files do not say it themselves (headerless
+    ``.npy`` memmaps): the id dtype, and the EOS id that ends each document."""
+
+    dtype: str | None = None  # "uint16" or "uint32"; None: from a header, else inferred where unambiguous
+    eod: int | None = None
+
+
+class TokenFormat(Format):
+    """A format of token ids already on disk, counted from its own metadata (an index, a header,
+    an offsets file) without tokenizing. ``open`` validates the files and returns an
+    ``indexed.IndexedShard`` (documents as sizes, the token data's path and dtype). Raises
+    FileCheckError."""
+
+    def open(self, path: str, layout: TokenLayout | None = None) -> Any:
+        raise NotImplementedError
+
 
 class TextFormat(Format):
     """A format whose documents are read (texts, or token-id lists) and counted by units."""

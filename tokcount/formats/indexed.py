@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import FileCheckError
 from . import indexed_kernels
-from .base import Format, regular_file_problem
+from .base import TokenFormat, TokenLayout, regular_file_problem
 
 MMIDIDX_MAGIC = b"MMIDIDX\x00\x00"
 TNTIDX_MAGIC = b"TNTIDX\x00\x00"
@@ -57,6 +57,8 @@ class IndexedShard:
     tokens: int
     empty_documents: int
     warnings: list[str] = field(default_factory=list)
+    data_offset: int = 0  # bytes before the first token of the data file (a .npy header)
+    details: dict = field(default_factory=dict)  # what the format's own metadata adds to the report
 
     @property
     def sequences(self) -> int:
@@ -351,7 +353,8 @@ def check_tokens(
     with open(shard.bin_path, "rb") as f:
         for start in range(0, total, window):
             count = min(window, total - start)
-            with map_window(f, shard.bin_path, start * itemsize, count * itemsize) as (view, delta):
+            at = shard.data_offset + start * itemsize
+            with map_window(f, shard.bin_path, at, count * itemsize) as (view, delta):
                 tokens = np.frombuffer(view, dtype=shard.dtype, count=count, offset=delta)
                 w_top, w_bad, w_first = indexed_kernels.token_stats(tokens, vocab_size)
                 top = int(w_top) if top is None else max(top, int(w_top))
@@ -369,7 +372,7 @@ def check_tokens(
     return TokenCheck(vocab_size, top, bad, first_bad, eod, missing if eod is not None else None, first_missing)
 
 
-class IndexedFormat(Format):
+class IndexedFormat(TokenFormat):
     """A ``.bin/.idx`` pair, named by either file or by its prefix. Counted from the index alone
     (``open_shard``); the ``.bin`` is read only to verify tokens."""
 
@@ -386,5 +389,5 @@ class IndexedFormat(Format):
     def source_path(self, path: str) -> str:
         return prefix_of(path)
 
-    def open(self, path: str) -> IndexedShard:
+    def open(self, path: str, layout: TokenLayout | None = None) -> IndexedShard:
         return open_shard(path)

@@ -170,3 +170,33 @@ def hash_documents(tokens, starts, ends):
             h ^= h >> np.uint64(33)
         out[k] = h
     return out
+
+
+@numba.njit(cache=True, parallel=True)
+def value_positions(tokens, value):
+    """Positions (int64, ascending) where tokens[i] == value: counted per block on all cores,
+    then written per block at its offset."""
+    n = tokens.shape[0]
+    nblocks = (n + BLOCK - 1) // BLOCK
+    counts = np.zeros(nblocks, dtype=np.int64)
+    for b in numba.prange(nblocks):
+        lo = b * BLOCK
+        hi = min(n, lo + BLOCK)
+        block = tokens[lo:hi]
+        c = np.int64(0)
+        for i in range(block.shape[0]):
+            c += np.int64(np.int64(block[i]) == value)
+        counts[b] = c
+    starts = np.zeros(nblocks + 1, dtype=np.int64)
+    for b in range(nblocks):
+        starts[b + 1] = starts[b] + counts[b]
+    out = np.empty(starts[nblocks], dtype=np.int64)
+    for b in numba.prange(nblocks):
+        lo = b * BLOCK
+        hi = min(n, lo + BLOCK)
+        k = starts[b]
+        for i in range(lo, hi):
+            if np.int64(tokens[i]) == value:
+                out[k] = i
+                k += 1
+    return out

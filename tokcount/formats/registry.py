@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import os
+
 from .base import Format, TextFormat, TextPolicy, WorkUnit
 from .columnar import ArrowFormat, ParquetFormat
+from .datatrove import DatatroveFormat
 from .indexed import IndexedFormat
 from .jsonl import JsonlFormat
+from .token_memmap import TokenMemmapFormat
 
 JSONL = JsonlFormat()
 PARQUET = ParquetFormat()
 ARROW = ArrowFormat()
 INDEXED = IndexedFormat()
+DATATROVE = DatatroveFormat()
+TOKEN_MEMMAP = TokenMemmapFormat()
 
 # In detection order: the first whose detect() accepts a path reads it.
-REGISTERED: tuple[Format, ...] = (INDEXED, JSONL, PARQUET, ARROW)
+REGISTERED: tuple[Format, ...] = (INDEXED, DATATROVE, TOKEN_MEMMAP, JSONL, PARQUET, ARROW)
 _BY_NAME = {f.name: f for f in REGISTERED}
 
-EXPECTED_SUFFIXES = ".bin/.idx, .jsonl[.gz|.zst|.bz2|.xz], .parquet or .arrow"
+EXPECTED_SUFFIXES = ".bin/.idx, .ds (datatrove), .npy (OLMo/dolma), .jsonl[.gz|.zst|.bz2|.xz], .parquet or .arrow"
 
 
 def detect(path: str) -> Format | None:
@@ -25,6 +31,15 @@ def detect(path: str) -> Format | None:
         if fmt.detect(path):
             return fmt
     return INDEXED if INDEXED.is_prefix(path) else None
+
+
+def read_with(path: str) -> str | None:
+    """The existing data file that ``path`` is a side file of (and is read with), or None."""
+    for fmt in REGISTERED:
+        owner = fmt.data_file_of(path)
+        if owner is not None and os.path.isfile(owner):
+            return owner
+    return None
 
 
 def text_format(name: str) -> TextFormat:
