@@ -28,6 +28,7 @@ from .errors import (
 )
 from .options import (
     TOKEN_DTYPES,
+    CacheOptions,
     CheckOptions,
     NoProgress,
     TextOptions,
@@ -254,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         "gigatoken's Rust BPE, count-only (pip install 'tokcount[gigatoken]'); auto (default): fast where "
         "the tokenizer is supported, else gigatoken where installed, else hf, checked against hf on a sample",
     )
+    k = s.add_argument_group("unit cache (re-runs count only what changed; interrupted scans resume)")
+    k.add_argument(
+        "--cache-dir", help="where counted units are kept (default: the tokcount cache directory, ~/.cache/tokcount)"
+    )
+    k.add_argument("--no-cache", action="store_true", help="neither read nor write the unit cache")
     v = s.add_argument_group("token files (.bin/.idx, datatrove .ds, OLMo/dolma .npy)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin, .ds and .npy files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
@@ -446,8 +452,9 @@ def _run_scan(args) -> int:
     from . import render
     from .scanning import scan
 
+    cache = CacheOptions(enabled=not args.no_cache, directory=args.cache_dir)
     with _progress(args) as progress:
-        report = scan(args.paths, training, verify, progress, text, token_files)
+        report = scan(args.paths, training, verify, progress, text, token_files, cache)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -455,7 +462,10 @@ def _run_scan(args) -> int:
     for failure in report.failures:
         print(f"tokcount: error: {failure}", file=sys.stderr)
     if not report.complete:
-        print(f"tokcount: {_interruption()}: the report above is INCOMPLETE", file=sys.stderr)
+        resume = ""
+        if report.cache is not None and report.cache["units_stored"] + report.cache["units_from_cache"]:
+            resume = "; its finished units are cached: run the same command again to resume"
+        print(f"tokcount: {_interruption()}: the report above is INCOMPLETE{resume}", file=sys.stderr)
         return _interrupted_exit_code()
     if not report.ok:
         return EXIT_INVALID_FILE

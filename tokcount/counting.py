@@ -49,6 +49,7 @@ class UnitResult:
     parity_tally: dict[str, float] = field(default_factory=dict)  # what the guard checked
     blocks: list[list[int]] = field(default_factory=list)  # [block, documents, sequences] in reading order
     warnings: list[str] = field(default_factory=list)
+    groups: dict | None = None  # --group-by: value -> [documents, empty_documents, text_bytes, tokens]
 
 
 class UnitCounter:

@@ -70,3 +70,30 @@ def _keep_most_recent(directory: Path, keep: int) -> None:
             os.unlink(stale)
         except OSError:
             pass  # already removed by another process
+
+
+def keep_under_bytes(directory: Path, max_bytes: int) -> None:
+    """Remove the least recently used files of ``directory`` until the rest fit in ``max_bytes``."""
+    entries = []
+    total = 0
+    try:
+        scan = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in scan:
+        if entry.is_file() and not entry.name.startswith("."):
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, entry.path))
+            total += st.st_size
+    entries.sort()
+    for _, size, stale in entries:
+        if total <= max_bytes:
+            break
+        try:
+            os.unlink(stale)
+        except OSError:
+            pass
+        total -= size

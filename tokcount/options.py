@@ -75,6 +75,16 @@ class TextOptions:
         )
 
 
+@dataclass(frozen=True)
+class CacheOptions:
+    """The unit-result cache (tokcount.unit_cache): on by default in the CLI (``--no-cache``),
+    off unless given in the library."""
+
+    enabled: bool = True
+    directory: str | None = None  # default: the tokcount cache directory (~/.cache/tokcount)
+    max_bytes: int | None = None  # the cache's size bound (default 4 GiB)
+
+
 PRESETS = ("megatron", "megatron-fast", "neox", "datatrove")
 
 

@@ -195,6 +195,8 @@ def print_report(report: Report) -> None:
         )
     for warning in report.warnings:
         _out.print(f"[yellow]warning[/]: {warning}")
+    if report.cache is not None:
+        _out.print(cache_line(report.cache, report.complete))
     if report.failures:
         _out.print(f"[red]{len(report.failures)} file(s) failed validation and are not counted (see stderr)")
     if report.plan is not None:
@@ -202,6 +204,21 @@ def print_report(report: Report) -> None:
         print_plan(report.plan, title)
     if report.blend is not None:
         _print_blend(report.blend.to_dict())
+
+
+def cache_line(cache: dict, complete: bool = True) -> str:
+    line = (
+        f"cache: {_n(cache['units_from_cache'])} of {_n(cache['units'])} units "
+        f"({_n(cache['bytes_from_cache'])} bytes) read from {cache['directory']}, {_n(cache['units_counted'])} counted"
+    )
+    notes = []
+    if cache["damaged_entries"]:
+        notes.append(f"{_n(cache['damaged_entries'])} damaged entries counted again")
+    if cache["not_stored_recent"]:
+        notes.append(f"{_n(cache['not_stored_recent'])} units of files modified in the last seconds not stored")
+    if not complete and cache["units_stored"] + cache["units_from_cache"]:
+        notes.append("the same command resumes from the finished units")
+    return line + (f" ({'; '.join(notes)})" if notes else "")
 
 
 _BARS = " ▁▂▃▄▅▆▇█"

@@ -22,6 +22,7 @@ from .formats.indexed import IndexedShard, check_tokens
 from .formats.registry import JSONL, TOKEN_MEMMAP
 from .options import (
     TOKEN_DTYPES,
+    CacheOptions,
     NoProgress,
     Progress,
     TextOptions,
@@ -32,6 +33,7 @@ from .options import (
 from .planning import CHUNKING_FRAMEWORKS, check_chunking_options
 from .report import FileReport, Report, length_stats
 from .sources import Source, find_sources
+from .unit_cache import UnitCache, open_cache
 
 
 def scan(
@@ -41,6 +43,7 @@ def scan(
     progress: Progress | None = None,
     text: TextOptions | None = None,
     token_files: TokenFileOptions | None = None,
+    cache: CacheOptions | None = None,
 ) -> Report:
     """Count the tokens of every input exactly, validate it, and attach the training plan.
 
@@ -70,6 +73,10 @@ def scan(
     ``skip_bad_records`` (count and list malformed records instead of failing the file),
     ``workers`` (default: every core), ``engine`` ("auto", "fast", "gigatoken" or "hf"), ``unit_bytes`` and
     ``in_process_bytes`` (how work is cut and when to stay in this process).
+
+    ``cache`` (``CacheOptions``): keep each text unit's result on disk (``enabled``, ``directory``,
+    ``max_bytes``), so that a scan of unchanged files counts nothing again and an interrupted one
+    resumes; ``report.cache`` says how much came from it. Default: no cache.
 
     ``progress``: an object with ``start(total_bytes)``, ``advance(nbytes, tokens, documents)``
     and optionally ``status(message)``.
@@ -144,22 +151,23 @@ def scan(
         if not file_units:  # e.g. an Arrow IPC file with no record batch: listed with 0 documents
             outcomes[i] = _assemble(source, kind, [], complete=True)
     text_cost = sum(u.cost for u in units)  # bytes of the text units (compressed where they are)
-    if text.workers is None and text_cost < text.in_process_bytes:
+    unit_cache = open_cache(cache.enabled, cache.directory, cache.max_bytes) if cache is not None and units else None
+    pending = units
+    if unit_cache is not None:
+        # The key holds the tokenizer and the engine: known before deciding whether workers are needed.
+        spec, choice = _engine_for(text_sources, text, report, progress)
+        units = _plan_with_cache(unit_cache, units, text_sources, text, spec, choice)
+        pending = [u for u in units if not unit_cache.cached(u, choice.engine)]
+    if text.workers is None and sum(u.cost for u in pending) < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
     if any(u.path == "-" for u in units):
         workers = 1  # standard input is this process's: it is read here, once
     with LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method()) as executor:
-        if len(units) > 1:
+        if len(pending) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer.
             executor.start(functools.partial(prepare_worker, text.engine != "hf"))
-        spec = _tokenizer_for(text_sources, text, report)
-        choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
-        if spec is not None:
-            _record_engine(report, choice)
-            if choice.engine == "fast":
-                from .engines.fast.code_version import announce_first_compile
-
-                announce_first_compile(progress)
+        if unit_cache is None:
+            spec, choice = _engine_for(text_sources, text, report, progress)
         total_bytes = text_cost
         if verify_tokens is not None:
             total_bytes += sum(shard.bin_bytes for _, _, shard in shards)
@@ -171,9 +179,12 @@ def scan(
                     outcomes[i] = _count_shard(source, shard, verify_tokens, progress)
                 except FileCheckError as e:
                     outcomes[i] = e
-            _count_text(units, text_sources, text, spec, choice, progress, outcomes, report, executor)
+            _count_text(units, text_sources, text, spec, choice, progress, outcomes, report, executor, unit_cache)
         except KeyboardInterrupt:
             report.complete = False
+    if unit_cache is not None:
+        unit_cache.finish()
+        report.cache = unit_cache.stats.to_dict()
     for i in range(len(sources)):
         outcome = outcomes.get(i)
         if isinstance(outcome, FileCheckError):
@@ -237,6 +248,41 @@ def _require_tokenizer(text_sources: list[tuple[int, Source, str]], text: TextOp
         )
 
 
+def _engine_for(text_sources: list[tuple[int, Source, str]], text: TextOptions, report: Report, progress: Progress):
+    """The tokenizer spec (None when no text is tokenized) and the engine that counts."""
+    spec = _tokenizer_for(text_sources, text, report)
+    choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
+    if spec is not None:
+        _record_engine(report, choice)
+        if choice.engine == "fast":
+            from .engines.fast.code_version import announce_first_compile
+
+            announce_first_compile(progress)
+    return spec, choice
+
+
+def _plan_with_cache(
+    unit_cache: UnitCache,
+    units: list[WorkUnit],
+    text_sources: list[tuple[int, Source, str]],
+    text: TextOptions,
+    spec,
+    choice: EngineChoice,
+) -> list[WorkUnit]:
+    """Each file's units as an earlier scan cut them, when some of those are cached."""
+    fingerprint = spec.fingerprint if spec is not None else None
+    by_source: dict[int, list[WorkUnit]] = {}
+    for u in units:
+        by_source.setdefault(u.source, []).append(u)
+    planned: list[WorkUnit] = []
+    for i, source, kind in text_sources:
+        if i not in by_source:
+            continue
+        unit_cache.add_file(i, source.path, fingerprint, text.policy(), source.format.name, kind)
+        planned.extend(unit_cache.reuse_plan(i, by_source[i], choice.engine))
+    return planned
+
+
 def _tokenizer_for(text_sources: list[tuple[int, Source, str]], text: TextOptions, report: Report):
     if not any(kind == TEXT for _, _, kind in text_sources):
         return None
@@ -261,6 +307,7 @@ def _count_text(
     outcomes: dict,
     report: Report,
     executor: LocalExecutor,
+    unit_cache: UnitCache | None = None,
 ) -> None:
     if not units:
         return
@@ -278,7 +325,8 @@ def _count_text(
         if runs > 1:
             progress.start(sum(u.cost for u in units))  # the recount starts the bar over
         guard = parity if current.guarded else None
-        return _run_units(units, text, executor, (spec, text.add_special_tokens, current), progress, by_source, guard)
+        initargs = (spec, text.add_special_tokens, current)
+        return _run_units(units, text, executor, initargs, progress, by_source, guard, unit_cache)
 
     def disagreement(mismatch: dict | None) -> str | None:
         if parity is not None:
@@ -317,13 +365,30 @@ def _run_units(
     progress: Progress,
     by_source: dict[int, list[UnitResult]],
     parity: ParityTotals | None = None,
+    unit_cache: UnitCache | None = None,
 ) -> dict | None:
-    """Fill by_source as units finish, so an interrupt keeps what was done. With the parity
-    guard on (it runs in the workers), the first disagreement a unit reports stops the run (its
-    workers too) and is returned."""
+    """Fill by_source as units finish, so an interrupt keeps what was done (and the cache
+    holds it). With the parity guard on (it runs in the workers), the first disagreement a unit
+    reports stops the run (its workers too) and is returned."""
+    engine = initargs[2].engine
+    pending = units
+    if unit_cache is not None:
+        pending = []
+        unit_cache.begin_run(len(units))
+        for u in units:
+            hit = unit_cache.load(u, engine)
+            if hit is None:
+                pending.append(u)
+                continue
+            if parity is not None:
+                parity.add(hit.parity_tally)
+            by_source.setdefault(u.source, []).append(hit)
+            progress.advance(nbytes=u.cost, tokens=hit.tokens, documents=hit.documents)
+    if not pending:
+        return None  # no worker, and no tokenizer built
     policy = text.policy()
-    tasks = [(u, policy) for u in units]
-    running = executor.run(count_unit, tasks, [u.cost for u in units], progress.advance, start_worker, initargs)
+    tasks = [(u, policy) for u in pending]
+    running = executor.run(count_unit, tasks, [u.cost for u in pending], progress.advance, start_worker, initargs)
     with contextlib.closing(running) as done:
         for _, unit_result in done:
             if parity is not None:
@@ -332,6 +397,8 @@ def _run_units(
                 if mismatch is not None:
                     return dict(mismatch, path=unit_result.unit.path, position=str(mismatch["position"]))
             by_source.setdefault(unit_result.unit.source, []).append(unit_result)
+            if unit_cache is not None:
+                unit_cache.save(unit_result, engine)
     return None
 
 
