@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import FileCheckError, PlanError, TokcountError, UsageError
-from .options import CacheOptions, CheckOptions, Progress, TextOptions, TokenCheckOptions, TokenFileOptions, TrainingOptions
+from .options import (
+    CacheOptions,
+    CheckOptions,
+    Progress,
+    TextOptions,
+    TokenCheckOptions,
+    TokenFileOptions,
+    TrainingOptions,
+)
 
 if TYPE_CHECKING:
     from .planning import ChunkedPlan, Plan, SamplesPlan

@@ -112,6 +112,27 @@ def _key(text: str) -> str:
     return text
 
 
+def _mixture(text: str) -> tuple[tuple[str, float], ...]:
+    """GROUP=WEIGHT,... (a group named with '=' or ',' cannot be given here)."""
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, weight = item.rpartition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected GROUP=WEIGHT,..., got {item!r}")
+        try:
+            value = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"the weight of {name!r} is not a number: {weight!r}") from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"the weight of {name!r} must be finite and >= 0, got {weight}")
+        if name in out:
+            raise argparse.ArgumentTypeError(f"{name!r} is given twice")
+        out[name] = value
+    if not sum(out.values()) > 0:
+        raise argparse.ArgumentTypeError("the weights are all 0")
+    return tuple(out.items())
+
+
 def _non_negative_int(text: str) -> int:
     value = _positive_int(text) if text.strip() not in ("0",) else 0
     return value
@@ -148,7 +169,7 @@ def _add_training_arguments(p: argparse.ArgumentParser, required: bool) -> None:
 
 def _training_options(args) -> TrainingOptions | None:
     if args.seq_len is None and args.gbs is None:
-        for name in ("split", "train_iters", "weights"):
+        for name in ("split", "train_iters", "weights", "mixture"):
             if getattr(args, name, None) is not None:
                 raise UsageError(f"--{name.replace('_', '-')} needs --seq-len and --gbs")
         return None
@@ -164,6 +185,7 @@ def _training_options(args) -> TrainingOptions | None:
         eval_interval=args.eval_interval,
         eval_iters=args.eval_iters,
         weights=tuple(args.weights) if getattr(args, "weights", None) else None,
+        mixture=getattr(args, "mixture", None),
     )
 
 
@@ -245,6 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-bad-records",
         action="store_true",
         help="count and report malformed lines, missing keys, wrong types and invalid UTF-8 instead of failing",
+    )
+    t.add_argument(
+        "--group-by",
+        type=_key,
+        metavar="KEY",
+        help="documents, bytes and tokens per value of this jsonl key (dotted paths) or parquet/arrow column; "
+        ".bin/.idx shards are grouped by file",
+    )
+    t.add_argument(
+        "--mixture",
+        type=_mixture,
+        metavar="GROUP=W,...",
+        help="target weights of the --group-by groups, e.g. code=0.3,docs=0.7: with --train-iters, "
+        "the epochs each group needs",
     )
     t.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
     t.add_argument(
@@ -439,6 +475,8 @@ def _run_scan(args) -> int:
     elif args.vocab_size is not None:
         raise UsageError("--vocab-size only applies with --verify-tokens")
     token_files = TokenFileOptions(args.dtype, None if args.verify_tokens else args.eod)  # verify.eod serves both
+    if args.mixture is not None and (args.group_by is None or args.train_iters is None):
+        raise UsageError("--mixture needs --group-by (whose groups it weighs) and --train-iters")
     text = TextOptions(
         tokenizer=args.tokenizer,
         add_special_tokens=args.add_special_tokens,
@@ -446,6 +484,7 @@ def _run_scan(args) -> int:
         text_key=args.text_key,
         text_column=args.text_column,
         skip_bad_records=args.skip_bad_records,
+        group_by=args.group_by,
         workers=args.workers,
         engine=args.engine,
     )

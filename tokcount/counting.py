@@ -94,6 +94,8 @@ class UnitCounter:
                 batch.at_file_start = unit.part == 0 and not doc_chunks
                 if isinstance(batch, TokenIdBatch):
                     docs, seqs = _count_token_ids(batch, result)
+                    if batch.groups is not None:
+                        _tally_groups(result, policy, batch.groups, docs, None)
                 else:
                     docs, seqs = self._count_texts(batch, policy, result, sampler, guard)
                     if result.parity_mismatch is not None:
@@ -160,6 +162,8 @@ class UnitCounter:
         else:
             sequences = _list_document_sequences(part_tokens, parts, eod)
         doc_tokens = doc_tokens + eod * nonempty
+        if batch.groups is not None:
+            _tally_groups(result, policy, batch.groups, doc_tokens, _document_bytes(batch.texts, ends, parts))
         result.documents += len(parts)
         result.empty_documents += int(np.count_nonzero(~nonempty))
         result.tokens += int(doc_tokens.sum())
@@ -190,8 +194,9 @@ class UnitCounter:
         texts: list[str] = []
         parts: list[int] = []
         positions: list[int] = []
+        groups: list[str | None] = []
         k = 0
-        for n, position in zip(batch.texts_per_document, batch.positions):
+        for d, (n, position) in enumerate(zip(batch.texts_per_document, batch.positions)):
             doc_texts = batch.texts[k : k + n]
             k += n
             try:
@@ -206,7 +211,11 @@ class UnitCounter:
             texts.extend(doc_texts)
             parts.append(n)
             positions.append(position)
+            if batch.groups is not None:
+                groups.append(batch.groups[d])
         batch.texts, batch.texts_per_document, batch.positions = texts, parts, positions
+        if batch.groups is not None:
+            batch.groups = groups
         return counts
 
 
@@ -237,6 +246,21 @@ def _count_token_ids(batch: TokenIdBatch, result: UnitResult) -> tuple[np.ndarra
     result.empty_documents += int(np.count_nonzero(lengths == 0))
     result.tokens += int(lengths.sum())
     return lengths, lengths[lengths > 0]
+
+
+def _tally_groups(result: UnitResult, policy: TextPolicy, names, doc_tokens: np.ndarray, doc_bytes) -> None:
+    from .grouping import tally
+
+    if result.groups is None:
+        result.groups = {}
+    tally(result.groups, names, doc_tokens, doc_bytes, result.unit.path, policy.group_by or "")
+
+
+def _document_bytes(texts: list[str], ends: np.ndarray, parts: np.ndarray) -> np.ndarray:
+    """UTF-8 bytes of each document (the sum over its parts), for the per-group totals."""
+    sizes = [len(t) if t.isascii() else len(t.encode("utf-8", "surrogatepass")) for t in texts]
+    cumulative = np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))])
+    return cumulative[ends] - cumulative[ends - parts]
 
 
 def _document_of(batch: DocumentBatch, text_index: int) -> int:

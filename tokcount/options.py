@@ -25,10 +25,12 @@ class TrainingOptions:
     eval_interval: int = 1000
     eval_iters: int = 100
     weights: tuple[float, ...] | None = None
+    mixture: tuple[tuple[str, float], ...] | None = None  # target weights of --group-by groups
 
     def plan_kwargs(self) -> dict[str, Any]:
         kw = asdict(self)
         kw.pop("weights")
+        kw.pop("mixture")
         return kw
 
 
@@ -64,6 +66,7 @@ class TextOptions:
     text_key: str = "text"  # jsonl; dotted paths reach nested fields
     text_column: str = "text"  # parquet / arrow
     skip_bad_records: bool = False
+    group_by: str | None = None  # jsonl key (dotted) or column: documents, bytes and tokens per value
     workers: int | None = None  # default: every core
     engine: str = "auto"  # "hf" (the reference), "fast" (numba), "auto": fast where supported, guarded
     unit_bytes: int | None = None  # plain jsonl byte range per work unit (default: sized to balance the workers)
@@ -71,7 +74,12 @@ class TextOptions:
 
     def policy(self) -> TextPolicy:
         return TextPolicy(
-            self.add_special_tokens, self.append_eod, self.text_key, self.text_column, self.skip_bad_records
+            self.add_special_tokens,
+            self.append_eod,
+            self.text_key,
+            self.text_column,
+            self.skip_bad_records,
+            self.group_by,
         )
 
 

@@ -1540,3 +1540,36 @@ def chunked_plan(
         epochs_of_data=epochs,
         notes=notes,
     )
+
+
+def group_plan(
+    group_tokens: Sequence[int],
+    *,
+    seq_len: int,
+    global_batch_size: int,
+    framework: str = "megatron",
+    extra_token: bool = True,
+    train_iters: int | None = None,
+    weights: Sequence[float] | None = None,
+) -> list[dict]:
+    """Per group of a mixture (``--group-by``): its samples per epoch, B = (T - x) // S as for one
+    dataset of the group's tokens (§3.4, §4.5); with target weights and ``train_iters``, the
+    samples a blend asks of it (its member target for N = train_iters · G, §3.8, §4.8) and the
+    epochs E it needs for them (smallest E with E·T >= N_g·S + x, §3.3, §4.3; None: it has no
+    tokens and the trainer's epoch loop would never end)."""
+    framework = _check_framework(framework)
+    x = _check_extra_token(framework, extra_token)
+    S = _check_seq_len(seq_len, framework)
+    G = _check_int("global_batch_size", global_batch_size, 1)
+    rows: list[dict] = [{"samples_per_epoch": max(0, samples_built(t, 1, S, x, framework))} for t in group_tokens]
+    if weights is None or train_iters is None:
+        return rows
+    rules = _RULES[framework]
+    normalised = _normalized_weights(list(weights), rules)
+    N = _check_int("train_iters", train_iters, 0) * G
+    for row, tokens, w in zip(rows, group_tokens, normalised):
+        _, requested = _blend_member_targets(N, w, rules)
+        row["weight"] = w
+        row["target_samples"] = requested
+        row["epochs"] = _epochs_needed(tokens, requested, S, x) if w > 0 else 0
+    return rows

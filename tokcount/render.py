@@ -174,6 +174,8 @@ def print_report(report: Report) -> None:
         )
     _print_table(table)
     _print_text_details(report)
+    if report.groups is not None:
+        _print_groups(report.groups, report.options.get("text", {}).get("group_by"))
     for f in report.files:
         check = f.extra.get("token_check")
         if check:
@@ -204,6 +206,43 @@ def print_report(report: Report) -> None:
         print_plan(report.plan, title)
     if report.blend is not None:
         _print_blend(report.blend.to_dict())
+
+
+def _print_groups(groups: list[dict], key: str | None) -> None:
+    from .grouping import MISSING, TABLE_GROUPS
+
+    planned = bool(groups) and "samples_per_epoch" in groups[0]
+    mixed = bool(groups) and "epochs" in groups[0]
+    t = Table(title=f"groups by {key}" if key else "groups")
+    columns = ["group", "documents", "empty", "text bytes", "tokens", "tokens/byte", "share"]
+    columns += ["samples/epoch"] if planned else []
+    columns += ["weight", "samples asked", "epochs"] if mixed else []
+    for c in columns:
+        t.add_column(c, justify="left" if c == "group" else "right", overflow="fold")
+
+    def cells(g: dict) -> list[str]:
+        row = [_n(g["documents"]), _n(g["empty_documents"]), _n(g["text_bytes"]), _n(g["tokens"])]
+        row += [_n(g["tokens_per_byte"]), f"{100 * g['share']:.2f} %"]
+        row += [_n(g.get("samples_per_epoch"))] if planned else []
+        if mixed:
+            row += [
+                f"{g['weight']:.4g}",
+                _n(g["target_samples"]),
+                _n(g["epochs"]) if g["epochs"] is not None else "never",
+            ]
+        return row
+
+    for g in groups[:TABLE_GROUPS]:
+        t.add_row(MISSING if g["key"] is None else str(g["key"]), *cells(g))
+    rest = groups[TABLE_GROUPS:]
+    if rest:
+        other = {k: sum(g[k] or 0 for g in rest) for k in ("documents", "empty_documents", "text_bytes", "tokens")}
+        other["tokens_per_byte"] = other["tokens"] / other["text_bytes"] if other["text_bytes"] else None
+        other["share"] = sum(g["share"] for g in rest)
+        shown = [_n(other[k]) for k in ("documents", "empty_documents", "text_bytes", "tokens", "tokens_per_byte")]
+        shown.append(f"{100 * other['share']:.2f} %")
+        t.add_row(f"other ({_n(len(rest))} groups)", *shown, *["-"] * (len(columns) - 1 - len(shown)))
+    _print_table(t)
 
 
 def cache_line(cache: dict, complete: bool = True) -> str:

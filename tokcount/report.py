@@ -76,6 +76,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # about the run as a whole (files carry their own)
     skipped_inputs: list[dict] = field(default_factory=list)  # files a directory walk left out, and why
     merged_inputs: list[dict] = field(default_factory=list)  # inputs that named a file already listed
+    groups: list[dict] | None = None  # --group-by: tokcount.grouping.group_rows
     cache: dict | None = None  # the unit cache's statistics (tokcount.unit_cache.CacheStats), when it was used
 
     @property
@@ -105,5 +106,6 @@ class Report:
             "total": self.total,
             "plan": self.plan.to_dict() if self.plan is not None else None,
             "blend": self.blend.to_dict() if self.blend is not None else None,
+            "groups": self.groups,
             "cache": self.cache,
         }

@@ -117,6 +117,7 @@ def scan(
         merged_inputs=discovery.merged,
     )
     outcomes: dict[int, FileReport | FileCheckError] = {}
+    unit_groups: dict[int, list[dict | None]] = {}  # --group-by: each text file's unit tallies
 
     shards: list[tuple[int, Source, IndexedShard]] = []
     text_sources: list[tuple[int, Source, str]] = []
@@ -179,7 +180,9 @@ def scan(
                     outcomes[i] = _count_shard(source, shard, verify_tokens, progress)
                 except FileCheckError as e:
                     outcomes[i] = e
-            _count_text(units, text_sources, text, spec, choice, progress, outcomes, report, executor, unit_cache)
+            _count_text(
+                units, text_sources, text, spec, choice, progress, outcomes, report, executor, unit_cache, unit_groups
+            )
         except KeyboardInterrupt:
             report.complete = False
     if unit_cache is not None:
@@ -193,6 +196,8 @@ def scan(
             report.files.append(outcome)
     if training is not None and report.files and report.complete:
         report.plan, report.blend = _plan(report.files, training)
+    if text.group_by is not None and report.complete:
+        report.groups = _groups(sources, outcomes, unit_groups, text.group_by, training)
     return report
 
 
@@ -205,6 +210,25 @@ def _token_file_options(given: TokenFileOptions | None, verify: TokenCheckOption
     if given.eod is None and verify is not None and verify.eod is not None:
         return TokenFileOptions(given.dtype, verify.eod)  # one EOS id: the verified one also ends documents
     return given
+
+
+def _groups(sources, outcomes, unit_groups: dict[int, list[dict | None]], key: str, training) -> list[dict]:
+    """The report's groups: the text files' tallies added up, and each counted shard as one."""
+    from . import grouping
+
+    text_groups: dict = {}
+    shard_groups = []
+    for i, source in enumerate(sources):
+        outcome = outcomes.get(i)
+        if not isinstance(outcome, FileReport):
+            continue
+        if isinstance(source.format, TextFormat):
+            for groups in unit_groups.get(i, ()):
+                grouping.merge(text_groups, groups, key)
+        else:
+            shard_groups.append((outcome.path, outcome.documents, outcome.empty_documents, outcome.tokens))
+    mixture = dict(training.mixture) if training is not None and training.mixture else None
+    return grouping.group_rows(text_groups, shard_groups, training, mixture)
 
 
 def _unused_text_options(text: TextOptions) -> list[str]:
@@ -308,6 +332,7 @@ def _count_text(
     report: Report,
     executor: LocalExecutor,
     unit_cache: UnitCache | None = None,
+    unit_groups: dict[int, list[dict | None]] | None = None,
 ) -> None:
     if not units:
         return
@@ -351,6 +376,8 @@ def _count_text(
                 continue
             source, kind = kinds[i]
             outcomes[i] = _assemble(source, kind, unit_results, complete=len(unit_results) == expected[i])
+            if unit_groups is not None:
+                unit_groups[i] = [r.groups for r in unit_results]
 
 
 def _record_engine(report: Report, choice: EngineChoice) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from . import disk_cache
+from . import disk_cache, grouping
 from ._version import __version__
 from .counting import UnitResult
 from .formats.base import TOKEN_IDS, BadRecord, TextPolicy, WorkUnit
@@ -83,6 +83,8 @@ def counting_context(fingerprint: str | None, policy: TextPolicy, format_name: s
     else:
         context["text_column"] = policy.text_column
     context["skip_bad_records"] = policy.skip_bad_records
+    if policy.group_by is not None:
+        context["group_by"] = policy.group_by
     if kind != TOKEN_IDS:
         context.update(
             tokenizer=fingerprint,
@@ -286,7 +288,7 @@ def _encode(result: UnitResult, key: str) -> bytes:
         "parity_tally": result.parity_tally,
         "blocks": result.blocks,
         "warnings": result.warnings,
-        "groups": result.groups,
+        "groups": grouping.encode(result.groups),
         "arrays": [[docs.dtype.str, docs.size], [seqs.dtype.str, seqs.size]],
     }
     encoded = orjson.dumps(meta)
@@ -329,7 +331,7 @@ def _decode(body: bytes, key: str, unit: WorkUnit) -> UnitResult:
         parity_tally=meta["parity_tally"],
         blocks=meta["blocks"],
         warnings=meta["warnings"],
-        groups=meta["groups"],
+        groups=grouping.decode(meta["groups"]),
     )
 
 

@@ -31,6 +31,7 @@ class TextPolicy:
     text_key: str = "text"
     text_column: str = "text"
     skip_bad_records: bool = False
+    group_by: str | None = None  # a jsonl key (dotted) or a column whose value names each document's group
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class DocumentBatch:
     at_file_start: bool = False  # the first batch of a file (the parity guard always checks it)
     block: int = 0  # interleaved block of a compressed stream, for putting parts back in order
     warnings: list[str] = field(default_factory=list)  # about the file, for its report
+    groups: list[str | None] | None = None  # with --group-by: each document's group, in order
 
     def add_document(self, value: str | list[str], position: int) -> None:
         if isinstance(value, str):
@@ -160,9 +162,20 @@ class TokenIdBatch:
     bad: list[BadRecord] = field(default_factory=list)
     at_file_start: bool = False
     block: int = 0
+    groups: list[str | None] | None = None  # with --group-by: each document's group, in order
 
 
 Batch = DocumentBatch | TokenIdBatch
+
+
+def group_name(value: Any) -> str | None:
+    """A group value as the report shows it: a string as it is, a number or a structure as JSON,
+    None for a missing or null value."""
+    if value is None or isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def note_block(blocks: list[list[int]], block: int, *counts: int) -> None:

@@ -28,6 +28,7 @@ from .base import (
     TextPolicy,
     TokenIdBatch,
     WorkUnit,
+    group_name,
 )
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -131,17 +132,21 @@ def footer_documents(path: str) -> int | None:
 
 
 def read_documents(
-    path: str, unit: int, column: str, skip_bad_records: bool = False
+    path: str, unit: int, column: str, skip_bad_records: bool = False, group_by: str | None = None
 ) -> Iterator[DocumentBatch | TokenIdBatch]:
     """Yield the documents of one unit in batches of rows. Positions are row indexes within the
-    unit; their ``RowLocator`` names "row group g, row r" (or "record batch b, row r")."""
+    unit; their ``RowLocator`` names "row group g, row r" (or "record batch b, row r"). With
+    ``group_by``, each batch's ``groups`` holds that column's value for each document."""
     is_parquet = format_of(path) == "parquet"
     locator = RowLocator("row group" if is_parquet else "record batch", unit)
+    columns = list(dict.fromkeys([column] if group_by is None else [column, group_by]))
     row = 0
     try:
-        for batch in _record_batches(path, unit, column, is_parquet):
+        for batch in _record_batches(path, unit, columns, is_parquet):
             array = batch.column(0)
             out = _convert(array, row, locator, path, skip_bad_records)
+            if group_by is not None:
+                out.groups = _groups_of(batch.column(columns.index(group_by)), array, out, row)
             out.input_bytes = array.nbytes
             row += len(array)
             yield out
@@ -149,17 +154,27 @@ def read_documents(
         raise FileCheckError(path, "read", _first_line(e), locator.describe(row)) from None
 
 
-def _record_batches(path, unit, column, is_parquet):
+def _record_batches(path, unit, columns: list[str], is_parquet):
     if is_parquet:
-        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, row_groups=[unit], columns=[column])
+        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, row_groups=[unit], columns=columns)
     elif unit >= 0:
         with pa.ipc.open_file(path) as reader:
             rb = reader.get_batch(unit)
-        yield from _slices(rb.select([column]))
+        yield from _slices(rb.select(columns))
     else:
         with pa.ipc.open_stream(path) as reader:
             for rb in reader:
-                yield from _slices(rb.select([column]))
+                yield from _slices(rb.select(columns))
+
+
+def _groups_of(groups: pa.Array, documents: pa.Array, out: DocumentBatch | TokenIdBatch, first_row: int) -> list:
+    """The group of each document the batch kept (a row whose value is null is no document)."""
+    values = [group_name(v) for v in groups.to_pylist()]
+    if isinstance(out, DocumentBatch):
+        return [values[p - first_row] for p in out.positions]
+    if documents.null_count:
+        return [values[i] for i in np.flatnonzero(~np.asarray(documents.is_null()))]
+    return values
 
 
 def _slices(rb: pa.RecordBatch):
@@ -225,6 +240,8 @@ class ColumnarFormat(TextFormat):
 
     def inspect(self, path: str, policy: TextPolicy) -> str:
         kind, _ = column_kind(path, policy.text_column)
+        if policy.group_by is not None and policy.group_by not in _schema(path).names:
+            raise FileCheckError(path, "column", f"no column {policy.group_by!r} to group by (--group-by)")
         return kind
 
     def units(
@@ -233,7 +250,7 @@ class ColumnarFormat(TextFormat):
         return [WorkUnit(source, path, self.name, part, 0, 0, cost) for part, cost in units(path, policy.text_column)]
 
     def read(self, unit: WorkUnit, policy: TextPolicy) -> Iterator[DocumentBatch | TokenIdBatch]:
-        return read_documents(unit.path, unit.part, policy.text_column, policy.skip_bad_records)
+        return read_documents(unit.path, unit.part, policy.text_column, policy.skip_bad_records, policy.group_by)
 
     def footer_documents(self, path: str) -> int | None:
         return footer_documents(path)

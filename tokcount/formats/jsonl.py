@@ -35,6 +35,7 @@ from .base import (
     TextPolicy,
     WorkUnit,
     describe_type,
+    group_name,
     text_or_parts,
 )
 
@@ -317,6 +318,7 @@ def read_documents(
     part: int = 0,
     parts: int = 1,
     block_bytes: int = INTERLEAVE_BLOCK_BYTES,
+    group_by: str | None = None,
 ) -> Iterator[DocumentBatch]:
     """Yield batches of documents whose line starts in [start, stop), or, for part `part` of
     `parts` interleaved parts of a compressed stream, in the blocks j (of `block_bytes`
@@ -325,15 +327,17 @@ def read_documents(
 
     Document positions are line indexes within the range, which the batches' ``RangeLineLocator``
     turns into line numbers. A bad record raises FileCheckError unless skip_bad_records, in which
-    case it is listed in the batch's ``bad``.
+    case it is listed in the batch's ``bad``. With ``group_by``, ``batch.groups`` holds each
+    document's value of that key (dotted paths too; None where it is missing or null).
     """
     key_path = tuple(text_key.split("."))
+    group_path = tuple(group_by.split(".")) if group_by is not None else ()
     locator = RangeLineLocator(path, start, None if start > 0 else 0)
     if compression_of(path) is not None or path == STDIN:
         stop = sys.maxsize  # a compressed range (or a stream) is the whole stream
 
     def new_batch(block: int) -> DocumentBatch:
-        return DocumentBatch(locator, block=block)
+        return DocumentBatch(locator, block=block, groups=[] if group_by is not None else None)
 
     try:
         stream, raw = _open_with_raw(path)
@@ -410,7 +414,9 @@ def read_documents(
                     else:
                         bad, text_length = _other_record(record, key_path, text_key, batch, relative)
                         batch_text += text_length
-                if bad is not None:
+                if bad is None and group_by is not None:
+                    batch.groups.append(group_name(_lookup(record, group_path, group_by)[0]))  # type: ignore[union-attr]
+                elif bad is not None:
                     kind, detail = bad
                     line = locator.line(relative)
                     if not skip_bad_records:
@@ -549,8 +555,11 @@ class JsonlFormat(TextFormat):
                 unit.part,
                 unit.parts,
                 unit.block_bytes,
+                policy.group_by,
             )
-        return read_documents(unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records)
+        return read_documents(
+            unit.path, unit.start, unit.stop, policy.text_key, policy.skip_bad_records, group_by=policy.group_by
+        )
 
     def display_name(self, path: str) -> str:
         return format_name(path)
