@@ -56,7 +56,9 @@ def scan(
     ("megatron" or "neox"), ``extra_token`` (Megatron's add_extra_token_to_sequence), ``split``
     ("969, 30, 1"), ``train_iters``, ``eval_interval``, ``eval_iters``, ``weights`` (one per
     file): with it, ``report.plan`` (all files as one dataset) and, for several files or with
-    weights, ``report.blend`` hold the trainers' samples, epochs and iterations.
+    weights, ``report.blend`` hold the trainers' samples, epochs and iterations. ``mixture``
+    (``(("group", weight), ...)``, with ``text.group_by`` and ``train_iters``): the epochs each
+    group needs.
 
     ``verify_tokens`` (``TokenCheckOptions``): ``vocab_size`` and optional ``eod``: read every
     token of the ``.bin`` (``.ds``, ``.npy``) files and fail a file with ids >= vocab_size or,
@@ -71,6 +73,8 @@ def scan(
     ``append_eod`` (+1 per document with tokens), ``text_key`` (jsonl; dotted paths reach
     nested fields), ``text_column`` (Parquet/Arrow: text, list of texts, or token-id lists),
     ``skip_bad_records`` (count and list malformed records instead of failing the file),
+    ``group_by`` (a jsonl key or a column: ``report.groups`` holds documents, bytes and tokens
+    per value, shards as one group each),
     ``workers`` (default: every core), ``engine`` ("auto", "fast", "gigatoken" or "hf"), ``unit_bytes`` and
     ``in_process_bytes`` (how work is cut and when to stay in this process).
 
