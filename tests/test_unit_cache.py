@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 from tokcount import CacheOptions, TextOptions, TrainingOptions, scan
 from tokcount.engines import fast_engine_available
 from tokcount.formats.base import TEXT, TOKEN_IDS, TextPolicy, WorkUnit
-from tokcount.unit_cache import counting_context, entry_key, file_identity
+from tokcount.unit_cache import counting_context, engine_tag, entry_key, file_identity
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = tokenizer_fixtures.TRAINING_TEXT.splitlines()
@@ -233,6 +233,11 @@ def test_each_key_field_changes_the_key():
     }
     assert base not in flipped.values()
     assert len(set(flipped.values())) == len(flipped)
+
+
+def test_each_engine_has_its_own_tag():
+    tags = {engine_tag(engine) for engine in ("hf", "fast", "gigatoken")}
+    assert len(tags) == 3 and "hf" in tags
 
 
 def test_versions_are_in_the_key(monkeypatch):

@@ -6,7 +6,7 @@ An entry's key is everything its counts depend on: the file's identity (``file_i
 one place a remote store plugs in its own, e.g. an ETag), the unit's range, and the counting
 context (tokenizer fingerprint, the policy fields that apply to the unit's format and kind,
 tokcount's and tokenizers' versions, and for the fast engine its code version). A result counted
-by ``hf`` (the reference) also answers a run of the fast engine; never the other way round.
+by ``hf`` (the reference) also answers a run of another engine; never the other way round.
 
 An entry holds the whole ``UnitResult`` a scan puts files together from (counts, per-document
 lengths and sequence sizes, interleave blocks, skipped records, warnings, the parity guard's
@@ -64,12 +64,21 @@ def recently_modified(identity: dict, now: float | None = None) -> bool:
 
 
 def engine_tag(engine: str) -> str:
-    """The engine as far as counts depend on it: hf, or the fast engine with its code version."""
-    if engine != "fast":
+    """The engine as far as counts depend on it: hf (the reference: tokenizers' version is in the
+    context), the fast engine with its code version, another engine with its package's version."""
+    if engine == "hf":
         return "hf"
-    from .engines.fast.code_version import engine_code_version
+    if engine == "fast":
+        from .engines.fast.code_version import engine_code_version
 
-    return f"fast-{engine_code_version()}"
+        return f"fast-{engine_code_version()}"
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version(engine)
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"{engine}-{version}"
 
 
 def counting_context(fingerprint: str | None, policy: TextPolicy, format_name: str, kind: str) -> dict:
@@ -178,7 +187,7 @@ class UnitCache:
         entry = self._files.get(unit.source)
         if entry is None or entry.identity is None:
             return []
-        tags = [engine_tag(engine)] + (["hf"] if engine == "fast" else [])
+        tags = [engine_tag(engine)] + (["hf"] if engine != "hf" else [])
         if entry.context["kind"] == TOKEN_IDS:
             tags = ["none"]  # no tokenizer runs: any engine's count is the list lengths
         return [entry_key(entry.identity, unit, entry.context, tag) for tag in tags]
