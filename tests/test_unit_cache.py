@@ -366,3 +366,13 @@ def test_cli_reports_the_cache(tmp_path, flag):
     as_json = subprocess.run(cmd + ([flag] if flag else []) + ["--json"], capture_output=True, text=True, env=env)
     cache = json.loads(as_json.stdout)["cache"]
     assert cache is None if flag else cache["units_from_cache"] == 1
+
+
+def test_an_unusable_cache_directory_only_costs_time(tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", documents(400))
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the cache directory would be")
+    report = run([path], blocked, workers=1, unit_bytes=20_000)
+    assert report.ok and report.cache["units_stored"] == 0 and report.cache["units_counted"] == report.cache["units"]
+    again = run([path], blocked, workers=1, unit_bytes=20_000)
+    assert again.cache["units_from_cache"] == 0 and numbers(again) == numbers(report)

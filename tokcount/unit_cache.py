@@ -232,8 +232,10 @@ class UnitCache:
             self.stats.not_stored_recent += 1
             return
         key = self._keys(result.unit, engine)[0]
-        self._write_verified(self._path_of(key), _encode(result, key))
-        self.stats.units_stored += 1
+        path = self._path_of(key)
+        self._write_verified(path, _encode(result, key))
+        if path.exists():  # an unwritable cache only costs time: nothing is said to be stored
+            self.stats.units_stored += 1
 
     def finish(self) -> None:
         """Keep the directory under its size bound (once per scan: a directory walk)."""
