@@ -169,7 +169,8 @@ def scan(
         workers = 1  # standard input is this process's: it is read here, once
     with LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method()) as executor:
         if len(pending) > 1:
-            # The workers start up (imports, numba) while this process loads the tokenizer.
+            # The workers start up (imports, numba) while this process loads the tokenizer (or, with
+            # the cache, reads the cached units).
             executor.start(functools.partial(prepare_worker, text.engine != "hf"))
         if unit_cache is None:
             spec, choice = _engine_for(text_sources, text, report, progress)
