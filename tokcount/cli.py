@@ -199,6 +199,7 @@ EPILOGS = {
   tokcount scan data/*.bin --seq-len 2048 --gbs 1024
   tokcount scan 'corpus/**/*.jsonl.zst' --tokenizer tokenizer.json --append-eod --json
   tokcount scan data/ --verify-tokens --vocab-size 50257 --eod 50256
+  tokcount scan corpus.jsonl.zst --tokenizer tokenizer.json --group-by source --no-cache
 """,
     "plan": """examples:
   tokcount plan --tokens 64035813377 --seq-len 2048 --gbs 1024 --train-iters 20000
