@@ -282,16 +282,11 @@ def test_scans_miss_when_a_policy_changes_and_hit_when_only_workers_change(tmp_p
         {"text_key": "body"},
         {"skip_bad_records": True},
         {"tokenizer": tokenizer_fixtures.wordpiece()},
-        {"engine": "hf"} if base.options["engine"] == "fast" else {"engine": "fast"},
     ]
-    if fast_engine_available() is not None:
-        variants.pop()  # tokenizers 1.x: only hf counts
+    if base.options["engine"] != "hf":
+        variants.append({"engine": "hf"})  # another engine's results do not answer the reference
     for variant in variants:
         first = run([path], cache, workers=1, unit_bytes=25_000, **variant)
-        if variant.get("engine") == "fast":
-            # a result of the reference answers the fast engine too
-            assert first.cache["units_counted"] == 0, variant
-            continue
         assert first.cache["units_counted"] == units, variant
         again = run([path], cache, workers=2, unit_bytes=25_000, **variant)
         assert again.cache["units_counted"] == 0, variant
