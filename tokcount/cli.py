@@ -176,6 +176,7 @@ EPILOGS = {
   tokcount scan data/*.bin --seq-len 2048 --gbs 1024
   tokcount scan 'corpus/**/*.jsonl.zst' --tokenizer tokenizer.json --append-eod --json
   tokcount scan data/ --verify-tokens --vocab-size 50257 --eod 50256
+  tokcount scan 'corpus/*.jsonl.zst' --tokenizer tokenizer.json --executor ray --ray-address auto
 """,
     "plan": """examples:
   tokcount plan --tokens 64035813377 --seq-len 2048 --gbs 1024 --train-iters 20000
@@ -253,6 +254,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="hf: Hugging Face tokenizers (the reference); fast: tokcount's numba engine; gigatoken: "
         "gigatoken's Rust BPE, count-only (pip install 'tokcount[gigatoken]'); auto (default): fast where "
         "the tokenizer is supported, else gigatoken where installed, else hf, checked against hf on a sample",
+    )
+    r = s.add_argument_group("where raw text is counted")
+    r.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): worker processes on this machine; ray: one task per work unit on a Ray cluster "
+        "(pip install 'tokcount[ray]')",
+    )
+    r.add_argument(
+        "--ray-address",
+        help="the Ray cluster to use with --executor ray (default: RAY_ADDRESS, else a Ray started here for the scan)",
     )
     v = s.add_argument_group("token files (.bin/.idx, datatrove .ds, OLMo/dolma .npy)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin, .ds and .npy files")
@@ -442,6 +455,8 @@ def _run_scan(args) -> int:
         skip_bad_records=args.skip_bad_records,
         workers=args.workers,
         engine=args.engine,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     from . import render
     from .scanning import scan

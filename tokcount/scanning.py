@@ -7,6 +7,7 @@ import contextlib
 import functools
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from .options import (
 from .planning import CHUNKING_FRAMEWORKS, check_chunking_options
 from .report import FileReport, Report, length_stats
 from .sources import Source, find_sources
+
+if TYPE_CHECKING:
+    from .ray_executor import RayExecutor
 
 
 def scan(
@@ -128,7 +132,10 @@ def scan(
     _require_tokenizer(text_sources, text)
     if not text_sources and shards:
         report.warnings.extend(_unused_text_options(text))
-    workers = text.workers or default_workers()
+    executor: LocalExecutor | RayExecutor | None = _executor_for(
+        text
+    )  # connects to a Ray cluster now: its CPUs decide how work is cut
+    workers = executor.workers if executor is not None else text.workers or default_workers()
     unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], workers)
     # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
     compressed_parts = workers if len(text_sources) < workers else 1
@@ -147,8 +154,15 @@ def scan(
     if text.workers is None and text_cost < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
     if any(u.path == "-" for u in units):
+        if executor is not None:
+            executor.close()
+            raise UsageError(
+                "standard input ('-') is read by this process: it cannot be counted on Ray (--executor local)"
+            )
         workers = 1  # standard input is this process's: it is read here, once
-    with LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method()) as executor:
+    if executor is None:
+        executor = LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method())
+    with executor:
         if len(units) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer.
             executor.start(functools.partial(prepare_worker, text.engine != "hf"))
@@ -194,6 +208,24 @@ def _token_file_options(given: TokenFileOptions | None, verify: TokenCheckOption
     if given.eod is None and verify is not None and verify.eod is not None:
         return TokenFileOptions(given.dtype, verify.eod)  # one EOS id: the verified one also ends documents
     return given
+
+
+EXECUTORS = ("local", "ray")
+
+
+def _executor_for(text: TextOptions):
+    """The Ray executor, connected, when asked for; None for the local one (sized later)."""
+    if text.executor not in EXECUTORS:
+        raise UsageError(f"the executor (--executor) must be one of {', '.join(EXECUTORS)}, not {text.executor!r}")
+    if text.executor == "local":
+        if text.ray_address is not None:
+            raise UsageError("--ray-address only applies with --executor ray")
+        return None
+    from .ray_executor import RayExecutor
+
+    executor = RayExecutor(text.ray_address, text.workers, worker_env=WORKER_ENV)
+    executor.start()
+    return executor
 
 
 def _unused_text_options(text: TextOptions) -> list[str]:
@@ -246,7 +278,9 @@ def _tokenizer_for(text_sources: list[tuple[int, Source, str]], text: TextOption
     spec = load_tokenizer_spec(text.tokenizer)
     report.options["tokenizer"] = spec.info()
     report.options["text"] = {
-        k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes", "in_process_bytes")
+        k: v
+        for k, v in asdict(text).items()
+        if k not in ("tokenizer", "unit_bytes", "in_process_bytes", "executor", "ray_address")
     }
     return spec
 
@@ -260,7 +294,7 @@ def _count_text(
     progress: Progress,
     outcomes: dict,
     report: Report,
-    executor: LocalExecutor,
+    executor: LocalExecutor | RayExecutor,
 ) -> None:
     if not units:
         return
@@ -312,7 +346,7 @@ def _record_engine(report: Report, choice: EngineChoice) -> None:
 def _run_units(
     units: list[WorkUnit],
     text: TextOptions,
-    executor: LocalExecutor,
+    executor: LocalExecutor | RayExecutor,
     initargs: tuple,
     progress: Progress,
     by_source: dict[int, list[UnitResult]],
@@ -324,7 +358,7 @@ def _run_units(
     policy = text.policy()
     tasks = [(u, policy) for u in units]
     running = executor.run(count_unit, tasks, [u.cost for u in units], progress.advance, start_worker, initargs)
-    with contextlib.closing(running) as done:
+    with contextlib.closing(running) as done, _unit_failures_named(units):
         for _, unit_result in done:
             if parity is not None:
                 parity.add(unit_result.parity_tally)
@@ -333,6 +367,35 @@ def _run_units(
                     return dict(mismatch, path=unit_result.unit.path, position=str(mismatch["position"]))
             by_source.setdefault(unit_result.unit.source, []).append(unit_result)
     return None
+
+
+@contextlib.contextmanager
+def _unit_failures_named(units: list[WorkUnit]):
+    """A unit whose worker process died on every attempt (Ray retries it) fails the scan,
+    named by its file and where the unit lies in it."""
+    from .ray_executor import TaskFailed
+
+    try:
+        yield
+    except TaskFailed as e:
+        unit = units[e.index]
+        raise FileCheckError(
+            unit.path,
+            "counting",
+            f"the worker process counting it died on all {e.attempts} attempts ({e.reason})",
+            describe_unit(unit),
+        ) from None
+
+
+def describe_unit(unit: WorkUnit) -> str:
+    """Where a work unit lies in its file, in words."""
+    if unit.parts > 1:
+        return f"interleaved part {unit.part + 1} of {unit.parts}"
+    if unit.stop > unit.start:
+        return f"bytes {unit.start}-{unit.stop}"
+    if unit.format == JSONL.name:
+        return "its stream"
+    return f"{'row group' if unit.format == 'parquet' else 'record batch'} {unit.part}"
 
 
 def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarray]:
