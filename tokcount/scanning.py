@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .counting import WORKER_ENV, UnitResult, count_unit, start_worker
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.hf import worker_start_method
@@ -21,6 +19,7 @@ from .executors import LocalExecutor, default_workers
 from .formats.base import TEXT, TextFormat, TokenFormat, WorkUnit
 from .formats.indexed import IndexedShard, check_tokens
 from .formats.registry import JSONL, TOKEN_MEMMAP
+from .lengths import LengthHistogram, SequenceSizes, SizeSpill
 from .options import (
     TOKEN_DTYPES,
     NoProgress,
@@ -31,7 +30,7 @@ from .options import (
     TrainingOptions,
 )
 from .planning import CHUNKING_FRAMEWORKS, check_chunking_options
-from .report import FileReport, Report, length_stats
+from .report import FileReport, Report
 from .sources import Source, find_sources
 
 if TYPE_CHECKING:
@@ -72,8 +71,11 @@ def scan(
     ``append_eod`` (+1 per document with tokens), ``text_key`` (jsonl; dotted paths reach
     nested fields), ``text_column`` (Parquet/Arrow: text, list of texts, or token-id lists),
     ``skip_bad_records`` (count and list malformed records instead of failing the file),
-    ``workers`` (default: every core), ``engine`` ("auto", "fast", "gigatoken" or "hf"), ``unit_bytes`` and
-    ``in_process_bytes`` (how work is cut and when to stay in this process).
+    ``workers`` (default: every core), ``engine`` ("auto", "fast", "gigatoken" or "hf"),
+    ``unit_bytes`` and ``in_process_bytes`` (how work is cut and when to stay in this process),
+    ``executor`` ("local", or "ray": one task per work unit on a Ray cluster,
+    ``pip install 'tokcount[ray]'``) and ``ray_address`` (default: ``RAY_ADDRESS``, else a Ray
+    started for the scan).
 
     ``progress``: an object with ``start(total_bytes)``, ``advance(nbytes, tokens, documents)``
     and optionally ``status(message)``.
@@ -304,6 +306,7 @@ def _count_text(
         expected[u.source] = expected.get(u.source, 0) + 1
     parity = ParityTotals() if choice.guarded else None
     runs = 0
+    spill = SizeSpill()  # sequence sizes go to disk as units finish; the plan reads back a few
 
     def run(current: EngineChoice) -> dict | None:
         nonlocal runs
@@ -312,7 +315,8 @@ def _count_text(
         if runs > 1:
             progress.start(sum(u.cost for u in units))  # the recount starts the bar over
         guard = parity if current.guarded else None
-        return _run_units(units, text, executor, (spec, text.add_special_tokens, current), progress, by_source, guard)
+        initargs = (spec, text.add_special_tokens, current)
+        return _run_units(units, text, executor, initargs, progress, by_source, spill, guard)
 
     def disagreement(mismatch: dict | None) -> str | None:
         if parity is not None:
@@ -330,6 +334,7 @@ def _count_text(
         if spec is not None:
             _record_engine(report, final)
     finally:
+        spill.close()
         # Even when interrupted, files whose units all finished are complete and reported.
         kinds = {i: (source, kind) for i, source, kind in text_sources}
         for i, unit_results in by_source.items():
@@ -350,6 +355,7 @@ def _run_units(
     initargs: tuple,
     progress: Progress,
     by_source: dict[int, list[UnitResult]],
+    spill: SizeSpill,
     parity: ParityTotals | None = None,
 ) -> dict | None:
     """Fill by_source as units finish, so an interrupt keeps what was done. With the parity
@@ -365,8 +371,31 @@ def _run_units(
                 mismatch = unit_result.parity_mismatch
                 if mismatch is not None:
                     return dict(mismatch, path=unit_result.unit.path, position=str(mismatch["position"]))
-            by_source.setdefault(unit_result.unit.source, []).append(unit_result)
+            _keep_bounded(unit_result, by_source.setdefault(unit_result.unit.source, []), spill)
     return None
+
+
+def _keep_bounded(unit_result: UnitResult, file_results: list[UnitResult], spill: SizeSpill) -> None:
+    """Add a finished unit to its file's results, keeping in memory only what does not grow
+    with the documents: its sequence sizes go to the spill file (block by block for an
+    interleaved part), its length histogram is folded into the file's first result's."""
+    sizes = unit_result.sequence_sizes
+    if unit_result.unit.parts == 1:
+        unit_result.spilled = [(0, spill.write(sizes))]
+    else:
+        s = 0
+        for block, _, sequences in unit_result.blocks:
+            unit_result.spilled.append((block, spill.write(sizes[s : s + sequences])))
+            s += sequences
+    unit_result.sequence_sizes = sizes[:0]
+    if file_results and unit_result.document_lengths is not None:
+        first = file_results[0]
+        if first.document_lengths is None:
+            first.document_lengths, unit_result.document_lengths = unit_result.document_lengths, None
+        else:
+            first.document_lengths = LengthHistogram.merge([first.document_lengths, unit_result.document_lengths])
+            unit_result.document_lengths = None
+    file_results.append(unit_result)
 
 
 @contextlib.contextmanager
@@ -398,26 +427,13 @@ def describe_unit(unit: WorkUnit) -> str:
     return f"{'row group' if unit.format == 'parquet' else 'record batch'} {unit.part}"
 
 
-def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-document tokens and sequence sizes of a file, in file order: units by part, and
-    the blocks of interleaved parts back in stream order."""
-    empty = np.zeros(0, np.int64)
-    if not unit_results:
-        return empty, empty
-    if all(r.unit.parts == 1 for r in unit_results):
-        return (
-            np.concatenate([r.document_tokens for r in unit_results]),
-            np.concatenate([r.sequence_sizes for r in unit_results]),
-        )
-    pieces = []
-    for r in unit_results:
-        d = s = 0
-        for block, documents, sequences in r.blocks:
-            pieces.append((block, r.document_tokens[d : d + documents], r.sequence_sizes[s : s + sequences]))
-            d += documents
-            s += sequences
-    pieces.sort(key=lambda piece: piece[0])
-    return (np.concatenate([empty] + [p[1] for p in pieces]), np.concatenate([empty] + [p[2] for p in pieces]))
+def _in_file_order(unit_results: list[UnitResult]) -> SequenceSizes:
+    """A file's sequence sizes, in file order: units by part (sorted by the caller), and the
+    blocks of interleaved parts back in stream order."""
+    pieces = [spilled for r in unit_results for spilled in r.spilled]
+    if any(r.unit.parts > 1 for r in unit_results):
+        pieces.sort(key=lambda spilled: spilled[0])
+    return SequenceSizes([piece for _, piece in pieces])
 
 
 def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complete: bool) -> FileReport | FileCheckError:
@@ -430,7 +446,8 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
         return failed[0]
     fmt = source.format
     assert isinstance(fmt, TextFormat)
-    doc_tokens, sizes = _in_file_order(unit_results)
+    sizes = _in_file_order(unit_results)
+    lengths = [r.document_lengths for r in unit_results if r.document_lengths is not None]
     documents = sum(r.documents for r in unit_results)
     tokens = sum(r.tokens for r in unit_results)
     text_bytes = sum(r.text_bytes for r in unit_results)
@@ -444,7 +461,7 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
         path=source.path,
         format=fmt.display_name(source.path),
         documents=documents,
-        sequences=int(sizes.shape[0]),
+        sequences=sizes.size,
         empty_documents=sum(r.empty_documents for r in unit_results),
         tokens=tokens,
         dtype=None,
@@ -455,7 +472,7 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
             "content": kind,
             "text_bytes": text_bytes if kind == TEXT else None,
             "tokens_per_byte": (tokens / text_bytes) if kind == TEXT and text_bytes else None,
-            "document_tokens": length_stats(doc_tokens),
+            "document_tokens": LengthHistogram.merge(lengths).stats() if lengths else None,
             "skipped_records": sum(r.skipped for r in unit_results),
             "skipped_examples": skipped_examples,
         }
