@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokcount import planning
-from tokcount.lengths import LengthHistogram, SequenceSizes, SizeSpill
+from tokcount.lengths import LengthHistogram, SequenceSizes, SizeSpill, compact
 from tokcount.options import TextOptions, TrainingOptions
 from tokcount.report import length_stats
 from tokcount.scanning import scan
@@ -42,7 +42,7 @@ def test_histogram_size_is_bounded_by_distinct_lengths():
 @given(st.lists(st.lists(st.integers(0, 50), max_size=30), min_size=1, max_size=8), st.data())
 def test_spilled_sizes_sum_ranges_as_array_slices_do(chunks, data):
     spill = SizeSpill()
-    sizes = SequenceSizes([spill.write(np.asarray(c, dtype=np.int64)) for c in chunks])
+    sizes = SequenceSizes([p for c in chunks for p in spill.write(compact(np.asarray(c, dtype=np.int64)))])
     arr = np.asarray([x for c in chunks for x in c], dtype=np.int64)
     assert sizes.size == arr.size and sizes.tolist() == arr.tolist() and sizes.sum() == int(arr.sum())
     beg = data.draw(st.integers(0, arr.size))
@@ -59,7 +59,7 @@ def test_plans_from_spilled_sizes_equal_plans_from_the_array(framework, split):
     rng = np.random.default_rng(3)
     arrays = [rng.integers(0, 300, n) for n in (5000, 7, 1200)]
     spill = SizeSpill()
-    lazy = [SequenceSizes([spill.write(a[i : i + 333]) for i in range(0, a.size, 333)]) for a in arrays]
+    lazy = [SequenceSizes([p for i in range(0, a.size, 333) for p in spill.write(a[i : i + 333])]) for a in arrays]
     kw = dict(seq_len=64, global_batch_size=8, framework=framework, split=split, train_iters=50, eval_interval=20)
     assert planning.make_plan(lazy[0], **kw).to_dict() == planning.make_plan(arrays[0], **kw).to_dict()
     blend_kw = dict(kw, split=split if framework == "megatron" else None)
@@ -79,3 +79,17 @@ def test_scan_keeps_no_per_document_array_in_the_report(tmp_path):
     f = report.files[0]
     assert isinstance(f.sizes, SequenceSizes) and len(f.sizes.pieces) > 10  # one per unit, on disk
     assert report.plan.to_dict() == planning.make_plan(np.asarray(f.sizes), **training.plan_kwargs()).to_dict()
+
+
+def test_large_units_are_spilled_in_pieces_read_back_alone(monkeypatch):
+    import tokcount.lengths
+
+    monkeypatch.setattr(tokcount.lengths, "SPILL_PIECE", 7)
+    arr = np.arange(100, dtype=np.int64) * 70_000  # uint32 on disk
+    spill = SizeSpill()
+    pieces = spill.write(compact(arr))
+    assert [p.count for p in pieces] == [7] * 14 + [2]
+    sizes = SequenceSizes(pieces)
+    assert all(sizes.range_tokens(b, e) == int(arr[b:e].sum()) for b in range(0, 100, 9) for e in range(b, 101, 11))
+    assert sizes.tolist() == arr.tolist()
+    spill.close()

@@ -19,7 +19,7 @@ from .engines.parity import MAX_SAMPLE_CHARS, ParityGuard, ParitySampler, Sample
 from .errors import FileCheckError
 from .executors import report_progress
 from .formats.base import BadRecord, DocumentBatch, TextPolicy, TokenIdBatch, WorkUnit, note_block
-from .lengths import LengthHistogram, Piece
+from .lengths import LengthHistogram, Piece, compact
 
 if TYPE_CHECKING:
     from .engines import Counter
@@ -118,7 +118,7 @@ class UnitCounter:
                 result.parity_tally = guard.tally()
         if doc_chunks:
             result.document_lengths = LengthHistogram.of(np.concatenate(doc_chunks))
-            result.sequence_sizes = np.concatenate(seq_chunks)
+            result.sequence_sizes = compact(np.concatenate(seq_chunks))
         return result
 
     def _count_texts(

@@ -163,28 +163,49 @@ class SequenceSizes:
         return cls(pieces)
 
 
+def compact(sizes: np.ndarray) -> np.ndarray:
+    """The sizes in the narrowest unsigned type that holds them: what travels from a worker and
+    lands in the spill file (tiny documents: 2 bytes each, not 8)."""
+    sizes = np.asarray(sizes)
+    top = int(sizes.max()) if sizes.size else 0
+    for dtype in (np.uint16, np.uint32):
+        if top <= np.iinfo(dtype).max:
+            return sizes.astype(dtype)
+    return sizes.astype(np.int64)
+
+
+# Sizes are spilled in pieces of at most this many sequences, so that reading back the piece a
+# split boundary falls in costs at most a few MB, however large the work unit was.
+SPILL_PIECE = 1 << 20
+
+
 class SizeSpill:
-    """One scan's spill file of sequence sizes (int64, appended as units finish), in a
-    temporary directory that lives as long as a ``SequenceSizes`` reading from it."""
+    """One scan's spill file of sequence sizes (appended as units finish, each piece in its own
+    narrow type), in a temporary directory that lives as long as a ``SequenceSizes`` reading
+    from it."""
 
     def __init__(self) -> None:
         self._directory = tempfile.TemporaryDirectory(prefix="tokcount-sizes-")
-        self.path = os.path.join(self._directory.name, "sizes.i64")
+        self.path = os.path.join(self._directory.name, "sizes.bin")
         self._file = open(self.path, "ab")
         self._offset = 0
 
-    def write(self, sizes: np.ndarray) -> Piece:
-        sizes = np.ascontiguousarray(sizes, dtype=np.int64)
-        offset = self._offset
-        self._file.write(sizes.data)
+    def write(self, sizes: np.ndarray) -> list[Piece]:
+        pieces = []
+        for lo in range(0, int(sizes.shape[0]), SPILL_PIECE):
+            chunk = np.ascontiguousarray(sizes[lo : lo + SPILL_PIECE])
+            self._file.write(chunk.data)
+            pieces.append(
+                Piece(int(chunk.shape[0]), int(chunk.sum(dtype=np.int64)), self._reader(self._offset, chunk.dtype))
+            )
+            self._offset += chunk.nbytes
         self._file.flush()  # read back by this process while the scan goes on
-        self._offset += sizes.nbytes
-        return Piece(int(sizes.shape[0]), int(sizes.sum()), self._reader(offset))
+        return pieces
 
-    def _reader(self, offset: int) -> Callable[[int, int], np.ndarray]:
+    def _reader(self, offset: int, dtype: np.dtype) -> Callable[[int, int], np.ndarray]:
         def read(lo: int, hi: int) -> np.ndarray:
             # keeps the spill (and its directory) alive as long as a piece can be read
-            return np.fromfile(self.path, dtype=np.int64, count=hi - lo, offset=offset + 8 * lo)
+            return np.fromfile(self.path, dtype=dtype, count=hi - lo, offset=offset + dtype.itemsize * lo)
 
         return read
 

@@ -381,11 +381,11 @@ def _keep_bounded(unit_result: UnitResult, file_results: list[UnitResult], spill
     interleaved part), its length histogram is folded into the file's first result's."""
     sizes = unit_result.sequence_sizes
     if unit_result.unit.parts == 1:
-        unit_result.spilled = [(0, spill.write(sizes))]
+        unit_result.spilled = [(0, piece) for piece in spill.write(sizes)]
     else:
         s = 0
         for block, _, sequences in unit_result.blocks:
-            unit_result.spilled.append((block, spill.write(sizes[s : s + sequences])))
+            unit_result.spilled.extend((block, piece) for piece in spill.write(sizes[s : s + sequences]))
             s += sequences
     unit_result.sequence_sizes = sizes[:0]
     if file_results and unit_result.document_lengths is not None:
