@@ -269,3 +269,28 @@ def test_ray_address_without_the_ray_executor_is_a_usage_error(tmp_path):
 
     with pytest.raises(UsageError, match="--ray-address only applies with --executor ray"):
         scan([str(tmp_path)], text=TextOptions(ray_address="127.0.0.1:6379"))
+
+
+def test_cli_starts_a_local_ray_for_the_scan_and_prints_the_local_report(tmp_path):
+    pytest.importorskip("ray")
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = _documents(500)
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = str(ROOT)
+    outputs = {}
+    for executor in ("local", "ray"):
+        done = subprocess.run(
+            [sys.executable, "-m", "tokcount", "scan", str(path), "--tokenizer", tok, "--json"]
+            + ["--workers", "2", "--executor", executor, "--seq-len", "32", "--gbs", "4", "--split", "969, 30, 1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        outputs[executor] = _without_timings(json.loads(done.stdout))  # stdout is the JSON alone
+    assert outputs["ray"] == outputs["local"]
+    assert outputs["ray"]["total"]["tokens"] == _exact(tok, docs)

@@ -150,7 +150,8 @@ class RayExecutor:
             if self.address is None:
                 kwargs.update(num_cpus=self.workers, include_dashboard=False)
             try:
-                ray.init(address=self.address, **kwargs)
+                # "local": a new Ray, even where `ray start` left a cluster Ray would join by default
+                ray.init(address=self.address or "local", **kwargs)
             except ConnectionError as e:
                 raise UsageError(f"cannot connect to the Ray cluster at {self.address} (--ray-address): {e}") from None
             self._started_ray = True
