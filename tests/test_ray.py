@@ -283,7 +283,7 @@ def test_cli_starts_a_local_ray_for_the_scan_and_prints_the_local_report(tmp_pat
     for executor in ("local", "ray"):
         done = subprocess.run(
             [sys.executable, "-m", "tokcount", "scan", str(path), "--tokenizer", tok, "--json"]
-            + ["--workers", "2", "--executor", executor, "--seq-len", "32", "--gbs", "4", "--split", "969, 30, 1"],
+            + ["--workers", "2", "--executor", executor, "--seq-len", "32", "--gbs", "4", "--split", "90, 5, 5"],
             capture_output=True,
             text=True,
             env=env,
