@@ -200,6 +200,7 @@ EPILOGS = {
   tokcount scan 'corpus/**/*.jsonl.zst' --tokenizer tokenizer.json --append-eod --json
   tokcount scan data/ --verify-tokens --vocab-size 50257 --eod 50256
   tokcount scan corpus.jsonl.zst --tokenizer tokenizer.json --group-by source --no-cache
+  tokcount scan 'corpus/*.jsonl.zst' --tokenizer tokenizer.json --executor ray --ray-address auto
 """,
     "plan": """examples:
   tokcount plan --tokens 64035813377 --seq-len 2048 --gbs 1024 --train-iters 20000
@@ -297,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", help="where counted units are kept (default: the tokcount cache directory, ~/.cache/tokcount)"
     )
     k.add_argument("--no-cache", action="store_true", help="neither read nor write the unit cache")
+    x = s.add_argument_group("where raw text is counted")
+    x.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local (default): worker processes on this machine; ray: one task per work unit on a Ray cluster "
+        "(pip install 'tokcount[ray]')",
+    )
+    x.add_argument(
+        "--ray-address",
+        help="the Ray cluster to use with --executor ray (default: RAY_ADDRESS, else a Ray started here for the scan)",
+    )
     v = s.add_argument_group("token files (.bin/.idx, datatrove .ds, OLMo/dolma .npy)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin, .ds and .npy files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
@@ -488,6 +501,8 @@ def _run_scan(args) -> int:
         group_by=args.group_by,
         workers=args.workers,
         engine=args.engine,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     from . import render
     from .scanning import scan

@@ -1,8 +1,9 @@
 """Counting one text work unit, in whatever process an executor picks: its format reads it into
 batches, the chosen engine counts them, and the parity guard's sampler picks texts to recount.
 
-A unit's result holds the counts and the per-document lengths, in order (for an interleaved
-part, block by block), so the scan can put files back together exactly.
+A unit's result holds the counts, a histogram of its documents' lengths and its sequence sizes
+in order (for an interleaved part, block by block), so the scan can put files back together
+exactly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .engines.parity import MAX_SAMPLE_CHARS, ParityGuard, ParitySampler, Sample
 from .errors import FileCheckError
 from .executors import report_progress
 from .formats.base import BadRecord, DocumentBatch, TextPolicy, TokenIdBatch, WorkUnit, note_block
+from .lengths import LengthHistogram, Piece, compact
 
 if TYPE_CHECKING:
     from .engines import Counter
@@ -39,8 +41,10 @@ class UnitResult:
     empty_documents: int = 0
     tokens: int = 0
     text_bytes: int = 0
-    document_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    document_lengths: LengthHistogram | None = None  # tokens per document; the scan folds them per file
     sequence_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # In the scanning process: the sizes written to its spill file, as (block, piece) in reading order.
+    spilled: list[tuple[int, Piece]] = field(default_factory=list)
     skipped: int = 0
     skipped_examples: list[BadRecord] = field(default_factory=list)
     failure: FileCheckError | None = None
@@ -116,8 +120,8 @@ class UnitCounter:
             if guard is not None:
                 result.parity_tally = guard.tally()
         if doc_chunks:
-            result.document_tokens = np.concatenate(doc_chunks)
-            result.sequence_sizes = np.concatenate(seq_chunks)
+            result.document_lengths = LengthHistogram.of(np.concatenate(doc_chunks))
+            result.sequence_sizes = compact(np.concatenate(seq_chunks))
         return result
 
     def _count_texts(

@@ -71,6 +71,8 @@ class TextOptions:
     engine: str = "auto"  # "hf" (the reference), "fast" (numba), "auto": fast where supported, guarded
     unit_bytes: int | None = None  # plain jsonl byte range per work unit (default: sized to balance the workers)
     in_process_bytes: int = 4 << 20  # below this, starting worker processes costs more than it saves
+    executor: str = "local"  # "local" (worker processes here) or "ray" (tasks on a Ray cluster)
+    ray_address: str | None = None  # the Ray cluster (default: RAY_ADDRESS, else a Ray started here)
 
     def policy(self) -> TextPolicy:
         return TextPolicy(

@@ -91,6 +91,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PlanError, UsageError
+from .lengths import SequenceSizes
 
 __all__ = [
     "CHUNKING_FRAMEWORKS",
@@ -243,7 +244,9 @@ def _check_seq_len(seq_len: Any, framework: str) -> int:
     return seq_len
 
 
-def _check_sizes(sizes: Any) -> np.ndarray:
+def _check_sizes(sizes: Any) -> Any:
+    if isinstance(sizes, SequenceSizes):
+        return sizes  # a scan's: valid by construction, and read back only where a split needs it
     arr = np.asarray(sizes)
     if arr.ndim != 1:
         raise UsageError(f"sizes must be a 1-D array of per-sequence token counts, got shape {arr.shape}")
@@ -637,12 +640,16 @@ def _sample_targets(
     }
 
 
-def _range_tokens(sizes: np.ndarray, seq_range: tuple[int, int] | None) -> int:
+def _range_tokens(sizes: Any, seq_range: tuple[int, int] | None) -> int:
     # int64 accumulation keeps totals exact (an int32 sum overflows past 2^31 tokens); slice sums
     # avoid allocating a prefix array as large as the file's index.
     if seq_range is None:
         return 0
     beg, end = seq_range
+    if isinstance(sizes, SequenceSizes):
+        if beg < 0:  # as below: sizes[beg:] then sizes[:end]
+            return sizes.range_tokens(max(0, sizes.size + beg), sizes.size) + sizes.range_tokens(0, end)
+        return sizes.range_tokens(beg, end)
     if beg < 0:
         # NeoX indexes sizes with np.arange(beg, end): -1 is the LAST sequence (see _neox_boundaries).
         return int(np.sum(sizes[beg:], dtype=np.int64)) + int(np.sum(sizes[:end], dtype=np.int64))
@@ -1176,7 +1183,8 @@ def blend_plan(
         raise UsageError("blend_plan needs at least one dataset")
     arrays = [_check_sizes(d) for d in datasets]
     shard_plans = [make_plan(a, **common) for a in arrays]  # validates every other argument
-    merged_plan = make_plan(np.concatenate([a.astype(np.int64, copy=False) for a in arrays]), **common)
+    # All files as one, in order, without copying every size into one array.
+    merged_plan = make_plan(SequenceSizes.concatenate(arrays), **common)
     first = shard_plans[0]
     S, x, G = first.seq_len, first.extra_token, first.global_batch_size
     targets = _sample_targets(first.train_iters, first.eval_interval, first.eval_iters, G)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import FileCheckError
+from .lengths import SequenceSizes
 
 
 @dataclass
@@ -23,7 +24,9 @@ class FileReport:
     dtype: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # format-specific fields, flattened into JSON
     warnings: list[str] = field(default_factory=list)
-    sizes: np.ndarray | None = field(default=None, repr=False)  # tokens per sequence, for the plan
+    # Tokens per sequence, for the plan: an index's memory-mapped array, or for raw text a
+    # SequenceSizes read back from the scan's spill file (array-like: np.asarray, tolist).
+    sizes: np.ndarray | SequenceSizes | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         out = {

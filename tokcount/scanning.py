@@ -7,8 +7,7 @@ import contextlib
 import functools
 from collections.abc import Sequence
 from dataclasses import asdict
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .counting import WORKER_ENV, UnitResult, count_unit, start_worker
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
@@ -20,6 +19,7 @@ from .executors import LocalExecutor, default_workers
 from .formats.base import TEXT, TextFormat, TokenFormat, WorkUnit
 from .formats.indexed import IndexedShard, check_tokens
 from .formats.registry import JSONL, TOKEN_MEMMAP
+from .lengths import LengthHistogram, SequenceSizes, SizeSpill
 from .options import (
     TOKEN_DTYPES,
     CacheOptions,
@@ -31,9 +31,12 @@ from .options import (
     TrainingOptions,
 )
 from .planning import CHUNKING_FRAMEWORKS, check_chunking_options
-from .report import FileReport, Report, length_stats
+from .report import FileReport, Report
 from .sources import Source, find_sources
 from .unit_cache import UnitCache, open_cache
+
+if TYPE_CHECKING:
+    from .ray_executor import RayExecutor
 
 
 def scan(
@@ -75,8 +78,11 @@ def scan(
     ``skip_bad_records`` (count and list malformed records instead of failing the file),
     ``group_by`` (a jsonl key or a column: ``report.groups`` holds documents, bytes and tokens
     per value, shards as one group each),
-    ``workers`` (default: every core), ``engine`` ("auto", "fast", "gigatoken" or "hf"), ``unit_bytes`` and
-    ``in_process_bytes`` (how work is cut and when to stay in this process).
+    ``workers`` (default: every core), ``engine`` ("auto", "fast", "gigatoken" or "hf"),
+    ``unit_bytes`` and ``in_process_bytes`` (how work is cut and when to stay in this process),
+    ``executor`` ("local", or "ray": one task per work unit on a Ray cluster,
+    ``pip install 'tokcount[ray]'``) and ``ray_address`` (default: ``RAY_ADDRESS``, else a Ray
+    started for the scan).
 
     ``cache`` (``CacheOptions``): keep each text unit's result on disk (``enabled``, ``directory``,
     ``max_bytes``), so that a scan of unchanged files counts nothing again and an interrupted one
@@ -140,7 +146,10 @@ def scan(
     _require_tokenizer(text_sources, text)
     if not text_sources and shards:
         report.warnings.extend(_unused_text_options(text))
-    workers = text.workers or default_workers()
+    executor: LocalExecutor | RayExecutor | None = _executor_for(
+        text
+    )  # connects to a Ray cluster now: its CPUs decide how work is cut
+    workers = executor.workers if executor is not None else text.workers or default_workers()
     unit_bytes = text.unit_bytes or _balanced_unit_bytes([s for _, s, _ in text_sources], workers)
     # Fewer files than cores: compressed streams are read as interleaved parts to use them all.
     compressed_parts = workers if len(text_sources) < workers else 1
@@ -166,8 +175,15 @@ def scan(
     if text.workers is None and sum(u.cost for u in pending) < text.in_process_bytes:
         workers = 1  # starting worker processes would cost more than it saves
     if any(u.path == "-" for u in units):
+        if executor is not None:
+            executor.close()
+            raise UsageError(
+                "standard input ('-') is read by this process: it cannot be counted on Ray (--executor local)"
+            )
         workers = 1  # standard input is this process's: it is read here, once
-    with LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method()) as executor:
+    if executor is None:
+        executor = LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method())
+    with executor:
         if len(pending) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer (or, with
             # the cache, reads the cached units).
@@ -234,6 +250,24 @@ def _groups(sources, outcomes, unit_groups: dict[int, list[dict | None]], key: s
             shard_groups.append((outcome.path, outcome.documents, outcome.empty_documents, outcome.tokens))
     mixture = dict(training.mixture) if training is not None and training.mixture else None
     return grouping.group_rows(text_groups, shard_groups, training, mixture)
+
+
+EXECUTORS = ("local", "ray")
+
+
+def _executor_for(text: TextOptions):
+    """The Ray executor, connected, when asked for; None for the local one (sized later)."""
+    if text.executor not in EXECUTORS:
+        raise UsageError(f"the executor (--executor) must be one of {', '.join(EXECUTORS)}, not {text.executor!r}")
+    if text.executor == "local":
+        if text.ray_address is not None:
+            raise UsageError("--ray-address only applies with --executor ray")
+        return None
+    from .ray_executor import RayExecutor
+
+    executor = RayExecutor(text.ray_address, text.workers, worker_env=WORKER_ENV)
+    executor.start()
+    return executor
 
 
 def _unused_text_options(text: TextOptions) -> list[str]:
@@ -321,7 +355,9 @@ def _tokenizer_for(text_sources: list[tuple[int, Source, str]], text: TextOption
     spec = load_tokenizer_spec(text.tokenizer)
     report.options["tokenizer"] = spec.info()
     report.options["text"] = {
-        k: v for k, v in asdict(text).items() if k not in ("tokenizer", "unit_bytes", "in_process_bytes")
+        k: v
+        for k, v in asdict(text).items()
+        if k not in ("tokenizer", "unit_bytes", "in_process_bytes", "executor", "ray_address")
     }
     return spec
 
@@ -335,7 +371,7 @@ def _count_text(
     progress: Progress,
     outcomes: dict,
     report: Report,
-    executor: LocalExecutor,
+    executor: LocalExecutor | RayExecutor,
     unit_cache: UnitCache | None = None,
     unit_groups: dict[int, list[dict | None]] | None = None,
 ) -> None:
@@ -347,6 +383,7 @@ def _count_text(
         expected[u.source] = expected.get(u.source, 0) + 1
     parity = ParityTotals() if choice.guarded else None
     runs = 0
+    spill = SizeSpill()  # sequence sizes go to disk as units finish; the plan reads back a few
 
     def run(current: EngineChoice) -> dict | None:
         nonlocal runs
@@ -356,7 +393,7 @@ def _count_text(
             progress.start(sum(u.cost for u in units))  # the recount starts the bar over
         guard = parity if current.guarded else None
         initargs = (spec, text.add_special_tokens, current)
-        return _run_units(units, text, executor, initargs, progress, by_source, guard, unit_cache)
+        return _run_units(units, text, executor, initargs, progress, by_source, spill, guard, unit_cache)
 
     def disagreement(mismatch: dict | None) -> str | None:
         if parity is not None:
@@ -374,6 +411,7 @@ def _count_text(
         if spec is not None:
             _record_engine(report, final)
     finally:
+        spill.close()
         # Even when interrupted, files whose units all finished are complete and reported.
         kinds = {i: (source, kind) for i, source, kind in text_sources}
         for i, unit_results in by_source.items():
@@ -392,10 +430,11 @@ def _record_engine(report: Report, choice: EngineChoice) -> None:
 def _run_units(
     units: list[WorkUnit],
     text: TextOptions,
-    executor: LocalExecutor,
+    executor: LocalExecutor | RayExecutor,
     initargs: tuple,
     progress: Progress,
     by_source: dict[int, list[UnitResult]],
+    spill: SizeSpill,
     parity: ParityTotals | None = None,
     unit_cache: UnitCache | None = None,
 ) -> dict | None:
@@ -414,46 +453,85 @@ def _run_units(
                 continue
             if parity is not None:
                 parity.add(hit.parity_tally)
-            by_source.setdefault(u.source, []).append(hit)
+            _keep_bounded(hit, by_source.setdefault(u.source, []), spill)
             progress.advance(nbytes=u.cost, tokens=hit.tokens, documents=hit.documents)
     if not pending:
         return None  # no worker, and no tokenizer built
     policy = text.policy()
     tasks = [(u, policy) for u in pending]
     running = executor.run(count_unit, tasks, [u.cost for u in pending], progress.advance, start_worker, initargs)
-    with contextlib.closing(running) as done:
+    with contextlib.closing(running) as done, _unit_failures_named(pending):
         for _, unit_result in done:
             if parity is not None:
                 parity.add(unit_result.parity_tally)
                 mismatch = unit_result.parity_mismatch
                 if mismatch is not None:
                     return dict(mismatch, path=unit_result.unit.path, position=str(mismatch["position"]))
-            by_source.setdefault(unit_result.unit.source, []).append(unit_result)
             if unit_cache is not None:
-                unit_cache.save(unit_result, engine)
+                unit_cache.save(unit_result, engine)  # whole, before its sizes go to the spill file
+            _keep_bounded(unit_result, by_source.setdefault(unit_result.unit.source, []), spill)
     return None
 
 
-def _in_file_order(unit_results: list[UnitResult]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-document tokens and sequence sizes of a file, in file order: units by part, and
-    the blocks of interleaved parts back in stream order."""
-    empty = np.zeros(0, np.int64)
-    if not unit_results:
-        return empty, empty
-    if all(r.unit.parts == 1 for r in unit_results):
-        return (
-            np.concatenate([r.document_tokens for r in unit_results]),
-            np.concatenate([r.sequence_sizes for r in unit_results]),
-        )
-    pieces = []
-    for r in unit_results:
-        d = s = 0
-        for block, documents, sequences in r.blocks:
-            pieces.append((block, r.document_tokens[d : d + documents], r.sequence_sizes[s : s + sequences]))
-            d += documents
+def _keep_bounded(unit_result: UnitResult, file_results: list[UnitResult], spill: SizeSpill) -> None:
+    """Add a finished unit to its file's results, keeping in memory only what does not grow
+    with the documents: its sequence sizes go to the spill file (block by block for an
+    interleaved part), its length histogram is folded into the file's first result's."""
+    sizes = unit_result.sequence_sizes
+    if unit_result.unit.parts == 1:
+        unit_result.spilled = [(0, piece) for piece in spill.write(sizes)]
+    else:
+        s = 0
+        for block, _, sequences in unit_result.blocks:
+            unit_result.spilled.extend((block, piece) for piece in spill.write(sizes[s : s + sequences]))
             s += sequences
-    pieces.sort(key=lambda piece: piece[0])
-    return (np.concatenate([empty] + [p[1] for p in pieces]), np.concatenate([empty] + [p[2] for p in pieces]))
+    unit_result.sequence_sizes = sizes[:0]
+    if file_results and unit_result.document_lengths is not None:
+        first = file_results[0]
+        if first.document_lengths is None:
+            first.document_lengths, unit_result.document_lengths = unit_result.document_lengths, None
+        else:
+            first.document_lengths = LengthHistogram.merge([first.document_lengths, unit_result.document_lengths])
+            unit_result.document_lengths = None
+    file_results.append(unit_result)
+
+
+@contextlib.contextmanager
+def _unit_failures_named(units: list[WorkUnit]):
+    """A unit whose worker process died on every attempt (Ray retries it) fails the scan,
+    named by its file and where the unit lies in it."""
+    from .ray_executor import TaskFailed
+
+    try:
+        yield
+    except TaskFailed as e:
+        unit = units[e.index]
+        raise FileCheckError(
+            unit.path,
+            "counting",
+            f"the worker process counting it died on all {e.attempts} attempts ({e.reason})",
+            describe_unit(unit),
+        ) from None
+
+
+def describe_unit(unit: WorkUnit) -> str:
+    """Where a work unit lies in its file, in words."""
+    if unit.parts > 1:
+        return f"interleaved part {unit.part + 1} of {unit.parts}"
+    if unit.stop > unit.start:
+        return f"bytes {unit.start}-{unit.stop}"
+    if unit.format == JSONL.name:
+        return "its stream"
+    return f"{'row group' if unit.format == 'parquet' else 'record batch'} {unit.part}"
+
+
+def _in_file_order(unit_results: list[UnitResult]) -> SequenceSizes:
+    """A file's sequence sizes, in file order: units by part (sorted by the caller), and the
+    blocks of interleaved parts back in stream order."""
+    pieces = [spilled for r in unit_results for spilled in r.spilled]
+    if any(r.unit.parts > 1 for r in unit_results):
+        pieces.sort(key=lambda spilled: spilled[0])
+    return SequenceSizes([piece for _, piece in pieces])
 
 
 def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complete: bool) -> FileReport | FileCheckError:
@@ -466,7 +544,8 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
         return failed[0]
     fmt = source.format
     assert isinstance(fmt, TextFormat)
-    doc_tokens, sizes = _in_file_order(unit_results)
+    sizes = _in_file_order(unit_results)
+    lengths = [r.document_lengths for r in unit_results if r.document_lengths is not None]
     documents = sum(r.documents for r in unit_results)
     tokens = sum(r.tokens for r in unit_results)
     text_bytes = sum(r.text_bytes for r in unit_results)
@@ -480,7 +559,7 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
         path=source.path,
         format=fmt.display_name(source.path),
         documents=documents,
-        sequences=int(sizes.shape[0]),
+        sequences=sizes.size,
         empty_documents=sum(r.empty_documents for r in unit_results),
         tokens=tokens,
         dtype=None,
@@ -491,7 +570,7 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
             "content": kind,
             "text_bytes": text_bytes if kind == TEXT else None,
             "tokens_per_byte": (tokens / text_bytes) if kind == TEXT and text_bytes else None,
-            "document_tokens": length_stats(doc_tokens),
+            "document_tokens": LengthHistogram.merge(lengths).stats() if lengths else None,
             "skipped_records": sum(r.skipped for r in unit_results),
             "skipped_examples": skipped_examples,
         }

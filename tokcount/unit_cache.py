@@ -35,6 +35,7 @@ from . import disk_cache, grouping
 from ._version import __version__
 from .counting import UnitResult
 from .formats.base import TOKEN_IDS, BadRecord, TextPolicy, WorkUnit
+from .lengths import LengthHistogram
 
 ENTRY_MAGIC = b"TKUC1\n"
 ENTRY_FORMAT = 1  # bump when what an entry holds changes
@@ -282,7 +283,8 @@ class UnitCache:
 
 
 def _encode(result: UnitResult, key: str) -> bytes:
-    docs = _compact(result.document_tokens)
+    histogram = result.document_lengths or LengthHistogram.of(np.zeros(0, np.int64))
+    lengths, documents = _compact(histogram.values), _compact(histogram.counts)
     seqs = _compact(result.sequence_sizes)
     meta = {
         "key": key,
@@ -300,10 +302,11 @@ def _encode(result: UnitResult, key: str) -> bytes:
         "blocks": result.blocks,
         "warnings": result.warnings,
         "groups": grouping.encode(result.groups),
-        "arrays": [[docs.dtype.str, docs.size], [seqs.dtype.str, seqs.size]],
+        "arrays": [[a.dtype.str, a.size] for a in (lengths, documents, seqs)],
+        "histogram": result.document_lengths is not None,
     }
     encoded = orjson.dumps(meta)
-    return _HEADER.pack(len(encoded)) + encoded + docs.tobytes() + seqs.tobytes()
+    return _HEADER.pack(len(encoded)) + encoded + lengths.tobytes() + documents.tobytes() + seqs.tobytes()
 
 
 def _compact(values: np.ndarray) -> np.ndarray:
@@ -334,8 +337,8 @@ def _decode(body: bytes, key: str, unit: WorkUnit) -> UnitResult:
         empty_documents=meta["empty_documents"],
         tokens=meta["tokens"],
         text_bytes=meta["text_bytes"],
-        document_tokens=arrays[0],
-        sequence_sizes=arrays[1],
+        document_lengths=LengthHistogram(arrays[0], arrays[1]) if meta["histogram"] else None,
+        sequence_sizes=arrays[2],
         skipped=meta["skipped"],
         skipped_examples=[BadRecord(**b) for b in meta["skipped_examples"]],
         engine=meta["engine"],
