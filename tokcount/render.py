@@ -206,6 +206,8 @@ def print_report(report: Report) -> None:
         print_plan(report.plan, title)
     if report.blend is not None:
         _print_blend(report.blend.to_dict())
+    if report.split_datasets is not None:
+        print_split_datasets(report.split_datasets.to_dict())
 
 
 def _print_groups(groups: list[dict], key: str | None) -> None:
@@ -474,6 +476,45 @@ def _print_blend(d: dict) -> None:
             _print_table(t)
         elif not isinstance(value, (dict, list)):
             _out.print(f"  {key.replace('_', ' '):<34} {_n(value)}")
+    for note in d.get("notes") or []:
+        _out.print(f"  note: {note}")
+
+
+_SPLIT_DATASET_COLUMNS = (
+    "dataset",
+    "weight",
+    "blend_target",
+    "requested_samples",
+    "tokens",
+    "epochs",
+    "samples_built",
+    "dataset_length",
+    "blend_draws",
+    "oversampled",
+)
+
+
+def print_split_datasets(d: dict) -> None:
+    """Separate train/valid/test datasets: per split its dataset class, size and iterations, and its members."""
+    _out.print(
+        f"\n[bold]Plan: {d['framework']}, separate train/valid/test datasets, seq_len {_n(d['seq_len'])}, "
+        f"global batch {_n(d['global_batch_size'])}, extra token x={d['extra_token']}"
+    )
+    for name, row in d["splits"].items():
+        if row is None:
+            _out.print(f"  {name}: no datasets (not built)")
+            continue
+        _out.print(
+            f"  {name}: {row['dataset_class']} of {_n(row['datasets'])} dataset(s), requested "
+            f"{_n(row['requested_samples'])} samples, size {_n(row['size'])}, iterations {_n(row['iterations'])}"
+            + (f", [red]REFUSED: {row['refused']}[/]" if row["refused"] else "")
+        )
+        t = Table(title=f"{name} datasets")
+        for c in _SPLIT_DATASET_COLUMNS:
+            t.add_column(c.replace("_", " "), justify="right")
+        for member in row["members"]:
+            t.add_row(*[_n(member.get(c)) for c in _SPLIT_DATASET_COLUMNS])
+        _print_table(t)
     for note in d.get("notes") or []:
         _out.print(f"  note: {note}")
 
