@@ -325,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", help="where counted units are kept (default: the tokcount cache directory, ~/.cache/tokcount)"
     )
     k.add_argument("--no-cache", action="store_true", help="neither read nor write the unit cache")
+    e = s.add_argument_group(
+        "estimate (a random sample, with a confidence interval; never mixed with exact counts)",
+        "sampling units: byte ranges of plain jsonl, Parquet row groups, whole compressed/Arrow files; "
+        ".bin/.idx shards are exact from their index",
+    )
+    e.add_argument("--estimate", action="store_true", help="estimate the totals from a random sample instead")
+    e.add_argument("--target-error", help="relative half-width of the tokens' interval to reach (default 1%%)")
+    e.add_argument("--confidence", type=float, help="confidence of the intervals (default 0.95)")
+    e.add_argument("--budget", help="stop after reading this much (2GB, 500MiB) or this long (30s, 5min)")
+    e.add_argument("--seed", type=_non_negative_int, help="random seed, to repeat a run (default: random, reported)")
     v = s.add_argument_group("token files (.bin/.idx, datatrove .ds, OLMo/dolma .npy)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin, .ds and .npy files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
@@ -525,6 +535,13 @@ def _run_scan(args) -> int:
         workers=args.workers,
         engine=args.engine,
     )
+    if args.estimate:
+        if verify is not None:
+            raise UsageError("--verify-tokens reads every token: it does not go with --estimate")
+        return _run_estimate(args, training, text)
+    for flag in ("target_error", "confidence", "budget", "seed"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} only applies with --estimate")
     from . import render
     from .scanning import scan
 
@@ -551,6 +568,29 @@ def _run_scan(args) -> int:
         + (report.split_datasets.refusals() if report.split_datasets is not None else [])
     )
     return _refusal_exit_code(refusals)
+
+
+def _run_estimate(args, training: TrainingOptions | None, text: TextOptions) -> int:
+    from . import render
+    from .estimate import EstimateOptions, estimate_scan, parse_budget, parse_fraction
+
+    budget_bytes, budget_seconds = parse_budget(args.budget) if args.budget is not None else (None, None)
+    if args.confidence is not None and not 0 < args.confidence < 1:
+        raise UsageError(f"--confidence must be between 0 and 1 (e.g. 0.95), got {args.confidence}")
+    options = EstimateOptions(
+        target_error=parse_fraction(args.target_error, "--target-error") if args.target_error else 0.01,
+        confidence=args.confidence if args.confidence is not None else 0.95,
+        seed=args.seed,
+        budget_bytes=budget_bytes,
+        budget_seconds=budget_seconds,
+    )
+    with _progress(args) as progress:
+        result = estimate_scan(args.paths, text, options, training, progress)
+    if args.json:
+        print(json.dumps({"tokcount_version": __version__, "estimate": result.to_dict()}, indent=2))
+    else:
+        render.print_estimate(result.to_dict())
+    return EXIT_OK
 
 
 def _refusal_exit_code(refusals: list[str]) -> int:

@@ -39,6 +39,7 @@ class UnitResult:
     empty_documents: int = 0
     tokens: int = 0
     text_bytes: int = 0
+    input_bytes: int = 0  # bytes of input the unit read (a jsonl range: the bytes of the lines it owns)
     document_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     sequence_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     skipped: int = 0
@@ -104,6 +105,7 @@ class UnitCounter:
                 seq_chunks.append(seqs)
                 note_block(result.blocks, batch.block, len(docs), len(seqs))
                 result.skipped += len(batch.bad)
+                result.input_bytes += batch.input_bytes
                 result.warnings.extend(getattr(batch, "warnings", ()))
                 room = MAX_EXAMPLES - len(result.skipped_examples)
                 if room > 0:

@@ -519,6 +519,42 @@ def print_split_datasets(d: dict) -> None:
         _out.print(f"  note: {note}")
 
 
+def _pm(interval: dict, digits: int = 0) -> str:
+    """value ± half-width [low, high]."""
+    value, low, high = interval["value"], interval["low"], interval["high"]
+    fmt = f"{{:,.{digits}f}}"
+    half = max(high - value, value - low)
+    return f"{fmt.format(value)} ± {fmt.format(half)}  [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def print_estimate(d: dict) -> None:
+    """An estimate, labelled as one everywhere: no exact total is printed beside it."""
+    c = d["confidence"]
+    _out.print(f"[bold yellow]ESTIMATE from a random sample (not an exact count), {c:.0%} confidence intervals")
+    _out.print(f"  tokens (estimate)               {_pm(d['tokens'])}")
+    _out.print(f"  documents (estimate)            {_pm(d['documents'])}")
+    if d["tokens_per_document"]:
+        _out.print(f"  tokens per document (estimate)  {_pm(d['tokens_per_document'], 2)}")
+    _out.print(
+        f"  relative error {d['relative_error']:.3%} (target {d['target_error']:.3%}), stopped by {d['stopped_by']}"
+    )
+    _out.print(
+        f"  read {_n(d['bytes_read'])} of {_n(d['bytes_total'])} bytes ({d['fraction_read']:.2%}), "
+        f"{_n(d['units_read'])} of {_n(d['units_total'])} units in {_n(d['strata'])} strata; seed {d['seed']}"
+    )
+    plan = d.get("plan")
+    if plan:
+        _out.print(
+            f"[bold]Plan ranges (estimate, {plan['confidence']:.0%}), from T in {_n(plan['tokens'][0])}..{_n(plan['tokens'][1])}"
+        )
+        for key in ("samples_per_epoch", "iterations_per_epoch", "train_epochs"):
+            if key in plan:
+                lo, hi = plan[key]
+                _out.print(f"  {key.replace('_', ' '):<32} {_n(lo)} .. {_n(hi)}")
+    for note in d["notes"]:
+        _out.print(f"  note: {note}")
+
+
 def print_bench(d: dict) -> None:
     t = Table(title=f"{d['path']}: {_n(d['texts'])} texts, {d['text_bytes'] / 1e6:,.1f} MB, one process, cold caches")
     for c in ("engine", "MB/s", "tokens/s", "tokens", "agrees with hf"):
