@@ -11,13 +11,13 @@ Design (a textbook stratified ratio estimator, e.g. Cochran, *Sampling Technique
   is read: bytes for jsonl ranges (X = the file sizes; x = the bytes of the lines the range
   owns), rows for Parquet (X = the footers' row counts, so documents are exact), the file size
   for whole files.
-- Strata: a file with enough units is a stratum of its own; smaller files are pooled by kind
-  and by size (a power of two). Within a stratum units are drawn at random without
+- Strata: a file with enough units is a stratum of its own (a big jsonl file, contiguous
+  segments of it); smaller files are pooled by kind and by size (a power of two). Within a stratum units are drawn at random without
   replacement; the separate ratio estimator T_h = X_h · Σy/Σx estimates each stratum, with
   the finite population correction, and the strata add up.
-- Sequential: a pilot sample in every stratum, then rounds allocated by Neyman's rule
-  (n_h ∝ N_h·s_h) until the interval's relative half-width reaches the target, or the budget
-  (bytes read or seconds) is spent, or every unit has been read (the estimate is then exact).
+- Sequential: a pilot sample in every stratum, then rounds in proportion to the strata's sizes
+  until the interval's relative half-width reaches the target, or the budget (bytes read or
+  seconds) is spent, or every unit has been read (the estimate is then exact).
 
 The counting itself is the scan's: each drawn unit is read and tokenized by ``counting``'s
 ``UnitCounter``. ``sample_strata`` takes the measuring function as an argument, so that a
@@ -47,6 +47,7 @@ ROWS = "rows"  # Parquet row groups: x = rows (the footer has their total)
 FILE_BYTES = "file_bytes"  # a file read whole (compressed jsonl, Arrow): x = its size
 
 OWN_STRATUM_UNITS = 16  # a file with at least this many units is a stratum of its own
+SEGMENT_UNITS = 128  # ... and a big jsonl file, contiguous strata of about this many ranges
 PILOT_UNITS = 8  # first draws per stratum, before any allocation (a variance needs a few)
 # The interval is not trusted on fewer draws in all: skewed units (a few ranges of another
 # script, of long documents) make small samples' variances too low (measured: benches/).
@@ -89,7 +90,9 @@ class Interval:
     confidence: float
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "low": self.low, "high": self.high, "confidence": self.confidence}
+        # an infinite bound (a budget spent before a stratum had two draws) is null in JSON
+        bound = lambda v: v if math.isfinite(v) else None
+        return {"value": self.value, "low": bound(self.low), "high": bound(self.high), "confidence": self.confidence}
 
 
 @dataclass
@@ -191,16 +194,6 @@ class _Draws:
         # x's mean over the population against the sample's: the residuals are on the x scale
         scale = N * N * (1 - n / N) / n / (n - 1)
         return tokens, documents, scale * float(et @ et), scale * float(ed @ ed), scale * float(et @ ed)
-
-    def spread(self) -> float:
-        """N_h·s_h of the tokens' residuals, for Neyman allocation."""
-        _, _, var, _, _ = self.moments()
-        n, N = len(self.measures), len(self.order)
-        if n >= N or var == 0:
-            return 0.0
-        if not math.isfinite(var):
-            return math.inf
-        return math.sqrt(var * n / (1 - n / N))  # undo the 1/n and the correction: N·s
 
 
 def _totals(draws: list[_Draws], confidence: float, exact: tuple[int, int]):
@@ -308,21 +301,17 @@ class _Stop(Exception):
 
 
 def _allocate(draws: list[_Draws], batch: int) -> list[_Draws]:
-    """The next ``batch`` draws, by Neyman allocation over the strata with units left (a
-    stratum whose variance cannot be told yet goes first)."""
-    open_draws = [dr for dr in draws if dr.remaining]
-    spreads = [dr.spread() for dr in open_draws]
-    unknown = [dr for dr, s in zip(open_draws, spreads) if math.isinf(s)]
-    if unknown:
-        return unknown
-    total = sum(spreads)
-    if total <= 0:
-        return [open_draws[0]]
+    """The next ``batch`` draws (about), in proportion to the strata's sizes: every stratum read
+    to the same fraction. Neyman's allocation by the variances seen so far was measured to cover
+    less often (benches/bench_estimate.py): it stops drawing where early draws happened to agree,
+    and that is where the estimate is low."""
+    units = sum(len(dr.order) for dr in draws)
+    fraction = min(1.0, (sum(len(dr.measures) for dr in draws) + batch) / units)
     out: list[_Draws] = []
-    for dr, s in zip(open_draws, spreads):
-        share = min(dr.remaining, math.ceil(batch * s / total))
-        out.extend([dr] * share)
-    return out
+    for dr in draws:
+        want = min(len(dr.order), math.ceil(fraction * len(dr.order))) - len(dr.measures)
+        out.extend([dr] * max(0, want))
+    return out or [next(dr for dr in draws if dr.remaining)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,6 +344,21 @@ def _file_units(
     return FILE_BYTES, [tuple(units)] if units else [], float(size), float(size), size
 
 
+def _segments(stratum: Stratum) -> list[Stratum]:
+    """A big jsonl file as contiguous strata of about SEGMENT_UNITS ranges: data is often sorted
+    (by source, by language, by date), and strata of neighbours take that out of the variance."""
+    count = len(stratum.units) // SEGMENT_UNITS
+    if stratum.aux != BYTES or count < 2:
+        return [stratum]
+    bounds = np.linspace(0, len(stratum.units), count + 1).astype(int)
+    out = []
+    for k in range(count):
+        part = stratum.units[bounds[k] : bounds[k + 1]]
+        covered = sum(u[0].stop - u[0].start for u in part)  # the ranges' bytes: X of the segment
+        out.append(Stratum(f"{stratum.name} [{k}]", BYTES, part, float(covered), float(covered), covered))
+    return out
+
+
 def build_strata(
     files: Sequence[tuple[int, str, TextFormat]], text: TextOptions, unit_bytes: int | None = None
 ) -> tuple[list[Stratum], list[dict]]:
@@ -368,7 +372,7 @@ def build_strata(
         if not units:
             continue
         if len(units) >= OWN_STRATUM_UNITS:
-            strata.append(Stratum(path, aux, units, X, X_documents, nbytes))
+            strata.extend(_segments(Stratum(path, aux, units, X, X_documents, nbytes)))
             continue
         key = (aux, nbytes.bit_length())  # files of about the same size (a power of two) pool their units
         group = pooled.get(key)
