@@ -58,7 +58,10 @@ def scan(
     file): with it, ``report.plan`` (all files as one dataset) and, for several files or with
     weights, ``report.blend`` hold the trainers' samples, epochs and iterations. ``mixture``
     (``(("group", weight), ...)``, with ``text.group_by`` and ``train_iters``): the epochs each
-    group needs.
+    group needs. ``datasets``
+    (``SplitDatasets``: ``valid``, ``test`` paths and their ``valid_weights``, ``test_weights``)
+    makes ``paths`` the train datasets of separate train/valid/test datasets (no ``split``):
+    ``report.split_datasets`` then holds each split's plan, and ``plan``/``blend`` are None.
 
     ``verify_tokens`` (``TokenCheckOptions``): ``vocab_size`` and optional ``eod``: read every
     token of the ``.bin`` (``.ds``, ``.npy``) files and fail a file with ids >= vocab_size or,
