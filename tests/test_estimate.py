@@ -23,6 +23,7 @@ from idx_writer import write_mmidx
 from test_cli import SHARED, assert_clean_error, run
 
 import tokcount
+from tokcount.cli import main
 from tokcount.estimate import EstimateOptions, estimate_scan, parse_budget, parse_fraction
 from tokcount.options import TextOptions, TrainingOptions
 from tokcount.planning import make_plan
@@ -140,15 +141,23 @@ def test_command_line_estimate(tmp_path):
     assert budget["estimate"]["stopped_by"] == "budget" and budget["estimate"]["fraction_read"] < 0.5
 
 
-def test_estimate_usage_errors(tmp_path):
+def test_estimate_usage_errors(tmp_path, capsys):
     path = make_corpus(tmp_path)
     tokenizer = tokenizer_fixtures.bytelevel_bpe()
-    assert_clean_error(run("scan", path, "--tokenizer", tokenizer, "--seed", 3), 1)
-    for bad in (["--budget", "lots"], ["--target-error", "0"], ["--target-error", "150%"], ["--confidence", "1.5"]):
-        assert_clean_error(run("scan", path, "--tokenizer", tokenizer, "--estimate", *bad), 1)
-    assert_clean_error(run("scan", path, "--estimate"), 1)  # no tokenizer
-    assert_clean_error(run("scan", path, "--tokenizer", tokenizer, "--estimate", "--skip-bad-records"), 1)
-    assert_clean_error(run("scan", path, "--tokenizer", tokenizer, "--estimate", "--verify-tokens"), 1)
+    assert_clean_error(run("scan", path, "--tokenizer", tokenizer, "--seed", 3), 1)  # one real process
+    for bad in (
+        ["--budget", "lots"],
+        ["--target-error", "0"],
+        ["--target-error", "150%"],
+        ["--confidence", "1.5"],
+        ["--skip-bad-records"],
+        ["--verify-tokens"],
+    ):
+        assert main(["scan", path, "--tokenizer", tokenizer, "--estimate", *bad]) == 1, bad
+        err = capsys.readouterr().err
+        assert err.startswith("tokcount: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert main(["scan", path, "--estimate"]) == 1  # no tokenizer
+    assert "tokenizer" in capsys.readouterr().err
     assert parse_budget("2GB") == (2 * 10**9, None) and parse_budget("500MiB") == (500 << 20, None)
     assert parse_budget("90s") == (None, 90) and parse_budget("2min") == (None, 120)
     assert parse_fraction("0.5%", "--target-error") == pytest.approx(0.005)

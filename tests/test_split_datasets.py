@@ -14,6 +14,7 @@ from idx_writer import write_mmidx
 from test_cli import assert_clean_error, run
 from test_planning import greedy_blend_draws, simulate_epochs, walk_samples
 
+from tokcount.cli import main
 from tokcount.errors import UsageError
 from tokcount.options import TrainingOptions
 from tokcount.split_datasets import split_datasets_plan
@@ -218,5 +219,19 @@ def test_scan_and_plan_command_lines(tmp_path):
         target = targets_of(40, 20, 2, 2)[name]
         assert splits[name]["size"] == simulate_member("megatron", [n], 16, target, 1)
     assert_clean_error(run("scan", tmp_path / "tr0", "--valid-weights", 1, *common), 1)
-    assert_clean_error(run("scan", tmp_path / "tr0", "--valid-data", tmp_path / "va", "--split", "1,1,1", *common), 1)
-    assert_clean_error(run("plan", "--tokens", 100, "--test-weights", 1, *common), 1)
+
+
+def test_command_line_usage_errors(tmp_path, capsys):
+    write_mmidx(tmp_path / "a", [[[1, 2, 3]]] * 10)
+    common = ["--seq-len", "4", "--gbs", "1"]
+    a = str(tmp_path / "a")
+    for argv in (
+        ["scan", a, "--valid-data", a, "--split", "1,1,1", *common],
+        ["scan", a, "--valid-data", a, "--valid-weights", "1", "2", *common],
+        ["scan", a, "--test-data", a],  # without --seq-len/--gbs
+        ["plan", "--tokens", "100", "--test-weights", "1", *common],
+        ["plan", "--samples", "100", "--valid-tokens", "5", *common],
+    ):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("tokcount: error: ") and err.count("\n") == 1, err
