@@ -443,7 +443,7 @@ class _UnitMeasurer:
         self.progress = progress
         self.choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
         self.counter = self._counter()
-        self.long_lines: dict[tuple[str, int], int] = {}  # (path, line start) -> tokens
+        self.boundary_lines: dict[tuple[str, int], int] = {}  # (path, start) -> tokens of lines across range ends
 
     def _counter(self):
         from .counting import UnitCounter
@@ -488,24 +488,29 @@ class _UnitMeasurer:
 
         a, b = unit.start, unit.stop
         begin, lengths = line_extents(unit.path, a, b)
-        # A line longer than a range may be met again by a neighbouring range: counted once.
-        known = self.long_lines.get((unit.path, begin)) if lengths else None
-        first = begin + lengths[0] if known is not None else begin
-        counted: list[int] = [known] if known is not None else []
-        nbytes = 0
-        if first < b:
-            result = self._count(WorkUnit(unit.source, unit.path, unit.format, unit.part, first, b, max(1, b - first)))
-            counted.extend(int(t) for t in result.document_tokens)
-            nbytes = sum(lengths) - (first - begin)
+        if not lengths:
+            return Measure(float(b - a), float(b - a), 0.0, 0.0, 0)
+        starts = begin + np.concatenate([[0], np.cumsum(lengths[:-1])]).astype(np.int64)
+        # The lines across a range's ends are met again by the neighbouring ranges: each is counted once.
+        first = self.boundary_lines.get((unit.path, int(starts[0])))
+        last = self.boundary_lines.get((unit.path, int(starts[-1]))) if len(lengths) > 1 else None
+        lo = int(starts[0]) + lengths[0] if first is not None else int(starts[0])
+        hi = int(starts[-1]) if last is not None else b
+        middle: list[int] = []
+        if lo < hi:
+            result = self._count(WorkUnit(unit.source, unit.path, unit.format, unit.part, lo, hi, hi - lo))
             if result.skipped:
-                raise AssertionError(f"{unit.path} [{first}, {b}): records skipped, which --estimate refuses")
+                raise AssertionError(f"{unit.path} [{lo}, {hi}): records skipped, which --estimate refuses")
+            middle = [int(t) for t in result.document_tokens]
+        counted = ([first] if first is not None else []) + middle + ([last] if last is not None else [])
         if len(counted) != len(lengths):
             raise AssertionError(f"{unit.path} [{begin}, {b}): {len(lengths)} lines, {len(counted)} documents")
-        starts = begin + np.concatenate([[0], np.cumsum(lengths[:-1])]) if lengths else np.zeros(0)
+        end = int(starts[-1]) if last is not None else int(starts[-1]) + lengths[-1]
+        nbytes = max(0, end - lo)
         sizes = np.asarray(lengths, dtype=np.float64)
         for start, size, tokens_of_line in zip(starts, lengths, counted):
-            if size > b - a:
-                self.long_lines[(unit.path, int(start))] = tokens_of_line
+            if start < a or start + size > b:
+                self.boundary_lines[(unit.path, int(start))] = tokens_of_line
         share = (np.minimum(starts + sizes, b) - np.maximum(starts, a)) / np.maximum(sizes, 1)
         tokens = float(share @ np.asarray(counted, dtype=np.float64))
         documents = float(share.sum())
@@ -594,11 +599,15 @@ def plan_ranges(result: Estimate, training: TrainingOptions) -> dict:
     numbers grow with T, so the range is between them)."""
     from . import planning
 
-    low = planning.make_plan(tokens=math.floor(result.tokens.low), **training.plan_kwargs())
-    high = planning.make_plan(tokens=math.ceil(result.tokens.high), **training.plan_kwargs())
+    if not math.isfinite(result.tokens.high):
+        raise UsageError("the budget ended before the sample could bound the tokens: give a larger --budget")
+    # whole tokens; the slack keeps float noise in the shares of lines from widening an exact range
+    tokens = [math.floor(result.tokens.low + 1e-6), math.ceil(result.tokens.high - 1e-6)]
+    low = planning.make_plan(tokens=tokens[0], **training.plan_kwargs())
+    high = planning.make_plan(tokens=tokens[1], **training.plan_kwargs())
     out = {
         "confidence": result.confidence,
-        "tokens": [math.floor(result.tokens.low), math.ceil(result.tokens.high)],
+        "tokens": tokens,
         "samples_per_epoch": [low.samples_per_epoch, high.samples_per_epoch],
         "iterations_per_epoch": [low.iterations_per_epoch, high.iterations_per_epoch],
     }
