@@ -177,3 +177,23 @@ def test_estimate_with_training_options_rejects_blends(tmp_path):
             EstimateOptions(seed=0),
             TrainingOptions(seq_len=8, global_batch_size=1, weights=(1.0, 1.0)),
         )
+
+
+@tokenizer_fixtures.needs_tokenizers_0("no fast engine, so no parity guard")
+def test_an_engine_that_disagrees_is_caught_and_the_sample_counted_with_hf(tmp_path, monkeypatch):
+    from tokcount.engines import fast as fast_engine
+
+    texts = ["the wrong one"] + [f"document {k} " * (k % 7 + 1) for k in range(400)]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    right_count = fast_engine.FastCounter.count
+
+    def off_by_one_on_marker(self, batch):
+        return right_count(self, batch) + np.array(["wrong one" in t for t in batch], dtype=np.int64)
+
+    monkeypatch.setattr(fast_engine.FastCounter, "count", off_by_one_on_marker)
+    text = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe())
+    est = estimate_scan([str(path)], text, EstimateOptions(seed=0, unit_bytes=1024))
+    monkeypatch.setattr(fast_engine.FastCounter, "count", right_count)
+    assert est.stopped_by == "exhausted" and round(est.tokens.value) == exact_totals([str(path)], text)[0]
+    assert any("disagreed" in note for note in est.notes) and "engine: hf" in est.notes[-1]

@@ -26,6 +26,7 @@ harness can replay measured units (the coverage benchmark in ``benches/``).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -295,6 +296,11 @@ def sample_strata(
     )
 
 
+class _EngineDisagreed(Exception):
+    """The parity guard caught the fast engine disagreeing with the reference: the sample is
+    counted again, from its first unit, with the reference (the scan's policy)."""
+
+
 class _Stop(Exception):
     def __init__(self, reason: str):
         self.reason = reason
@@ -450,15 +456,17 @@ class _UnitMeasurer:
 
         return UnitCounter(self.spec, self.text.add_special_tokens, self.choice)
 
-    def _count(self, unit: WorkUnit):
+    def use_reference(self) -> None:
         from .engines import HF_REQUESTED
 
+        self.choice = HF_REQUESTED
+        self.counter = self._counter()
+        self.boundary_lines.clear()
+
+    def _count(self, unit: WorkUnit):
         result = self.counter.count_unit(unit, self.policy)
         if result.parity_mismatch is not None:
-            # Never a wrong count: from here on (this unit included) the reference counts.
-            self.choice = HF_REQUESTED
-            self.counter = self._counter()
-            result = self.counter.count_unit(unit, self.policy)
+            raise _EngineDisagreed(result.parity_mismatch)
         if result.failure is not None:
             raise result.failure
         return result
@@ -573,7 +581,8 @@ def estimate_scan(
 
         announce_first_compile(progress)
     progress.start(sum(s.bytes_total for s in strata))
-    result = sample_strata(
+    run = functools.partial(
+        sample_strata,
         strata,
         measurer,
         target_error=options.target_error,
@@ -583,6 +592,15 @@ def estimate_scan(
         budget_seconds=options.budget_seconds,
         exact=(exact_tokens, exact_documents),
     )
+    try:
+        result = run()
+    except _EngineDisagreed as disagreed:
+        measurer.use_reference()
+        progress.start(sum(s.bytes_total for s in strata))
+        result = run()
+        result.notes.append(
+            f"the fast engine disagreed with Hugging Face ({disagreed}): the sample was counted with hf"
+        )
     result.files = rows
     if shards:
         result.notes.append(f"{shards} .bin/.idx shard(s) counted exactly from their index (included)")
