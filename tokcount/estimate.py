@@ -534,8 +534,8 @@ def estimate_scan(
     progress: Progress | None = None,
 ) -> Estimate:
     """Estimate the tokens and documents of ``paths`` (as ``scan`` finds them) from a sample."""
+    from .formats.base import TokenFormat
     from .formats.indexed import IndexedShard
-    from .formats.registry import INDEXED
     from .options import NoProgress
     from .sources import find_sources
 
@@ -560,7 +560,9 @@ def estimate_scan(
                 needs_tokenizer = needs_tokenizer or source.path
             files.append((i, source.path, source.format))
         else:
-            shard: IndexedShard = INDEXED.open(source.path)
+            # token files (.bin/.idx, datatrove .ds, .npy) state their totals: exact, not sampled
+            assert isinstance(source.format, TokenFormat)
+            shard: IndexedShard = source.format.open(source.path, None)
             exact_tokens += shard.tokens
             exact_documents += shard.documents
             shards += 1
@@ -603,7 +605,9 @@ def estimate_scan(
         )
     result.files = rows
     if shards:
-        result.notes.append(f"{shards} .bin/.idx shard(s) counted exactly from their index (included)")
+        result.notes.append(
+            f"{shards} token file(s) (.bin/.idx, .ds, .npy) counted exactly from their index (included)"
+        )
     if result.stopped_by == "budget":
         result.notes.append("stopped by the budget before the target error was reached")
     result.notes.append(f"engine: {measurer.choice.engine} ({measurer.choice.reason})")
