@@ -181,6 +181,7 @@ def test_estimate_with_training_options_rejects_blends(tmp_path):
 
 @tokenizer_fixtures.needs_tokenizers_0("no fast engine, so no parity guard")
 def test_an_engine_that_disagrees_is_caught_and_the_sample_counted_with_hf(tmp_path, monkeypatch):
+    from tokcount import engines
     from tokcount.engines import fast as fast_engine
 
     texts = ["the wrong one"] + [f"document {k} " * (k % 7 + 1) for k in range(400)]
@@ -192,6 +193,7 @@ def test_an_engine_that_disagrees_is_caught_and_the_sample_counted_with_hf(tmp_p
         return right_count(self, batch) + np.array(["wrong one" in t for t in batch], dtype=np.int64)
 
     monkeypatch.setattr(fast_engine.FastCounter, "count", off_by_one_on_marker)
+    monkeypatch.setattr(engines, "AUTO_ORDER", ("fast",))  # auto: the (broken) fast engine, guarded
     text = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe())
     est = estimate_scan([str(path)], text, EstimateOptions(seed=0, unit_bytes=1024))
     monkeypatch.setattr(fast_engine.FastCounter, "count", right_count)
