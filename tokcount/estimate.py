@@ -540,6 +540,8 @@ def estimate_scan(
     from .sources import find_sources
 
     progress = progress or NoProgress()
+    if text.group_by is not None:
+        raise UsageError("--group-by does not go with --estimate yet: per-group intervals are not implemented")
     if text.skip_bad_records:
         raise UsageError("--estimate credits byte ranges with whole lines: it does not take --skip-bad-records yet")
     if training is not None and (training.weights is not None or training.datasets is not None):
