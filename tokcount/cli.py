@@ -31,6 +31,7 @@ from .options import (
     CacheOptions,
     CheckOptions,
     NoProgress,
+    SplitDatasets,
     TextOptions,
     TokenCheckOptions,
     TokenFileOptions,
@@ -167,9 +168,27 @@ def _add_training_arguments(p: argparse.ArgumentParser, required: bool) -> None:
     g.add_argument("--eval-iters", type=_non_negative_int, default=100, help="default 100")
 
 
+def _split_datasets(args) -> SplitDatasets | None:
+    """Separate valid/test datasets from scan's --valid-data/--test-data (their weights alone are an error)."""
+    if not hasattr(args, "valid_data"):
+        return None  # plan: --valid-tokens/--test-tokens, see _run_split_datasets_plan
+    valid, test = args.valid_data, args.test_data
+    for name, data in (("valid", valid), ("test", test)):
+        if getattr(args, f"{name}_weights", None) is not None and data is None:
+            raise UsageError(f"--{name}-weights needs --{name}-data")
+    if valid is None and test is None:
+        return None
+    return SplitDatasets(
+        valid=tuple(valid or ()),
+        test=tuple(test or ()),
+        valid_weights=tuple(args.valid_weights) if args.valid_weights else None,
+        test_weights=tuple(args.test_weights) if args.test_weights else None,
+    )
+
+
 def _training_options(args) -> TrainingOptions | None:
     if args.seq_len is None and args.gbs is None:
-        for name in ("split", "train_iters", "weights", "mixture"):
+        for name in ("split", "train_iters", "weights", "mixture", "valid_data", "test_data"):
             if getattr(args, name, None) is not None:
                 raise UsageError(f"--{name.replace('_', '-')} needs --seq-len and --gbs")
         return None
@@ -186,6 +205,7 @@ def _training_options(args) -> TrainingOptions | None:
         eval_iters=args.eval_iters,
         weights=tuple(args.weights) if getattr(args, "weights", None) else None,
         mixture=getattr(args, "mixture", None),
+        datasets=_split_datasets(args),
     )
 
 
@@ -244,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     s.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     s.add_argument("--weights", type=float, nargs="+", help="blend weights, one per file, in order")
+    d = s.add_argument_group(
+        "separate valid/test datasets (NeoX valid/test_data_paths, Megatron --valid/--test-data-path)",
+        "the positional paths are then the train datasets and --weights their weights; no --split",
+    )
+    d.add_argument("--valid-data", nargs="+", metavar="PATH", help="validation datasets (files, prefixes, globs)")
+    d.add_argument("--valid-weights", type=float, nargs="+", help="weights of the --valid-data files, in order")
+    d.add_argument("--test-data", nargs="+", metavar="PATH", help="test datasets (files, prefixes, globs)")
+    d.add_argument("--test-weights", type=float, nargs="+", help="weights of the --test-data files, in order")
     t = s.add_argument_group("raw text (jsonl, parquet, arrow)")
     t.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
     t.add_argument(
@@ -310,6 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-address",
         help="the Ray cluster to use with --executor ray (default: RAY_ADDRESS, else a Ray started here for the scan)",
     )
+    e = s.add_argument_group(
+        "estimate (a random sample, with a confidence interval; never mixed with exact counts)",
+        "sampling units: byte ranges of plain jsonl, Parquet row groups, whole compressed/Arrow files; "
+        ".bin/.idx shards are exact from their index",
+    )
+    e.add_argument("--estimate", action="store_true", help="estimate the totals from a random sample instead")
+    e.add_argument("--target-error", help="relative half-width of the tokens' interval to reach (default 1%%)")
+    e.add_argument("--confidence", type=float, help="confidence of the intervals (default 0.95)")
+    e.add_argument("--budget", help="stop after reading this much (2GB, 500MiB) or this long (30s, 5min)")
+    e.add_argument("--seed", type=_non_negative_int, help="random seed, to repeat a run (default: random, reported)")
     v = s.add_argument_group("token files (.bin/.idx, datatrove .ds, OLMo/dolma .npy)")
     v.add_argument("--verify-tokens", action="store_true", help="scan every token of the .bin, .ds and .npy files")
     v.add_argument("--vocab-size", type=_positive_int, help="ids must be < this (required with --verify-tokens)")
@@ -336,6 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="--samples is the 'total number of samples:' value of this framework's log",
     )
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document on stdout")
+    d = p.add_argument_group(
+        "separate valid/test datasets (NeoX valid/test_data_paths, Megatron --valid/--test-data-path)",
+        "--tokens is then the train dataset; no --split",
+    )
+    d.add_argument("--valid-tokens", type=_positive_int, nargs="+", metavar="T", help="tokens of each valid dataset")
+    d.add_argument("--valid-weights", type=float, nargs="+", help="weights of the valid datasets, in order")
+    d.add_argument("--test-tokens", type=_positive_int, nargs="+", metavar="T", help="tokens of each test dataset")
+    d.add_argument("--test-weights", type=float, nargs="+", help="weights of the test datasets, in order")
     _add_training_arguments(p, required=True)
     _add_check_parser(sub)
 
@@ -504,6 +550,13 @@ def _run_scan(args) -> int:
         executor=args.executor,
         ray_address=args.ray_address,
     )
+    if args.estimate:
+        if verify is not None:
+            raise UsageError("--verify-tokens reads every token: it does not go with --estimate")
+        return _run_estimate(args, training, text)
+    for flag in ("target_error", "confidence", "budget", "seed"):
+        if getattr(args, flag) is not None:
+            raise UsageError(f"--{flag.replace('_', '-')} only applies with --estimate")
     from . import render
     from .scanning import scan
 
@@ -524,10 +577,35 @@ def _run_scan(args) -> int:
         return _interrupted_exit_code()
     if not report.ok:
         return EXIT_INVALID_FILE
-    refusals = (report.plan.refusals() if report.plan is not None else []) + (
-        report.blend.refusals() if report.blend is not None else []
+    refusals = (
+        (report.plan.refusals() if report.plan is not None else [])
+        + (report.blend.refusals() if report.blend is not None else [])
+        + (report.split_datasets.refusals() if report.split_datasets is not None else [])
     )
     return _refusal_exit_code(refusals)
+
+
+def _run_estimate(args, training: TrainingOptions | None, text: TextOptions) -> int:
+    from . import render
+    from .estimate import EstimateOptions, estimate_scan, parse_budget, parse_fraction
+
+    budget_bytes, budget_seconds = parse_budget(args.budget) if args.budget is not None else (None, None)
+    if args.confidence is not None and not 0 < args.confidence < 1:
+        raise UsageError(f"--confidence must be between 0 and 1 (e.g. 0.95), got {args.confidence}")
+    options = EstimateOptions(
+        target_error=parse_fraction(args.target_error, "--target-error") if args.target_error else 0.01,
+        confidence=args.confidence if args.confidence is not None else 0.95,
+        seed=args.seed,
+        budget_bytes=budget_bytes,
+        budget_seconds=budget_seconds,
+    )
+    with _progress(args) as progress:
+        result = estimate_scan(args.paths, text, options, training, progress)
+    if args.json:
+        print(json.dumps({"tokcount_version": __version__, "estimate": result.to_dict()}, indent=2))
+    else:
+        render.print_estimate(result.to_dict())
+    return EXIT_OK
 
 
 def _refusal_exit_code(refusals: list[str]) -> int:
@@ -557,6 +635,8 @@ def _run_plan(args) -> int:
 
     training = _training_options(args)
     assert training is not None  # plan requires --seq-len and --gbs
+    if args.valid_tokens or args.test_tokens or args.valid_weights or args.test_weights:
+        return _run_split_datasets_plan(args, training)
     result: planning.Plan | planning.SamplesPlan | planning.ChunkedPlan
     if training.framework in planning.CHUNKING_FRAMEWORKS:
         if args.tokens is None or args.from_log:
@@ -587,6 +667,25 @@ def _run_plan(args) -> int:
     else:
         render.print_plan(result)
     return _refusal_exit_code(result.refusals() if not isinstance(result, planning.SamplesPlan) else [])
+
+
+def _run_split_datasets_plan(args, training: TrainingOptions) -> int:
+    from . import render
+    from .split_datasets import split_datasets_plan
+
+    for name in ("valid", "test"):
+        if getattr(args, f"{name}_weights") is not None and getattr(args, f"{name}_tokens") is None:
+            raise UsageError(f"--{name}-weights needs --{name}-tokens")
+    if args.tokens is None or args.from_log:
+        raise UsageError("--valid-tokens/--test-tokens go with --tokens (the train dataset), not --samples")
+    datasets = {"train": [args.tokens], "valid": args.valid_tokens or [], "test": args.test_tokens or []}
+    weights = {"valid": args.valid_weights, "test": args.test_weights}
+    result = split_datasets_plan(datasets, weights, training)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render.print_split_datasets(result.to_dict())
+    return _refusal_exit_code(result.refusals())
 
 
 def _is_raw_text(path: str) -> bool:

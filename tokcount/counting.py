@@ -41,7 +41,10 @@ class UnitResult:
     empty_documents: int = 0
     tokens: int = 0
     text_bytes: int = 0
+    input_bytes: int = 0  # bytes of input the unit read (a jsonl range: the bytes of the lines it owns)
     document_lengths: LengthHistogram | None = None  # tokens per document; the scan folds them per file
+    # tokens per document in reading order, kept only for a counter that asks (--estimate's)
+    document_tokens: np.ndarray | None = None
     sequence_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # In the scanning process: the sizes written to its spill file, as (block, piece) in reading order.
     spilled: list[tuple[int, Piece]] = field(default_factory=list)
@@ -68,6 +71,7 @@ class UnitCounter:
         self.fast: Counter | None = None
         self.engine = "hf"
         self.sample_for_parity = False
+        self.keep_document_tokens = False  # --estimate reads each document's count in order
         if spec is None:
             return  # token-id columns only: nothing to tokenize
         from .engines.hf import TokenCounter
@@ -108,6 +112,7 @@ class UnitCounter:
                 seq_chunks.append(seqs)
                 note_block(result.blocks, batch.block, len(docs), len(seqs))
                 result.skipped += len(batch.bad)
+                result.input_bytes += batch.input_bytes
                 result.warnings.extend(getattr(batch, "warnings", ()))
                 room = MAX_EXAMPLES - len(result.skipped_examples)
                 if room > 0:
@@ -120,7 +125,10 @@ class UnitCounter:
             if guard is not None:
                 result.parity_tally = guard.tally()
         if doc_chunks:
-            result.document_lengths = LengthHistogram.of(np.concatenate(doc_chunks))
+            document_tokens = np.concatenate(doc_chunks)
+            result.document_lengths = LengthHistogram.of(document_tokens)
+            if self.keep_document_tokens:
+                result.document_tokens = document_tokens
             result.sequence_sizes = compact(np.concatenate(seq_chunks))
         return result
 

@@ -13,6 +13,18 @@ from .formats.base import TextPolicy, TokenLayout
 
 
 @dataclass(frozen=True)
+class SplitDatasets:
+    """Validation and test datasets of their own (NeoX valid/test_data_paths, Megatron
+    --valid-data-path/--test-data-path): the scanned paths are then the train datasets, and
+    ``TrainingOptions.weights`` their weights."""
+
+    valid: tuple[str, ...] = ()
+    test: tuple[str, ...] = ()
+    valid_weights: tuple[float, ...] | None = None
+    test_weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
 class TrainingOptions:
     """What the trainer will be asked to do with the tokens (see tokcount.planning)."""
 
@@ -26,11 +38,13 @@ class TrainingOptions:
     eval_iters: int = 100
     weights: tuple[float, ...] | None = None
     mixture: tuple[tuple[str, float], ...] | None = None  # target weights of --group-by groups
+    datasets: SplitDatasets | None = None  # separate valid/test datasets (no split string)
 
     def plan_kwargs(self) -> dict[str, Any]:
         kw = asdict(self)
         kw.pop("weights")
         kw.pop("mixture")
+        kw.pop("datasets")
         return kw
 
 

@@ -739,6 +739,33 @@ def _plan_notes(plan: Plan, framework: str, S: int, x: int, G: int, sizes_known:
     return notes
 
 
+def check_training_arguments(
+    framework: Any,
+    extra_token: Any,
+    seq_len: Any,
+    global_batch_size: Any,
+    train_iters: Any,
+    eval_interval: Any,
+    eval_iters: Any,
+) -> tuple[str, int, int, int, int | None, int, int]:
+    """(framework, x, S, G, train_iters, eval_interval, eval_iters) checked; UsageError / PlanError naming the bad one."""
+    framework = _check_framework(framework)
+    x = _check_extra_token(framework, extra_token)
+    S = _check_seq_len(seq_len, framework)
+    G = _check_int("global_batch_size", global_batch_size, 1)
+    if train_iters is not None:
+        train_iters = _check_int("train_iters", train_iters, 0)
+    return (
+        framework,
+        x,
+        S,
+        G,
+        train_iters,
+        _check_int("eval_interval", eval_interval, 1),
+        _check_int("eval_iters", eval_iters, 0),
+    )
+
+
 def make_plan(
     sizes: Any = None,
     *,
@@ -753,14 +780,9 @@ def make_plan(
     eval_iters: int = 100,
 ) -> Plan:
     """The trainer's sample/epoch/iteration math for one dataset (a sizes array or a token total)."""
-    framework = _check_framework(framework)
-    x = _check_extra_token(framework, extra_token)
-    S = _check_seq_len(seq_len, framework)
-    G = _check_int("global_batch_size", global_batch_size, 1)
-    if train_iters is not None:
-        train_iters = _check_int("train_iters", train_iters, 0)
-    eval_interval = _check_int("eval_interval", eval_interval, 1)
-    eval_iters = _check_int("eval_iters", eval_iters, 0)
+    framework, x, S, G, train_iters, eval_interval, eval_iters = check_training_arguments(
+        framework, extra_token, seq_len, global_batch_size, train_iters, eval_interval, eval_iters
+    )
     if (sizes is None) == (tokens is None):
         raise UsageError("give either per-sequence sizes or a token total, not both and not neither")
 
@@ -1020,10 +1042,8 @@ def _weighted_blend_split(
     split_kw: dict[str, Any],
 ) -> tuple[dict, list[dict], list[str]] | None:
     """One split's weighted blend: its row, its member rows and notes; None when no member builds the split."""
-    framework = split_kw["framework"]
-    rules = _RULES[framework]
     split_members: list[tuple[int, bool, tuple[int, int] | None, int]]
-    if rules.weighted_blend_split:
+    if _RULES[split_kw["framework"]].weighted_blend_split:
         split_members = [
             (i, p.splits[name].built, p.splits[name].sequences, p.splits[name].tokens)
             for i, p in enumerate(shard_plans)
@@ -1031,6 +1051,22 @@ def _weighted_blend_split(
     else:
         # §3.2 blend mode: no split, each file is wholly one split.
         split_members = [(i, True, (0, p.sequences or 0), p.tokens) for i, p in enumerate(shard_plans)]
+    return weighted_blend_of_members(name, split_members, raw_weights, normalized, N, split_kw)
+
+
+def weighted_blend_of_members(
+    name: str,
+    split_members: list[tuple[int, bool, tuple[int, int] | None, int]],
+    raw_weights: list[float],
+    normalized: list[float],
+    N: int | None,
+    split_kw: dict[str, Any],
+) -> tuple[dict, list[dict], list[str]] | None:
+    """One split's weighted blend (§3.8, §4.8) of members given as (index, built, sequence range,
+    tokens): its row, its member rows and notes; None when no member builds the split.
+    ``split_kw``: seq_len, extra, global_batch_size, framework (checked values)."""
+    framework = split_kw["framework"]
+    rules = _RULES[framework]
     if not any(built for _, built, _, _ in split_members):
         return None
     member_plans: list[tuple[int, SplitPlan, int | None, int | None]] = []

@@ -206,6 +206,8 @@ def print_report(report: Report) -> None:
         print_plan(report.plan, title)
     if report.blend is not None:
         _print_blend(report.blend.to_dict())
+    if report.split_datasets is not None:
+        print_split_datasets(report.split_datasets.to_dict())
 
 
 def _print_groups(groups: list[dict], key: str | None) -> None:
@@ -475,6 +477,81 @@ def _print_blend(d: dict) -> None:
         elif not isinstance(value, (dict, list)):
             _out.print(f"  {key.replace('_', ' '):<34} {_n(value)}")
     for note in d.get("notes") or []:
+        _out.print(f"  note: {note}")
+
+
+_SPLIT_DATASET_COLUMNS = (
+    "dataset",
+    "weight",
+    "blend_target",
+    "requested_samples",
+    "tokens",
+    "epochs",
+    "samples_built",
+    "dataset_length",
+    "blend_draws",
+    "oversampled",
+)
+
+
+def print_split_datasets(d: dict) -> None:
+    """Separate train/valid/test datasets: per split its dataset class, size and iterations, and its members."""
+    _out.print(
+        f"\n[bold]Plan: {d['framework']}, separate train/valid/test datasets, seq_len {_n(d['seq_len'])}, "
+        f"global batch {_n(d['global_batch_size'])}, extra token x={d['extra_token']}"
+    )
+    for name, row in d["splits"].items():
+        if row is None:
+            _out.print(f"  {name}: no datasets (not built)")
+            continue
+        _out.print(
+            f"  {name}: {row['dataset_class']} of {_n(row['datasets'])} dataset(s), requested "
+            f"{_n(row['requested_samples'])} samples, size {_n(row['size'])}, iterations {_n(row['iterations'])}"
+            + (f", [red]REFUSED: {row['refused']}[/]" if row["refused"] else "")
+        )
+        t = Table(title=f"{name} datasets")
+        for c in _SPLIT_DATASET_COLUMNS:
+            t.add_column(c.replace("_", " "), justify="right")
+        for member in row["members"]:
+            t.add_row(*[_n(member.get(c)) for c in _SPLIT_DATASET_COLUMNS])
+        _print_table(t)
+    for note in d.get("notes") or []:
+        _out.print(f"  note: {note}")
+
+
+def _pm(interval: dict, digits: int = 0) -> str:
+    """value ± half-width [low, high]."""
+    value, low, high = interval["value"], interval["low"], interval["high"]
+    fmt = f"{{:,.{digits}f}}"
+    half = max(high - value, value - low)
+    return f"{fmt.format(value)} ± {fmt.format(half)}  [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def print_estimate(d: dict) -> None:
+    """An estimate, labelled as one everywhere: no exact total is printed beside it."""
+    c = d["confidence"]
+    _out.print(f"[bold yellow]ESTIMATE from a random sample (not an exact count), {c:.0%} confidence intervals")
+    _out.print(f"  tokens (estimate)               {_pm(d['tokens'])}")
+    _out.print(f"  documents (estimate)            {_pm(d['documents'])}")
+    if d["tokens_per_document"]:
+        _out.print(f"  tokens per document (estimate)  {_pm(d['tokens_per_document'], 2)}")
+    _out.print(
+        f"  relative error {d['relative_error']:.3%} (target {d['target_error']:.3%}), stopped by {d['stopped_by']}"
+    )
+    _out.print(
+        f"  read {_n(d['bytes_read'])} of {_n(d['bytes_total'])} bytes ({d['fraction_read']:.2%}), "
+        f"{_n(d['units_read'])} of {_n(d['units_total'])} units in {_n(d['strata'])} strata; seed {d['seed']}"
+    )
+    plan = d.get("plan")
+    if plan:
+        _out.print(
+            f"[bold]Plan ranges (estimate, {plan['confidence']:.0%}), from T in {_n(plan['tokens'][0])}..{_n(plan['tokens'][1])}"
+        )
+        for key in ("samples_per_epoch", "iterations_per_epoch", "train_epochs"):
+            if key in plan:
+                lo, hi = plan[key]
+                _out.print(f"  {key.replace('_', ' '):<32} {_n(lo)} .. {_n(hi)}")
+    for note in d["notes"]:
         _out.print(f"  note: {note}")
 
 

@@ -74,6 +74,7 @@ class Report:
     failures: list[FileCheckError] = field(default_factory=list)
     plan: Any = None  # tokcount.planning.Plan for all files as one dataset
     blend: Any = None  # tokcount.planning.BlendPlan when several files
+    split_datasets: Any = None  # tokcount.split_datasets.SplitDatasetsPlan with separate valid/test datasets
     complete: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # about the run as a whole (files carry their own)
@@ -111,4 +112,5 @@ class Report:
             "blend": self.blend.to_dict() if self.blend is not None else None,
             "groups": self.groups,
             "cache": self.cache,
+            "split_datasets": self.split_datasets.to_dict() if self.split_datasets is not None else None,
         }

@@ -61,7 +61,10 @@ def scan(
     file): with it, ``report.plan`` (all files as one dataset) and, for several files or with
     weights, ``report.blend`` hold the trainers' samples, epochs and iterations. ``mixture``
     (``(("group", weight), ...)``, with ``text.group_by`` and ``train_iters``): the epochs each
-    group needs.
+    group needs. ``datasets``
+    (``SplitDatasets``: ``valid``, ``test`` paths and their ``valid_weights``, ``test_weights``)
+    makes ``paths`` the train datasets of separate train/valid/test datasets (no ``split``):
+    ``report.split_datasets`` then holds each split's plan, and ``plan``/``blend`` are None.
 
     ``verify_tokens`` (``TokenCheckOptions``): ``vocab_size`` and optional ``eod``: read every
     token of the ``.bin`` (``.ds``, ``.npy``) files and fail a file with ids >= vocab_size or,
@@ -112,14 +115,17 @@ def scan(
         if not getattr(text, name).strip():
             raise UsageError(f"TextOptions.{name} is empty: name the jsonl key or the column that holds the text")
     progress = progress or NoProgress()
-    discovery = find_sources(list(paths))
+    split_paths = _split_dataset_paths(list(paths), training)
+    discovery = find_sources([p for split_list in split_paths.values() for p in split_list] or list(paths))
     sources = discovery.sources
     if training is not None and training.framework in CHUNKING_FRAMEWORKS:
+        if training.datasets is not None:
+            raise UsageError(f"--valid-data/--test-data are GPT-NeoX's and Megatron's, not {training.framework}'s")
         check_chunking_options(
             training.framework, split=training.split, extra_token=training.extra_token, weights=training.weights
         )
-    if training is not None and training.weights is not None:
-        _check_weights(training.weights, len(sources))  # before the counting, not after it
+    if training is not None:
+        _check_split_weights(training, split_paths, len(sources))  # before the counting, not after it
     report = Report(
         failures=list(discovery.failures),
         options=_options_dict(training, verify_tokens),
@@ -216,7 +222,10 @@ def scan(
         elif outcome is not None:
             report.files.append(outcome)
     if training is not None and report.files and report.complete:
-        report.plan, report.blend = _plan(report.files, training)
+        if split_paths:
+            report.split_datasets = _split_datasets_plan(report, training, split_paths)
+        else:
+            report.plan, report.blend = _plan(report.files, training)
     if text.group_by is not None and report.complete:
         report.groups = _groups(sources, outcomes, unit_groups, text.group_by, training)
     return report
@@ -270,6 +279,56 @@ def _executor_for(text: TextOptions):
     return executor
 
 
+def _split_dataset_paths(paths: list[str], training: TrainingOptions | None) -> dict[str, list[str]]:
+    """With separate valid/test datasets: each split's files, in order (directories and globs
+    expanded); else {}."""
+    if training is None or training.datasets is None:
+        return {}
+    if training.split is not None:
+        # megatron-core asserts "split and blend_per_split are incompatible"; NeoX ignores the split.
+        raise UsageError("--split does not apply to separate valid/test datasets: each dataset is wholly its split")
+    given = {"train": paths, "valid": list(training.datasets.valid), "test": list(training.datasets.test)}
+    return {name: [s.path for s in find_sources(p).sources] if p else [] for name, p in given.items()}
+
+
+def _check_split_weights(training: TrainingOptions, split_paths: dict[str, list[str]], sources: int) -> None:
+    if not split_paths:
+        if training.weights is not None:
+            _check_weights(training.weights, sources)
+        return
+    assert training.datasets is not None
+    for name, weights in (
+        ("train", training.weights),
+        ("valid", training.datasets.valid_weights),
+        ("test", training.datasets.test_weights),
+    ):
+        if weights is not None:
+            flag = "--weights" if name == "train" else f"--{name}-weights"
+            if not split_paths[name]:
+                raise UsageError(f"{flag} given without {name} datasets")
+            _check_weights(weights, len(split_paths[name]), flag)
+
+
+def _split_datasets_plan(report: Report, training: TrainingOptions, split_paths: dict[str, list[str]]):
+    """The plan of separate train/valid/test datasets, from the files' exact sizes; None (with
+    a warning) when a file of a split failed, since its plan would be built from a wrong list."""
+    from .split_datasets import split_datasets_plan
+
+    by_path = {f.path: f for f in report.files}
+    missing = [p for paths in split_paths.values() for p in paths if p not in by_path]
+    if missing:
+        report.warnings.append(f"no plan of the separate split datasets: {missing[0]} was not counted")
+        return None
+    assert training.datasets is not None
+    weights = {
+        "train": training.weights,
+        "valid": training.datasets.valid_weights,
+        "test": training.datasets.test_weights,
+    }
+    datasets = {name: [by_path[p].sizes for p in paths] for name, paths in split_paths.items()}
+    return split_datasets_plan(datasets, weights, training)
+
+
 def _unused_text_options(text: TextOptions) -> list[str]:
     """Text options given to a scan with no text to count: probably a mistake worth a word."""
     defaults = TextOptions()
@@ -287,11 +346,12 @@ def _unused_text_options(text: TextOptions) -> list[str]:
     ]
 
 
-def _check_weights(weights: Sequence[float], sources: int) -> None:
+def _check_weights(weights: Sequence[float], sources: int, flag: str = "--weights") -> None:
+    name = "TrainingOptions.weights" if flag == "--weights" else f"SplitDatasets.{flag[2:].replace('-', '_')}"
     if len(weights) != sources:
-        raise UsageError(f"TrainingOptions.weights (--weights) has {len(weights)} values for {sources} files")
+        raise UsageError(f"{name} ({flag}) has {len(weights)} values for {sources} files")
     if any(not (w >= 0) or w == float("inf") for w in weights) or sum(weights) <= 0:
-        raise UsageError(f"TrainingOptions.weights (--weights) must be finite, >= 0 and not all 0, got {list(weights)}")
+        raise UsageError(f"{name} ({flag}) must be finite, >= 0 and not all 0, got {list(weights)}")
 
 
 def _balanced_unit_bytes(sources: list[Source], workers: int) -> int:

@@ -133,6 +133,31 @@ def byte_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
     return [(start, min(size, start + target_bytes)) for start in range(0, size, target_bytes)]
 
 
+def line_extents(path: str, start: int, stop: int) -> tuple[int, list[int]]:
+    """Of a plain file: where the line holding byte ``start`` begins, and the byte lengths of the
+    lines that begin from there up to ``stop`` (every line that overlaps [start, stop))."""
+    with open(path, "rb") as f:
+        begin = start
+        while begin > 0:  # back to the newline before `start`
+            step = min(begin, READ_BYTES)
+            f.seek(begin - step)
+            newline = f.read(step).rfind(b"\n")
+            if newline >= 0:
+                begin = begin - step + newline + 1
+                break
+            begin -= step
+        f.seek(begin)
+        lengths: list[int] = []
+        pos = begin
+        while pos < stop:
+            line = f.readline()
+            if not line:
+                break
+            lengths.append(len(line))
+            pos += len(line)
+    return begin, lengths
+
+
 def interleaved_parts(path: str, wanted: int) -> int:
     """How many interleaved parts to read the compressed file `path` as (1: one stream)."""
     cap = MAX_INTERLEAVED_PARTS.get(compression_of(path) or "", 1)
