@@ -72,7 +72,7 @@ class FaultProxy(http.server.ThreadingHTTPServer):
         self.cut_bodies: dict[str, int] = {}
         self.deny: set[str] = set()
         self.delete_after_listing: tuple[str, str] | None = None
-        self.requests: list[tuple[str, str]] = []  # (method, path) of each request received
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header) of each request
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
 
@@ -109,7 +109,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         with proxy.lock:
-            proxy.requests.append((self.command, self.path))
+            proxy.requests.append((self.command, self.path, self.headers.get("Range")))
             fail = proxy.fail_first > 0
             if fail:
                 proxy.fail_first -= 1
@@ -145,6 +145,13 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if self.command == "HEAD":  # no body, but the object's length
+            self.send_response(response.status)
+            for k, v in passed.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", response.getheader("Content-Length", "0"))
+            self.end_headers()
             return
         self._reply(response.status, data, passed)
         listing = self.command == "GET" and re.search(r"[?&](list-type=2|prefix=|delimiter=)", self.path)

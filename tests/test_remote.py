@@ -372,3 +372,41 @@ def test_ten_thousand_small_objects_scanned_exactly(tmp_path, s3, endpoint):
     report = scan([f"s3://{bucket}/many/"], text=TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe(), workers=2))
     assert report.ok and len(report.files) == 10_000
     assert report.total["documents"] == 20_000 and report.total["tokens"] == expected_tokens
+
+
+def test_only_what_the_work_needs_is_downloaded(tmp_path, s3, proxy):
+    """The .bin is only sized (HEAD) unless its tokens are verified, then read by ranges; a
+    Parquet file is read by ranges (footer, then the text column's chunks), never whole."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    write_mmidx(data / "shard", [[list(rng.integers(0, 1000, 200))] for _ in range(500)])
+    noise = [rng.bytes(2000) for _ in range(400)]  # incompressible: 800 KB the scan must not fetch
+    table = pa.table({"text": documents(400, 2), "other": noise})
+    pq.write_table(table, data / "t.parquet", row_group_size=100)
+    bucket = new_bucket(s3)
+    s3.upload(bucket, data)
+    text = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe(), workers=1)
+
+    def bytes_asked(name: str) -> list[int | None]:
+        out = []
+        for method, path, wanted in proxy.requests:
+            if method == "GET" and path.split("?")[0].endswith(f"/{name}"):
+                a, b = wanted.removeprefix("bytes=").split("-") if wanted else (None, None)
+                out.append(int(b) - int(a) + 1 if a is not None else None)
+        return out
+
+    report = scan([f"s3://{bucket}/shard", f"s3://{bucket}/t.parquet"], text=text)
+    assert report.ok and report.files[0].tokens == 500 * 200
+    assert bytes_asked("shard.bin") == []  # sized by a HEAD, never read
+    assert bytes_asked("shard.idx") == [None]  # read whole, once
+    parquet = bytes_asked("t.parquet")
+    assert parquet and None not in parquet  # ranged reads only
+    size = (data / "t.parquet").stat().st_size
+    assert sum(parquet) < size / 2  # footers and the text column's chunks, not the other column
+    proxy.requests.clear()
+    verified = scan([f"s3://{bucket}/shard"], verify_tokens=TokenCheckOptions(vocab_size=1000))
+    assert verified.ok and verified.files[0].extra["token_check"]["max_token_id"] == max(
+        int(x) for x in np.fromfile(data / "shard.bin", dtype=np.uint16)
+    )
+    assert sum(bytes_asked("shard.bin")) == (data / "shard.bin").stat().st_size

@@ -66,6 +66,8 @@ _options: dict[str, Any] | None = None
 _filesystems: dict[str, Any] = {}
 _filesystems_pid = 0
 _stats: dict[str, RemoteStat] = {}  # what listings and HEADs told this process, by URI
+_tails: dict[str, tuple[int, bytes]] = {}  # URI -> (offset, its last bytes), footers read this scan
+TAIL_CACHE_BYTES = 1 << 20
 
 
 class RemoteError(OSError):
@@ -117,6 +119,7 @@ def new_scan(options: Mapping[str, Any] | None = None) -> None:
             fs.invalidate_cache()
     _filesystems.clear()
     _stats.clear()
+    _tails.clear()
     _options = dict(options or {})
 
 
@@ -382,8 +385,7 @@ class RemoteFile(io.RawIOBase):
         if wanted == 0 or (self._size is not None and self._pos >= self._size):
             return 0
         end = self._pos + wanted if self._size is None else min(self._pos + wanted, self._size)
-        with translated(self.uri):
-            data = self._fs.cat_file(self._path, start=self._pos, end=end)
+        data = self._fetch(self._pos, end)
         if len(data) > end - self._pos:
             raise RemoteError(self.uri, f"the server sent {len(data)} bytes for a {end - self._pos}-byte range")
         if self._size is not None and len(data) < end - self._pos:
@@ -397,6 +399,18 @@ class RemoteFile(io.RawIOBase):
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+    def _fetch(self, start: int, end: int) -> bytes:
+        """One ranged GET; a read ending at the object's end (a footer: Parquet's reader asks for
+        the last 64 KB each time it opens the file, once per row group) is kept for this scan."""
+        tail = _tails.get(self.uri)
+        if tail is not None and tail[0] <= start and end == self._size:
+            return tail[1][start - tail[0] :]
+        with translated(self.uri):
+            data = self._fs.cat_file(self._path, start=start, end=end)
+        if end == self._size and end - start <= TAIL_CACHE_BYTES:
+            _tails[self.uri] = (start, data)
+        return data
 
 
 def open_input(path: str, buffering: int = -1, sequential: bool = True):
