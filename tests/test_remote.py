@@ -410,3 +410,11 @@ def test_only_what_the_work_needs_is_downloaded(tmp_path, s3, proxy):
         int(x) for x in np.fromfile(data / "shard.bin", dtype=np.uint16)
     )
     assert sum(bytes_asked("shard.bin")) == (data / "shard.bin").stat().st_size
+
+
+def test_check_says_it_reads_local_files_only():
+    result = run_cli("check", "s3://bucket/x_text_document", "--split", "969, 30, 1")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "tokcount: error: s3://bucket/x_text_document: tokcount check reads local files only (tokcount scan reads URIs)"
+    ]

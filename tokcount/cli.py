@@ -613,6 +613,11 @@ def _run_check(args) -> int:
 
     if args.against is not None and args.against_log is not None:
         raise UsageError("--against and --against-log are separate checks: run them one at a time")
+    from .storage import is_remote
+
+    remote = [p for p in [*args.paths, args.against, args.against_log] if p is not None and is_remote(p)]
+    if remote:
+        raise UsageError(f"{remote[0]}: tokcount check reads local files only (tokcount scan reads URIs)")
     results: list
     if args.against is not None:
         from .checks.raw_index import check_raw
