@@ -260,7 +260,7 @@ def _remember(scheme: str, info: Mapping[str, Any]) -> RemoteStat:
         str(generation) if generation else None,
         str(mtime) if mtime else None,
     )
-    _stats[_uri(scheme, str(info["name"]).rstrip("/")) if "name" in info else ""] = stat
+    _stats[_uri(scheme, str(info["name"]).rstrip("/"))] = stat
     return stat
 
 
@@ -274,7 +274,7 @@ def remote_stat(uri: str) -> RemoteStat:
     if info.get("type") == "directory":
         raise RemoteError(uri, "a directory (prefix), not an object", errno.EISDIR)
     stat = _remember(scheme_of(uri), dict(info, name=path))
-    _stats[uri] = stat
+    _stats[uri] = stat  # as the user spelled it, too
     return stat
 
 

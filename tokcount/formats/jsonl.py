@@ -142,6 +142,8 @@ def byte_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
 def interleaved_parts(path: str, wanted: int) -> int:
     """How many interleaved parts to read the compressed file `path` as (1: one stream)."""
     cap = MAX_INTERLEAVED_PARTS.get(compression_of(path) or "", 1)
+    if storage.is_remote(path):
+        cap = 1  # every part reads the whole stream: remotely, that is one download per part
     if wanted <= 1 or cap <= 1 or storage.size(path) < MIN_INTERLEAVED_BYTES:
         return 1
     return min(wanted, cap)
