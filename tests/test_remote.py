@@ -418,3 +418,20 @@ def test_check_says_it_reads_local_files_only():
     assert result.stderr.strip().splitlines() == [
         "tokcount: error: s3://bucket/x_text_document: tokcount check reads local files only (tokcount scan reads URIs)"
     ]
+
+
+def test_the_unit_cache_keys_objects_on_their_etag(tmp_path, s3, endpoint):
+    from tokcount import CacheOptions
+
+    bucket = new_bucket(s3)
+    for i in range(3):
+        s3.client.put_object(Bucket=bucket, Key=f"p{i}.jsonl", Body=jsonl_bytes(documents(30, i)))
+    text = TextOptions(tokenizer=tokenizer_fixtures.bytelevel_bpe(), workers=1)
+    cache = CacheOptions(directory=str(tmp_path / "cache"))
+    first = scan([f"s3://{bucket}/"], text=text, cache=cache)
+    assert first.ok and first.cache["units_counted"] == 3
+    again = scan([f"s3://{bucket}/"], text=text, cache=cache)
+    assert again.cache["units_counted"] == 0 and again.total == first.total
+    s3.client.put_object(Bucket=bucket, Key="p1.jsonl", Body=jsonl_bytes(documents(31, 9)))  # a new ETag
+    changed = scan([f"s3://{bucket}/"], text=text, cache=cache)
+    assert changed.cache["units_counted"] == 1 and changed.files[1].documents == 31
