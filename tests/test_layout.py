@@ -93,3 +93,9 @@ def test_formats_know_no_engine_and_engines_know_no_format():
             if path.name == "bench.py":
                 continue
             assert not [n for n in imported_modules(path) if n.startswith(forbidden)], path
+
+
+def test_storage_knows_no_format_and_no_layer_above():
+    """Where bytes come from is one module below the formats: it imports only the errors."""
+    imported = imported_modules(PACKAGE / "storage.py")
+    assert imported <= {"tokcount.errors", "tokcount.errors.UsageError"}, imported

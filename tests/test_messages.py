@@ -129,9 +129,16 @@ def test_names_and_bytes_that_disagree_are_told_apart(tmp_path):
     assert "named .gz but it does not start with the gzip magic bytes" in messages[2] and ".gzip" not in messages[2]
 
 
-def test_a_remote_uri_is_said_to_be_remote():
-    proc = run_cli("scan", "s3://bucket/corpus/part-0.jsonl.zst")
-    assert proc.returncode == 2 and "remote URIs" in proc.stderr and "no file matches" not in proc.stderr
+def test_a_uri_of_an_unknown_scheme_is_said_to_be_unsupported():
+    # Remote URIs are read (tests/test_remote.py); a scheme tokcount has no filesystem for is a usage error.
+    proc = run_cli(
+        "scan", "ftp://example.invalid/corpus/part-0.jsonl.zst", "--tokenizer", tokenizer_fixtures.bytelevel_bpe()
+    )
+    assert proc.returncode == 1 and "no file matches" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "tokcount: error: ftp://example.invalid/corpus/part-0.jsonl.zst: unsupported scheme ftp:// "
+        "(tokcount reads local paths and s3://, gs://, az://, abfs://, hf://, http://, https://)"
+    ]
 
 
 def test_text_options_on_a_shards_only_scan_get_a_warning(tmp_path):

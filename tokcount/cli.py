@@ -221,6 +221,7 @@ EPILOGS = {
   tokcount scan data/ --verify-tokens --vocab-size 50257 --eod 50256
   tokcount scan corpus.jsonl.zst --tokenizer tokenizer.json --group-by source --no-cache
   tokcount scan 'corpus/*.jsonl.zst' --tokenizer tokenizer.json --executor ray --ray-address auto
+  tokcount scan 's3://bucket/shards/*.parquet' --tokenizer tok.json --storage-option region=eu-west-1
 """,
     "plan": """examples:
   tokcount plan --tokens 64035813377 --seq-len 2048 --gbs 1024 --train-iters 20000
@@ -272,6 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--valid-weights", type=float, nargs="+", help="weights of the --valid-data files, in order")
     d.add_argument("--test-data", nargs="+", metavar="PATH", help="test datasets (files, prefixes, globs)")
     d.add_argument("--test-weights", type=float, nargs="+", help="weights of the --test-data files, in order")
+    s.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="for remote URIs (s3://, gs://, az://, hf://, https://): passed to the store's fsspec filesystem, "
+        "e.g. endpoint_url=http://127.0.0.1:9000, region=eu-west-1, anon=true (repeatable; no secrets: "
+        "credentials come from the store's standard chain)",
+    )
     t = s.add_argument_group("raw text (jsonl, parquet, arrow)")
     t.add_argument("--tokenizer", help="tokenizer.json, a directory holding one, or a Hugging Face hub name")
     t.add_argument(
@@ -559,10 +569,12 @@ def _run_scan(args) -> int:
             raise UsageError(f"--{flag.replace('_', '-')} only applies with --estimate")
     from . import render
     from .scanning import scan
+    from .storage import parse_option
 
     cache = CacheOptions(enabled=not args.no_cache, directory=args.cache_dir)
+    storage_options = dict(parse_option(option) for option in args.storage_option)
     with _progress(args) as progress:
-        report = scan(args.paths, training, verify, progress, text, token_files, cache)
+        report = scan(args.paths, training, verify, progress, text, token_files, cache, storage_options=storage_options)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -700,6 +712,11 @@ def _run_check(args) -> int:
 
     if args.against is not None and args.against_log is not None:
         raise UsageError("--against and --against-log are separate checks: run them one at a time")
+    from .storage import is_remote
+
+    remote = [p for p in [*args.paths, args.against, args.against_log] if p is not None and is_remote(p)]
+    if remote:
+        raise UsageError(f"{remote[0]}: tokcount check reads local files only (tokcount scan reads URIs)")
     results: list
     if args.against is not None:
         from .checks.raw_index import check_raw

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from . import storage
 from .counting import WORKER_ENV, UnitResult, count_unit, start_worker
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.hf import worker_start_method
@@ -47,6 +48,7 @@ def scan(
     text: TextOptions | None = None,
     token_files: TokenFileOptions | None = None,
     cache: CacheOptions | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Report:
     """Count the tokens of every input exactly, validate it, and attach the training plan.
 
@@ -91,6 +93,10 @@ def scan(
     ``max_bytes``), so that a scan of unchanged files counts nothing again and an interrupted one
     resumes; ``report.cache`` says how much came from it. Default: no cache.
 
+    ``storage_options``: for URIs (``s3://``, ``gs://``, ``az://``, ``hf://``, ``https://``), the
+    options of the store's fsspec filesystem (``endpoint_url``, ``region``, ``anon``; dotted keys
+    reach nested ones). Credentials come from the store's standard chain, never from here.
+
     ``progress``: an object with ``start(total_bytes)``, ``advance(nbytes, tokens, documents)``
     and optionally ``status(message)``.
 
@@ -115,6 +121,7 @@ def scan(
         if not getattr(text, name).strip():
             raise UsageError(f"TextOptions.{name} is empty: name the jsonl key or the column that holds the text")
     progress = progress or NoProgress()
+    storage.new_scan(storage_options)
     split_paths = _split_dataset_paths(list(paths), training)
     discovery = find_sources([p for split_list in split_paths.values() for p in split_list] or list(paths))
     sources = discovery.sources
@@ -188,7 +195,8 @@ def scan(
             )
         workers = 1  # standard input is this process's: it is read here, once
     if executor is None:
-        executor = LocalExecutor(workers, worker_env=WORKER_ENV, start_method=worker_start_method())
+        worker_env = {**WORKER_ENV, **storage.worker_env()}
+        executor = LocalExecutor(workers, worker_env=worker_env, start_method=worker_start_method())
     with executor:
         if len(pending) > 1:
             # The workers start up (imports, numba) while this process loads the tokenizer (or, with
@@ -274,7 +282,7 @@ def _executor_for(text: TextOptions):
         return None
     from .ray_executor import RayExecutor
 
-    executor = RayExecutor(text.ray_address, text.workers, worker_env=WORKER_ENV)
+    executor = RayExecutor(text.ray_address, text.workers, worker_env={**WORKER_ENV, **storage.worker_env()})
     executor.start()
     return executor
 
@@ -614,7 +622,10 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
         (b for r in unit_results for b in r.skipped_examples), key=lambda b: b.order if b.order is not None else 0
     )
     skipped_examples = [b.describe() for b in examples[:5]]
-    footer = fmt.footer_documents(source.path)
+    try:
+        footer = fmt.footer_documents(source.path)
+    except FileCheckError as e:
+        return e
     report = FileReport(
         path=source.path,
         format=fmt.display_name(source.path),
@@ -627,6 +638,7 @@ def _assemble(source: Source, kind: str, unit_results: list[UnitResult], complet
     )
     report.extra.update(
         {
+            "identity": _identity([source.path]),
             "content": kind,
             "text_bytes": text_bytes if kind == TEXT else None,
             "tokens_per_byte": (tokens / text_bytes) if kind == TEXT and text_bytes else None,
@@ -662,6 +674,7 @@ def _count_shard(
     )
     result.extra["bin_bytes"] = shard.bin_bytes
     result.extra.update(shard.details)
+    result.extra["identity"] = _identity([shard.idx_path, shard.bin_path])
     if verify is not None:
         check = check_tokens(shard, verify.vocab_size, verify.eod, progress.advance)
         result.extra["token_check"] = check.to_dict()
@@ -680,6 +693,17 @@ def _count_shard(
                 f"document {check.first_document_missing_eod}",
             )
     return result
+
+
+def _identity(paths: list[str]) -> list[dict] | None:
+    """Each file's size and version (mtime, ETag, generation), so a later run can tell that the
+    data changed; None for standard input."""
+    if "-" in paths:
+        return None
+    try:
+        return [storage.file_identity(p) for p in paths]
+    except OSError:
+        return None  # the file went away after it was read: its counts stand, its identity is unknown
 
 
 def _plan(files: list[FileReport], training: TrainingOptions):

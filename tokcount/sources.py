@@ -7,6 +7,9 @@ format each.
 - The same file named twice (relative and absolute, ``./x``, a symlink, a ``.bin`` prefix and
   its ``.bin`` path) is one source: files are identified by device and inode, and every merge
   is listed.
+- URIs (``s3://bucket/prefix/**/*.parquet``, ``hf://datasets/...``, ``https://...``) are listed
+  through ``tokcount.storage``: a glob, a prefix (walked like a directory), an object, or a
+  ``.bin/.idx`` prefix; an object is identified by its URI.
 - Inputs that are not regular files (a directory named ``x.bin``, a FIFO, a device) are refused
   with one line, before anything opens them.
 """
@@ -17,7 +20,7 @@ import glob
 import os
 from dataclasses import dataclass, field
 
-from . import formats
+from . import formats, storage
 from .errors import FileCheckError
 from .formats.base import Format, regular_file_problem
 
@@ -87,15 +90,8 @@ def find_sources(args: list[str]) -> Discovery:
     discovery = Discovery()
     seen: dict[tuple[int, int] | str, tuple[str, str]] = {}  # identity -> (source path, the name first given)
     for arg in args:
-        if "://" in arg:
-            discovery.failures.append(
-                FileCheckError(
-                    arg,
-                    "open",
-                    "remote URIs (s3://, gs://, hf://, http(s)://) are not read yet: copy the data to a local "
-                    "path, or stream it into a file",
-                )
-            )
+        if storage.is_remote(arg):
+            _add_remote(arg, discovery, seen)
             continue
         if arg == "-":
             if any(s.path == "-" for s in discovery.sources):
@@ -143,12 +139,71 @@ def find_sources(args: list[str]) -> Discovery:
             if problem is not None and os.path.exists(path):
                 discovery.failures.append(FileCheckError(path, "open", problem))
                 continue
-            key = _identity(path, fmt)
-            if key in seen:
-                _, first_name = seen[key]
-                if not _files_of_one_source(first_name, path, fmt):
-                    discovery.merged.append({"path": path, "same_as": first_name})
-                continue
-            seen[key] = (source_path, path)
-            discovery.sources.append(Source(source_path, fmt))
+            _add_source(discovery, seen, _identity(path, fmt), Source(source_path, fmt), path)
     return discovery
+
+
+def _add_source(discovery: Discovery, seen: dict, key, source: Source, name: str) -> None:
+    """List ``source``, unless the file ``key`` identifies is already listed under another name."""
+    if key in seen:
+        _, first_name = seen[key]
+        if not _files_of_one_source(first_name, name, source.format):
+            discovery.merged.append({"path": name, "same_as": first_name})
+        return
+    seen[key] = (source.path, name)
+    discovery.sources.append(source)
+
+
+def _remote_paths(arg: str, discovery: Discovery) -> list[str] | None:
+    """The objects an URI names (a glob, an object, a pair's prefix, or a prefix to walk), or
+    None after recording why there are none."""
+    try:
+        if _has_magic(arg):
+            paths = storage.glob(arg)
+            if not paths:
+                discovery.failures.append(FileCheckError(arg, "open", "no object matches this pattern"))
+                return None
+            return paths
+        if formats.detect(arg) is not None:
+            return [arg]  # an object with a format's name (or a pair's prefix): opened, and checked, later
+        found = storage.walk(arg.rstrip("/"))
+    except OSError as e:
+        discovery.failures.append(FileCheckError(arg, "open", e.strerror or str(e)))
+        return None
+    paths = []
+    for path in found:
+        name = path.rsplit("/", 1)[-1]
+        relative = path[len(arg.rstrip("/")) :]
+        if any(part.startswith(".") for part in relative.split("/")):
+            discovery.skipped.append({"path": path, "reason": "hidden file"})
+        elif formats.detect(path) is None:
+            if formats.read_with(path) is None:  # a side file is read with its data file
+                discovery.skipped.append({"path": path, "reason": "unknown format"})
+        elif name:
+            paths.append(path)
+    if not paths:
+        discovery.failures.append(
+            FileCheckError(
+                arg,
+                "open",
+                f"no such object, and no {formats.EXPECTED_SUFFIXES} object under this prefix"
+                if not found
+                else f"the prefix holds no {formats.EXPECTED_SUFFIXES} object",
+            )
+        )
+        return None
+    return paths
+
+
+def _add_remote(arg: str, discovery: Discovery, seen: dict) -> None:
+    paths = _remote_paths(arg, discovery)
+    for path in paths or []:
+        fmt = formats.detect(path)
+        if fmt is None:
+            discovery.failures.append(
+                FileCheckError(path, "format", f"unknown format (expected {formats.EXPECTED_SUFFIXES})")
+            )
+            continue
+        source_path = fmt.source_path(path)
+        key = source_path  # an object is its URI; a file set (a .bin/.idx pair), its name
+        _add_source(discovery, seen, key, Source(source_path, fmt), path)

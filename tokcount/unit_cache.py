@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from . import disk_cache, grouping
+from . import disk_cache, grouping, storage
 from ._version import __version__
 from .counting import UnitResult
 from .formats.base import TOKEN_IDS, BadRecord, TextPolicy, WorkUnit
@@ -50,6 +50,13 @@ def file_identity(path: str) -> dict | None:
     Remote stores give their own identity here (URI, size, ETag or generation)."""
     if path == "-":
         return None
+    if storage.is_remote(path):
+        try:
+            identity = storage.file_identity(path)
+        except OSError:
+            return None
+        # a size alone does not say that an object is unchanged: only a version does
+        return identity if "etag" in identity or "generation" in identity else None
     try:
         st = os.stat(path)
     except OSError:

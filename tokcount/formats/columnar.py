@@ -8,7 +8,6 @@ Parquet row groups (and IPC file record batches) are the parallel work units. A 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import storage
 from ..errors import FileCheckError
 from .base import (
     TEXT,
@@ -46,8 +46,14 @@ def format_of(path: str) -> str | None:
 
 
 def _is_ipc_file(path: str) -> bool:
-    with open(path, "rb") as f:
+    with storage.open_input(path, sequential=False) as f:
         return f.read(6) == ARROW_FILE_MAGIC
+
+
+def _source(path: str):
+    """What pyarrow opens: a local path (read natively), or a remote object as a random-access
+    file whose every read is one ranged GET (the footer, then the column chunks asked for)."""
+    return storage.open_input(path, sequential=False) if storage.is_remote(path) else path
 
 
 def column_kind(path: str, column: str) -> tuple[str, str]:
@@ -86,11 +92,11 @@ def _is_string_view(t) -> bool:
 def _schema(path: str) -> pa.Schema:
     try:
         if format_of(path) == "parquet":
-            return pq.read_schema(path)
+            return pq.read_schema(_source(path))
         if _is_ipc_file(path):
-            with pa.ipc.open_file(path) as reader:
+            with pa.ipc.open_file(_source(path)) as reader:
                 return reader.schema
-        with pa.ipc.open_stream(path) as reader:
+        with pa.ipc.open_stream(_source(path)) as reader:
             return reader.schema
     except (pa.ArrowException, OSError) as e:
         raise FileCheckError(path, "open", _first_line(e)) from None
@@ -101,7 +107,7 @@ def units(path: str, column: str) -> list[tuple[int, int]]:
     index of its batches, so it is one unit."""
     try:
         if format_of(path) == "parquet":
-            meta = pq.read_metadata(path)
+            meta = pq.read_metadata(_source(path))
             out = []
             for g in range(meta.num_row_groups):
                 rg = meta.row_group(g)
@@ -116,18 +122,21 @@ def units(path: str, column: str) -> list[tuple[int, int]]:
                 out.append((g, max(1, cost)))
             return out
         if _is_ipc_file(path):
-            with pa.ipc.open_file(path) as reader:
+            with pa.ipc.open_file(_source(path)) as reader:
                 n = reader.num_record_batches
-            size = os.path.getsize(path)
+            size = storage.size(path)
             return [(i, max(1, size // max(1, n))) for i in range(n)]
-        return [(-1, max(1, os.path.getsize(path)))]
+        return [(-1, max(1, storage.size(path)))]
     except (pa.ArrowException, OSError) as e:
         raise FileCheckError(path, "open", _first_line(e)) from None
 
 
 def footer_documents(path: str) -> int | None:
     if format_of(path) == "parquet":
-        return pq.read_metadata(path).num_rows
+        try:
+            return pq.read_metadata(_source(path)).num_rows
+        except (pa.ArrowException, OSError) as e:
+            raise FileCheckError(path, "open", _first_line(e)) from None
     return None
 
 
@@ -156,13 +165,13 @@ def read_documents(
 
 def _record_batches(path, unit, columns: list[str], is_parquet):
     if is_parquet:
-        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, row_groups=[unit], columns=columns)
+        yield from pq.ParquetFile(_source(path)).iter_batches(batch_size=BATCH_ROWS, row_groups=[unit], columns=columns)
     elif unit >= 0:
-        with pa.ipc.open_file(path) as reader:
+        with pa.ipc.open_file(_source(path)) as reader:
             rb = reader.get_batch(unit)
         yield from _slices(rb.select(columns))
     else:
-        with pa.ipc.open_stream(path) as reader:
+        with pa.ipc.open_stream(storage.open_input(path) if storage.is_remote(path) else path) as reader:
             for rb in reader:
                 yield from _slices(rb.select(columns))
 

@@ -8,6 +8,7 @@ the ``.bin`` is only stat-ed, unless tokens are verified.
 
 from __future__ import annotations
 
+import errno
 import gc
 import mmap
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import storage
 from ..errors import FileCheckError
 from . import indexed_kernels
 from .base import TokenFormat, TokenLayout, regular_file_problem
@@ -86,6 +88,8 @@ def open_shard(path: str) -> IndexedShard:
     """Read and validate the index of a pair, and the ``.bin`` size. Raises FileCheckError."""
     prefix = prefix_of(path)
     idx_path, bin_path = prefix + INDEX_SUFFIX, prefix + DATA_SUFFIX
+    if storage.is_remote(prefix):
+        return _open_remote_shard(path, prefix, idx_path, bin_path)
     for p in (idx_path, bin_path):
         problem = regular_file_problem(p) if os.path.exists(p) else None
         if problem is not None:  # a directory named x.bin must not pass on its st_size
@@ -101,22 +105,46 @@ def open_shard(path: str) -> IndexedShard:
             magic = f.read(9)
     except OSError as e:
         raise FileCheckError(idx_path, "open", e.strerror or str(e)) from None
+    return _open_index(prefix, idx_path, bin_path, idx_path, magic, idx_bytes, bin_bytes)
+
+
+def _open_remote_shard(path: str, prefix: str, idx_path: str, bin_path: str) -> IndexedShard:
+    """A pair in object storage: the ``.idx`` read whole (one GET), the ``.bin`` only sized."""
+    present = {}
+    for p in (idx_path, bin_path):
+        try:
+            present[p] = storage.size(p)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise FileCheckError(p, "open", e.strerror or str(e)) from None
+    for p, partner in ((idx_path, bin_path), (bin_path, idx_path)):
+        if p not in present:
+            shown = path if partner in present else prefix
+            raise FileCheckError(shown, "pairing", f"{p} does not exist (a .bin needs its .idx and vice versa)")
+    try:
+        index = storage.read_bytes(idx_path)
+    except OSError as e:
+        raise FileCheckError(idx_path, "open", e.strerror or str(e)) from None
+    return _open_index(prefix, idx_path, bin_path, index, index[:9], len(index), present[bin_path])
+
+
+def _open_index(prefix, idx_path, bin_path, index, magic, idx_bytes, bin_bytes) -> IndexedShard:
+    """``index``: the ``.idx`` path (memory-mapped) or its bytes (read remotely)."""
     if magic == MMIDIDX_MAGIC:
-        return _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes)
+        return _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes, index)
     if magic[:8] == TNTIDX_MAGIC:
-        return _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes)
+        return _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes, index)
     raise FileCheckError(
         idx_path, "magic", f"expected {MMIDIDX_MAGIC!r} or {TNTIDX_MAGIC!r}, found {magic!r}", "byte 0"
     )
 
 
-def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShard:
+def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes, index) -> IndexedShard:
     if idx_bytes < MMIDIDX_HEADER_BYTES:
         raise FileCheckError(
             idx_path, "header", f"index is {idx_bytes} bytes, shorter than the {MMIDIDX_HEADER_BYTES}-byte header"
         )
-    with open(idx_path, "rb") as f:
-        header = f.read(MMIDIDX_HEADER_BYTES)
+    header = _header(index, MMIDIDX_HEADER_BYTES)
     (version,) = struct.unpack_from("<Q", header, 9)
     (code,) = struct.unpack_from("<B", header, 17)
     n, d = struct.unpack_from("<QQ", header, 18)
@@ -143,11 +171,11 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
         raise FileCheckError(idx_path, "doc_idx", "D = 0: doc_idx must hold at least its leading 0", "byte 26")
 
     offset = MMIDIDX_HEADER_BYTES
-    sizes = _memmap(idx_path, np.int32, offset, n)
+    sizes = _memmap(index, np.int32, offset, n)
     offset += 4 * n
-    pointers = _memmap(idx_path, np.int64, offset, n)
+    pointers = _memmap(index, np.int64, offset, n)
     offset += 8 * n
-    doc_idx = _memmap(idx_path, np.int64, offset, d)
+    doc_idx = _memmap(index, np.int64, offset, d)
     offset += 8 * d
 
     tokens, first_negative, first_bad_pointer = indexed_kernels.index_sizes_summary(sizes, pointers, dtype.itemsize)
@@ -168,7 +196,7 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
     empty = _check_doc_idx(idx_path, doc_idx, n)
 
     if fmt == "mmidx-multimodal":
-        modes = _memmap(idx_path, np.int8, offset, n)
+        modes = _memmap(index, np.int8, offset, n)
         non_text = int(np.count_nonzero(modes))
         if non_text:
             warnings.append(
@@ -179,14 +207,13 @@ def _open_mmidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShar
     return IndexedShard(prefix, idx_path, bin_path, fmt, dtype, sizes, doc_idx, bin_bytes, int(tokens), empty, warnings)
 
 
-def _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedShard:
+def _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes, index) -> IndexedShard:
     # Legacy fairseq-style index still read by GPT-NeoX (spec §1.7). All arrays are int64.
     if idx_bytes < TNTIDX_HEADER_BYTES:
         raise FileCheckError(
             idx_path, "header", f"index is {idx_bytes} bytes, shorter than the {TNTIDX_HEADER_BYTES}-byte TNTIDX header"
         )
-    with open(idx_path, "rb") as f:
-        header = f.read(TNTIDX_HEADER_BYTES)
+    header = _header(index, TNTIDX_HEADER_BYTES)
     version, code, element_size, length, s, doc_count = struct.unpack_from("<6Q", header, 8)
     if version != 1:
         raise FileCheckError(idx_path, "version", f"version {version}, only 1 exists", "byte 8")
@@ -203,11 +230,11 @@ def _open_tntidx(prefix, idx_path, bin_path, idx_bytes, bin_bytes) -> IndexedSha
     if doc_count < 1:
         raise FileCheckError(idx_path, "doc_idx", "doc_count = 0: doc_idx must hold at least its leading 0", "byte 48")
     offset = TNTIDX_HEADER_BYTES + 8 * (length + 1)  # skip dim_offsets
-    data_offsets = _memmap(idx_path, np.int64, offset, length + 1)
+    data_offsets = _memmap(index, np.int64, offset, length + 1)
     offset += 8 * (length + 1)
-    sizes64 = _memmap(idx_path, np.int64, offset, s)
+    sizes64 = _memmap(index, np.int64, offset, s)
     offset += 8 * s
-    doc_idx = _memmap(idx_path, np.int64, offset, doc_count)
+    doc_idx = _memmap(index, np.int64, offset, doc_count)
 
     if length and (sizes64.min() < 0 or sizes64.max() > np.iinfo(np.int32).max):
         i = int(np.argmax((sizes64 < 0) | (sizes64 > np.iinfo(np.int32).max)))
@@ -274,16 +301,53 @@ def _check_bin_size(bin_path: str, bin_bytes: int, tokens: int, dtype: np.dtype)
         )
 
 
-def _memmap(path: str, dtype, offset: int, count: int) -> np.ndarray:
+def _header(index: str | bytes, nbytes: int) -> bytes:
+    if isinstance(index, bytes):
+        return index[:nbytes]
+    with open(index, "rb") as f:
+        return f.read(nbytes)
+
+
+def _memmap(index: str | bytes, dtype, offset: int, count: int) -> np.ndarray:
+    """``count`` little-endian values at ``offset`` of the index: mapped from a local file, or
+    a view of the bytes read from a remote one."""
     if count == 0:
         return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=np.dtype(dtype).newbyteorder("<"), mode="r", offset=offset, shape=(count,))
+    little = np.dtype(dtype).newbyteorder("<")
+    if isinstance(index, bytes):
+        return np.frombuffer(index, dtype=little, count=count, offset=offset)
+    return np.memmap(index, dtype=little, mode="r", offset=offset, shape=(count,))
 
 
 # ---------------------------------------------------------------------------------------------
 # Token verification: one pass over the .bin, in windows, so memory stays bounded.
 
 WINDOW_BYTES = 256 << 20
+REMOTE_WINDOW_BYTES = 64 << 20  # one ranged GET each: retried whole when a transfer fails
+
+
+@contextmanager
+def _token_window(f, shard: IndexedShard, start: int, count: int, remote: bool):
+    """The tokens [start, start + count) of the data file: a mapped window of a local file, or
+    one ranged read of a remote one."""
+    itemsize = shard.dtype.itemsize
+    at = shard.data_offset + start * itemsize
+    if remote:
+        try:
+            f.seek(at)
+            data = f.read(count * itemsize)
+        except OSError as e:
+            raise FileCheckError(shard.bin_path, "read", e.strerror or str(e), f"byte {at}") from None
+        if len(data) != count * itemsize:
+            raise FileCheckError(shard.bin_path, "read", f"{len(data)} of {count * itemsize} bytes", f"byte {at}")
+        yield np.frombuffer(data, dtype=shard.dtype, count=count)
+        return
+    with map_window(f, shard.bin_path, at, count * itemsize) as (view, delta):
+        tokens = np.frombuffer(view, dtype=shard.dtype, count=count, offset=delta)
+        try:
+            yield tokens
+        finally:
+            del tokens  # the mapping can only close once no array points into it
 
 
 @dataclass
@@ -350,12 +414,17 @@ def check_tokens(
         begins, ends = shard.document_token_spans()
         nonempty = np.flatnonzero(ends > begins)
         last_positions = ends[nonempty] - 1
-    with open(shard.bin_path, "rb") as f:
+    remote = storage.is_remote(shard.bin_path)
+    if remote:
+        window = max(1, min(window_bytes, REMOTE_WINDOW_BYTES) // itemsize)
+    try:
+        f = storage.open_input(shard.bin_path, sequential=False)
+    except OSError as e:
+        raise FileCheckError(shard.bin_path, "open", e.strerror or str(e)) from None
+    with f:
         for start in range(0, total, window):
             count = min(window, total - start)
-            at = shard.data_offset + start * itemsize
-            with map_window(f, shard.bin_path, at, count * itemsize) as (view, delta):
-                tokens = np.frombuffer(view, dtype=shard.dtype, count=count, offset=delta)
+            with _token_window(f, shard, start, count, remote) as tokens:
                 w_top, w_bad, w_first = indexed_kernels.token_stats(tokens, vocab_size)
                 top = int(w_top) if top is None else max(top, int(w_top))
                 bad += int(w_bad)
@@ -384,7 +453,7 @@ class IndexedFormat(TokenFormat):
 
     def is_prefix(self, path: str) -> bool:
         """A prefix, as training configs write it: no such file, but a .bin or .idx beside it."""
-        return not os.path.exists(path) and (os.path.exists(path + INDEX_SUFFIX) or os.path.exists(path + DATA_SUFFIX))
+        return not storage.exists(path) and (storage.exists(path + INDEX_SUFFIX) or storage.exists(path + DATA_SUFFIX))
 
     def source_path(self, path: str) -> str:
         return prefix_of(path)

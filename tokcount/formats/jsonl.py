@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import orjson
 import pyarrow as pa
 
+from .. import storage
 from ..errors import FileCheckError
 from .base import (
     TEXT,
@@ -76,12 +77,17 @@ def format_name(path: str) -> str:
 
 def check_magic(path: str) -> None:
     """Refuse a file whose first bytes contradict its suffix."""
-    compression = compression_of(path)
     try:
-        with open(path, "rb") as f:
+        with storage.open_input(path, sequential=False) as f:
             head = f.read(8)
     except OSError as e:
         raise FileCheckError(path, "open", e.strerror or str(e)) from None
+    check_head(path, head)
+
+
+def check_head(path: str, head: bytes) -> None:
+    """``check_magic`` on the file's first 8 bytes, already read."""
+    compression = compression_of(path)
     other = _other_format(head)
     if compression is None:
         found = [name for name, magic in MAGIC.items() if head.startswith(magic)]
@@ -127,7 +133,7 @@ def _other_format(head: bytes) -> str | None:
 def byte_ranges(path: str, target_bytes: int) -> list[tuple[int, int]]:
     """Byte ranges for parallel reading: plain files are cut every target_bytes (the reader
     aligns to lines); a compressed file is a single stream."""
-    size = os.path.getsize(path)
+    size = storage.size(path)
     if compression_of(path) is not None or size <= target_bytes:
         return [(0, size)]
     return [(start, min(size, start + target_bytes)) for start in range(0, size, target_bytes)]
@@ -161,7 +167,9 @@ def line_extents(path: str, start: int, stop: int) -> tuple[int, list[int]]:
 def interleaved_parts(path: str, wanted: int) -> int:
     """How many interleaved parts to read the compressed file `path` as (1: one stream)."""
     cap = MAX_INTERLEAVED_PARTS.get(compression_of(path) or "", 1)
-    if wanted <= 1 or cap <= 1 or os.path.getsize(path) < MIN_INTERLEAVED_BYTES:
+    if storage.is_remote(path):
+        cap = 1  # every part reads the whole stream: remotely, that is one download per part
+    if wanted <= 1 or cap <= 1 or storage.size(path) < MIN_INTERLEAVED_BYTES:
         return 1
     return min(wanted, cap)
 
@@ -169,10 +177,22 @@ def interleaved_parts(path: str, wanted: int) -> int:
 def open_stream(path: str):
     compression = compression_of(path)
     if compression is None:
-        return open(path, "rb", buffering=READ_BYTES)
+        return storage.open_input(path, buffering=READ_BYTES)
     if compression == "xz":
-        return lzma.open(path, "rb")
-    return io.BufferedReader(pa.input_stream(path, compression=compression), buffer_size=READ_BYTES)
+        return _xz_input(path)
+    return io.BufferedReader(_compressed_input(path, compression), buffer_size=READ_BYTES)
+
+
+def _xz_input(path: str):
+    return lzma.open(storage.open_input(path) if storage.is_remote(path) else path, "rb")
+
+
+def _compressed_input(path: str, compression: str):
+    """pyarrow's decoder over the file: a local path is read natively, a remote one through
+    ``tokcount.storage`` (streamed in ranged GETs)."""
+    if storage.is_remote(path):
+        return pa.CompressedInputStream(storage.open_input(path), compression)
+    return pa.input_stream(path, compression=compression)
 
 
 STDIN = "-"
@@ -200,7 +220,7 @@ def _open_with_raw(path: str):
     compression = compression_of(path)
     if compression is None:
         return open_stream(path), None
-    raw = open(path, "rb")
+    raw = storage.open_input(path)
     try:
         if compression == "xz":
             return lzma.open(raw, "rb"), raw
@@ -216,7 +236,7 @@ class GzipMembers(io.RawIOBase):
     ``trailing_zeros``, where pyarrow's reader fails the whole file."""
 
     def __init__(self, path: str):
-        self._file = open(path, "rb")
+        self._file = storage.open_input(path)
         self._decoder = zlib.decompressobj(31)
         self._out = b""
         self._done = False
@@ -275,7 +295,7 @@ def whole_lines_before_error(path: str, chunk_bytes: int = 1 << 16) -> int:
     compression = compression_of(path)
     try:
         # unbuffered: a buffered reader would ask for more than the decoder can give whole
-        stream = lzma.open(path, "rb") if compression == "xz" else pa.input_stream(path, compression=compression)
+        stream = _xz_input(path) if compression == "xz" else _compressed_input(path, compression or "")
         with stream:
             while True:
                 chunk = stream.read(chunk_bytes)
@@ -290,7 +310,7 @@ def whole_lines_before_error(path: str, chunk_bytes: int = 1 << 16) -> int:
 def lines_before(path: str, offset: int) -> int:
     """Number of newlines in the first `offset` bytes (for 1-based line numbers of a range)."""
     count = 0
-    with open(path, "rb") as f:
+    with storage.open_input(path) as f:
         remaining = offset
         while remaining > 0:
             chunk = f.read(min(READ_BYTES * 8, remaining))
@@ -368,6 +388,17 @@ def read_documents(
         stream, raw = _open_with_raw(path)
     except OSError as e:
         raise FileCheckError(path, "open", e.strerror or str(e)) from None
+    if start == 0 and path != STDIN and storage.is_remote(path):
+        # inspect() left the magic bytes to the first read: one request fewer per object
+        try:
+            check_head(path, (raw or stream).peek(8)[:8])
+        except (OSError, FileCheckError) as e:
+            stream.close()
+            if raw is not None:
+                raw.close()
+            if isinstance(e, FileCheckError):
+                raise
+            raise FileCheckError(path, "open", e.strerror or str(e)) from None
     raw_reported = 0
 
     def with_progress(batch: DocumentBatch) -> DocumentBatch:
@@ -550,7 +581,9 @@ class JsonlFormat(TextFormat):
         return path == STDIN or is_jsonl(path)
 
     def inspect(self, path: str, policy: TextPolicy) -> str:
-        if path != STDIN:  # a stream is read once: its compression is sniffed as it is read
+        # A stream is read once: its compression is sniffed as it is read. A remote object's
+        # first bytes are checked by the unit that reads them, which saves a request per object.
+        if path != STDIN and not storage.is_remote(path):
             check_magic(path)
         return TEXT
 
@@ -559,8 +592,11 @@ class JsonlFormat(TextFormat):
     ) -> list[WorkUnit]:
         if path == STDIN:
             return [WorkUnit(source, path, self.name, 0, 0, 0, 1)]  # one stream, read once, by one reader
-        ranges = byte_ranges(path, target_bytes)
-        parts = interleaved_parts(path, compressed_parts) if compression_of(path) else 1
+        try:
+            ranges = byte_ranges(path, target_bytes)
+            parts = interleaved_parts(path, compressed_parts) if compression_of(path) else 1
+        except OSError as e:
+            raise FileCheckError(path, "open", e.strerror or str(e)) from None
         if parts > 1:
             size = ranges[0][1]
             block = INTERLEAVE_BLOCK_BYTES  # read now: tests shrink it to put lines across blocks
@@ -593,4 +629,9 @@ class JsonlFormat(TextFormat):
         """Size of an uncompressed file (its byte ranges balance the workers), else 0."""
         if path == STDIN:
             return 0
+        if storage.is_remote(path):
+            try:
+                return storage.size(path) if compression_of(path) is None else 0
+            except OSError:
+                return 0  # units() reports it, for this file only
         return os.path.getsize(path) if compression_of(path) is None and os.path.isfile(path) else 0
