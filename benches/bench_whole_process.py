@@ -149,6 +149,7 @@ def _tokcount_tokens(out: str) -> int:
 def test_tokcount_scan(benchmark, corpus, name, engine, tmp_path):
     tok = _tokenizer(name)
     argv = [sys.executable, "-m", "tokcount", "scan", str(corpus), "--tokenizer", tok, "--json", "--engine", engine]
+    argv.append("--no-cache")  # every round counts: a cached re-run would read no text
     _skip_unless_the_engine_counts(tok, engine)
     benchmark.group = f"{corpus.name} {name}"
     _measure(benchmark, (corpus.name, name), argv, _tokcount_tokens, tmp_path)
