@@ -144,14 +144,7 @@ def check_unordered(
     def run(current: EngineChoice) -> raw_index.RawCheckResult:
         return _compare_multisets(raw_paths, shards, units, policy, spec, options, current, eod, progress, window_bytes)
 
-    def disagreement(result: raw_index.RawCheckResult) -> str | None:
-        return (
-            None
-            if (result.ok or not result.complete)
-            else f"the {choice.engine} engine found differences; re-checked with hf"
-        )
-
-    result, _ = recount_on_disagreement(run, choice, disagreement)
+    result, _ = recount_on_disagreement(run, choice, raw_index.differences_found(choice))
     return result
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -612,15 +612,20 @@ def check_raw(
     def run(current: EngineChoice) -> RawCheckResult:
         return _compare(raw_paths, shard, units, policy, spec, options, current, eod, progress, window_bytes)
 
-    def disagreement(result: RawCheckResult) -> str | None:
-        return (
-            None
-            if (result.ok or not result.complete)
-            else f"the {choice.engine} engine found differences; re-checked with hf"
-        )
-
-    result, _ = recount_on_disagreement(run, choice, disagreement)
+    result, _ = recount_on_disagreement(run, choice, differences_found(choice))
     return result
+
+
+def differences_found(choice: EngineChoice) -> Callable[[RawCheckResult], str | None]:
+    """The parity policy of a check: a complete check that found differences with an engine that
+    is not the reference is run again with hf before anything is reported."""
+
+    def disagreement(result: RawCheckResult) -> str | None:
+        if result.ok or not result.complete:
+            return None
+        return f"the {choice.engine} engine found differences; re-checked with hf"
+
+    return disagreement
 
 
 def _compare(
