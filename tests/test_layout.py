@@ -99,3 +99,27 @@ def test_storage_knows_no_format_and_no_layer_above():
     """Where bytes come from is one module below the formats: it imports only the errors."""
     imported = imported_modules(PACKAGE / "storage.py")
     assert imported <= {"tokcount.errors", "tokcount.errors.UsageError"}, imported
+
+
+def test_a_jsonl_scan_off_the_fast_engine_never_loads_numba(tmp_path):
+    """numba (0.2-0.5 s to import) is for the fast engine and the token-file kernels only."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import tokenizer_fixtures
+
+    texts = ["def f(x):\n    return x + 1\n", "Zwölf Boxkämpfer jagen Viktor.", ""]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    tokenizer = tokenizer_fixtures.bytelevel_bpe()
+    args = ["scan", str(corpus), "--tokenizer", tokenizer, "--engine", "hf", "--no-cache", "--json"]
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=("numba",)), *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    report, heavy = proc.stdout.rsplit("HEAVY:", 1)
+    assert heavy.strip() == "", f"a jsonl scan imported {heavy.strip()}"
+    reference = Tokenizer.from_file(tokenizer)
+    assert json.loads(report)["total"]["tokens"] == sum(len(reference.encode(t).ids) for t in texts)

@@ -443,6 +443,25 @@ def test_parity_sampler_takes_first_texts_then_a_spread_sample():
     assert len(later) == 1 and 0 <= later[0] < len(texts)
 
 
+def test_parity_sampler_checks_long_texts_only_as_far_as_its_budget():
+    """Documents of 500 KB: the guard's characters stay within its fraction of the bytes (plus
+    one minimum-size sample and the first texts' allowance), checked on prefixes."""
+    from tokcount.engines.parity import FIRST_TEXTS_CHARS, MIN_SAMPLE_CHARS, ParitySampler
+
+    fraction = 1 / 4000
+    sampler = ParitySampler("f.jsonl:0", fraction=fraction)
+    texts = ["x" * 500_000] * 16
+    batch_bytes = sum(map(len, texts))
+    first = sampler.pick(texts, batch_bytes, at_file_start=True)
+    assert first[0] == 0 and sampler.chars[0] == FIRST_TEXTS_CHARS  # the first text, on a prefix
+    for _ in range(200):
+        for i in sampler.pick(texts, batch_bytes, at_file_start=False):
+            assert MIN_SAMPLE_CHARS <= sampler.chars[i] < len(texts[i])
+    random_chars = sampler.sampled_bytes - FIRST_TEXTS_CHARS
+    assert random_chars <= fraction * sampler.counted_bytes + 2 * MIN_SAMPLE_CHARS
+    assert random_chars >= fraction * sampler.counted_bytes / 2  # and it does sample
+
+
 @pytest.fixture(params=["fast", "gigatoken"])
 def guarded_counter(request, monkeypatch):
     """The counter class of the engine ``auto`` is made to take (each guarded engine in turn),
@@ -715,3 +734,31 @@ def test_the_parity_guard_checks_a_huge_line_on_a_bounded_prefix(tmp_path):
     assert parity["prefixes_checked"] == 1 and len(huge) > 5 * MAX_SAMPLE_CHARS
     assert parity["chars_checked"] <= 2 * MAX_SAMPLE_CHARS + sum(map(len, ADVERSARIAL * 3))
     assert report.files[0].tokens == sum(reference(tok, docs))
+
+
+def test_a_worker_set_up_the_same_way_is_kept_and_any_other_set_up_replaces_it():
+    """A forked worker inherits the scanning process's counting state; the run's initializer
+    must then keep it, and never keep a state set up for another tokenizer, policy or engine."""
+    from tokcount import counting
+    from tokcount.engines import HF_REQUESTED, EngineChoice
+    from tokcount.tokenizer import load_tokenizer_spec
+
+    spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())
+    other_spec = load_tokenizer_spec(tokenizer_fixtures.llama_style_bpe())
+    try:
+        counting.start_worker(spec, True, HF_REQUESTED)
+        first = counting.current_worker()
+        counting.start_worker(spec, True, HF_REQUESTED)
+        assert counting.current_worker() is first
+        for args in [
+            (other_spec, True, HF_REQUESTED),
+            (spec, False, HF_REQUESTED),
+            (spec, True, EngineChoice("hf", "recounted", guarded=False)),
+            (None, True, HF_REQUESTED),
+        ]:
+            counting.start_worker(spec, True, HF_REQUESTED)
+            kept = counting.current_worker()
+            counting.start_worker(*args)
+            assert counting.current_worker() is not kept, args
+    finally:
+        counting.forget_worker()

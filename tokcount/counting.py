@@ -67,6 +67,7 @@ class UnitCounter:
     def __init__(self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice):
         self.spec = spec
         self.add_special_tokens = add_special_tokens
+        self.choice = choice
         self.reference: TokenCounter | None = None
         self.fast: Counter | None = None
         self.engine = "hf"
@@ -85,6 +86,20 @@ class UnitCounter:
             self.fast = make_counter(spec, add_special_tokens, choice.engine, reference=self.reference)
             self.engine = choice.engine
             self.sample_for_parity = choice.guarded
+
+    def started_with(self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> bool:
+        mine = self.spec.fingerprint if self.spec is not None else None
+        same_spec = mine == (spec.fingerprint if spec is not None else None)
+        return same_spec and add_special_tokens == self.add_special_tokens and choice == self.choice
+
+    def warm_up(self) -> None:
+        """Build the reference when it will be used (it counts, or the guard checks the engine)
+        and load the engine's compiled kernels."""
+        if self.reference is not None and (self.fast is None or self.sample_for_parity):
+            self.reference.load()
+        warm_up = getattr(self.fast, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
 
     def count_unit(self, unit: WorkUnit, policy: TextPolicy) -> UnitResult:
         result = UnitResult(unit, engine=self.engine)
@@ -161,7 +176,7 @@ class UnitCounter:
         result.text_bytes += text_bytes
         if sampler is not None and guard is not None:
             chosen = sampler.pick(batch.texts, text_bytes, batch.at_file_start)
-            self._check_parity(batch, chosen, np.asarray(part_tokens), guard, result)
+            self._check_parity(batch, chosen, sampler.chars, np.asarray(part_tokens), guard, result)
         parts = np.asarray(batch.texts_per_document, dtype=np.int64)
         part_tokens = np.asarray(part_tokens, dtype=np.int64)
         ends = np.cumsum(parts)
@@ -182,14 +197,21 @@ class UnitCounter:
         return doc_tokens, sequences
 
     def _check_parity(
-        self, batch: DocumentBatch, chosen: list[int], part_tokens: np.ndarray, guard: ParityGuard, result: UnitResult
+        self,
+        batch: DocumentBatch,
+        chosen: list[int],
+        chars: dict[int, int],
+        part_tokens: np.ndarray,
+        guard: ParityGuard,
+        result: UnitResult,
     ) -> None:
         samples: list[Sample] = []
         for i in chosen:
             text, fast_count = batch.texts[i], int(part_tokens[i])
-            if len(text) > MAX_SAMPLE_CHARS:
+            limit = chars.get(i, MAX_SAMPLE_CHARS)
+            if len(text) > limit:
                 # a bounded check: both engines count the same prefix
-                text = text[:MAX_SAMPLE_CHARS]
+                text = text[:limit]
                 assert self.fast is not None
                 fast_count = int(self.fast.count([text])[0])
                 guard.prefixes_checked += 1
@@ -237,8 +259,24 @@ _worker: UnitCounter | None = None
 
 
 def start_worker(spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> None:
+    """Set up this process's counting state; kept when it is already set up the same way (a
+    forked worker inherits the scanning process's, which set it up before forking)."""
     global _worker
+    if _worker is not None and _worker.started_with(spec, add_special_tokens, choice):
+        return
     _worker = UnitCounter(spec, add_special_tokens, choice)
+
+
+def prepare_worker(spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> None:
+    """``start_worker``, then everything a first unit would otherwise wait for loaded now."""
+    start_worker(spec, add_special_tokens, choice)
+    current_worker().warm_up()
+
+
+def forget_worker() -> None:
+    """Drop this process's counting state (the scanning process's, once its workers are done)."""
+    global _worker
+    _worker = None
 
 
 def current_worker() -> UnitCounter:

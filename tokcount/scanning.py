@@ -10,11 +10,10 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from . import storage
-from .counting import WORKER_ENV, UnitResult, count_unit, start_worker
+from .counting import WORKER_ENV, UnitResult, count_unit, forget_worker, prepare_worker, start_worker
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.hf import worker_start_method
 from .engines.parity import ParityTotals, recount_on_disagreement
-from .engines.warmup import prepare_worker
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .formats.base import TEXT, TextFormat, TokenFormat, WorkUnit
@@ -180,9 +179,10 @@ def scan(
     text_cost = sum(u.cost for u in units)  # bytes of the text units (compressed where they are)
     unit_cache = open_cache(cache.enabled, cache.directory, cache.max_bytes) if cache is not None and units else None
     pending = units
+    # Decided before any worker starts: the cache key holds the engine, and each worker is set up
+    # for this engine only (the spec and the engine's verdict are cached on disk: ~0.1 s).
+    spec, choice = _engine_for(text_sources, text, report, progress)
     if unit_cache is not None:
-        # The key holds the tokenizer and the engine: known before deciding whether workers are needed.
-        spec, choice = _engine_for(text_sources, text, report, progress)
         units = _plan_with_cache(unit_cache, units, text_sources, text, spec, choice)
         pending = [u for u in units if not unit_cache.cached(u, choice.engine)]
     if text.workers is None and sum(u.cost for u in pending) < text.in_process_bytes:
@@ -199,11 +199,15 @@ def scan(
         executor = LocalExecutor(workers, worker_env=worker_env, start_method=worker_start_method())
     with executor:
         if len(pending) > 1:
-            # The workers start up (imports, numba) while this process loads the tokenizer (or, with
-            # the cache, reads the cached units).
-            executor.start(functools.partial(prepare_worker, text.engine != "hf"))
-        if unit_cache is None:
-            spec, choice = _engine_for(text_sources, text, report, progress)
+            worker_args = (spec, text.add_special_tokens, choice)
+            if isinstance(executor, LocalExecutor) and executor.start_method == "fork" and executor.workers > 1:
+                # Set up once here, inherited by every forked worker: one tokenizer load and one
+                # kernel load instead of one per worker, and no worker waits on its own.
+                prepare_worker(*worker_args)
+                executor.start()
+            else:
+                # Spawned workers set themselves up while this process reads the cached units.
+                executor.start(functools.partial(prepare_worker, *worker_args))
         total_bytes = text_cost
         if verify_tokens is not None:
             total_bytes += sum(shard.bin_bytes for _, _, shard in shards)
@@ -220,6 +224,8 @@ def scan(
             )
         except KeyboardInterrupt:
             report.complete = False
+        finally:
+            forget_worker()  # this process's copy of the workers' state (tokenizers, engine caches)
     if unit_cache is not None:
         unit_cache.finish()
         report.cache = unit_cache.stats.to_dict()

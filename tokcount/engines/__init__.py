@@ -114,7 +114,7 @@ def make_counter(
     if engine == "gigatoken":
         from .gigatoken import GigatokenCounter
 
-        return GigatokenCounter(spec, add_special_tokens=add_special_tokens, reference=reference)
+        return GigatokenCounter(spec, add_special_tokens=add_special_tokens)
     if engine == "fast":
         from .fast import FastCounter
 

@@ -47,6 +47,10 @@ class TokenCounter:
         # Built on first use: a worker on the fast engine may never need it (0.35 s for Llama-3).
         return build_tokenizer(self.spec)
 
+    def load(self) -> None:
+        """Build the tokenizer now rather than on first use."""
+        _ = self._tokenizer
+
     @functools.cached_property
     def _encode_batch(self):
         # encode_batch_fast (tokenizers >= 0.21) skips offset tracking; ids are the same.

@@ -7,9 +7,11 @@ an engine bug can never become a wrong total, nor be blamed on the data.
   is 1 % divided by how much slower the reference is than the engine (``sample_fraction``).
 - ``ParityGuard`` recounts them with the reference. It runs in the workers, next to the engine
   it checks: never on the scanning process's critical path, and a Ctrl-C stops it with the
-  workers. A text longer than ``MAX_SAMPLE_CHARS`` is checked on its first ``MAX_SAMPLE_CHARS``
-  characters, counted by both engines (the reference's cost grows faster than linearly on one
-  huge text: a 50 MB line once took it 62 s and 8.6 GB).
+  workers. A sampled text is checked on a prefix when it is longer than what the budget has
+  earned so far (at least ``MIN_SAMPLE_CHARS``, at most ``MAX_SAMPLE_CHARS``), the prefix counted
+  by both engines: one huge document cannot make the guard a large share of the run (the
+  reference's cost grows faster than linearly on one huge text: a 50 MB line once took it 62 s
+  and 8.6 GB).
 - ``recount_on_disagreement`` runs a scan or a check, and runs it again with ``hf`` when the
   fast engine's result disagrees with the reference.
 """
@@ -33,7 +35,10 @@ Result = TypeVar("Result")
 Sample = tuple[str, int, Any]
 
 MAX_SAMPLE_CHARS = 1 << 20  # a longer sampled text is checked on a prefix of this many characters
-FIRST_TEXTS_CHARS = 1 << 20  # the first texts of a file are sampled up to this many characters
+MIN_SAMPLE_CHARS = 1 << 12  # a random sample is checked on at least this much of its text
+# The first texts of a file are sampled up to this many characters: at hf 0.23's 1.5-3 MB/s,
+# 1 MiB (as it was) cost a worker 0.3-0.7 s per file, a tenth of a 300 MB scan.
+FIRST_TEXTS_CHARS = 1 << 16
 
 
 GUARD_SHARE = 0.01  # of an engine's counting time, spent recounting samples with the reference
@@ -62,25 +67,34 @@ class ParitySampler:
         self.first_texts = first_texts
         self.counted_bytes = 0
         self.sampled_bytes = 0
+        self.chars: dict[int, int] = {}  # of the last pick: characters of each text to check
 
     def pick(self, texts: Sequence[str], text_bytes: int, at_file_start: bool) -> list[int]:
+        """Indices of the texts to recount; ``chars[i]`` is how much of text i to check (a text
+        longer than that is checked on its prefix, counted by both engines)."""
         self.counted_bytes += text_bytes
         chosen: list[int] = []
+        self.chars = {}
         if at_file_start:
             taken = 0
             for i in range(min(self.first_texts, len(texts))):
                 chosen.append(i)
-                taken += min(len(texts[i]), MAX_SAMPLE_CHARS)
+                self.chars[i] = min(len(texts[i]), FIRST_TEXTS_CHARS - taken)
+                taken += self.chars[i]
                 if taken >= FIRST_TEXTS_CHARS:
                     break
-        if texts and self.sampled_bytes < self.fraction * self.counted_bytes:
+        budget = self.fraction * self.counted_bytes - self.sampled_bytes
+        if texts and budget > 0:
             pick: int | None = self.rng.randrange(len(texts))
             if pick in chosen:  # already checked: another text of the batch, if there is one
                 others = [i for i in range(len(texts)) if i not in set(chosen)]
                 pick = others[self.rng.randrange(len(others))] if others else None
             if pick is not None:
                 chosen.append(pick)
-        self.sampled_bytes += sum(min(len(texts[i]), MAX_SAMPLE_CHARS) for i in chosen)
+                # A long text is checked on what the budget allows (at least MIN_SAMPLE_CHARS),
+                # so that one huge document cannot make the guard a large share of the run.
+                self.chars[pick] = min(len(texts[pick]), max(MIN_SAMPLE_CHARS, int(budget)), MAX_SAMPLE_CHARS)
+        self.sampled_bytes += sum(self.chars.values())
         return chosen
 
 
@@ -94,7 +108,7 @@ class ParityGuard:
         self._reference = reference
         self.texts_checked = 0
         self.chars_checked = 0
-        self.prefixes_checked = 0  # texts over MAX_SAMPLE_CHARS, checked on their prefix
+        self.prefixes_checked = 0  # texts checked on a prefix (longer than the budget allowed)
         self.seconds = 0.0
 
     def check(self, samples: list[Sample]) -> dict | None:

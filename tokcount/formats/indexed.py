@@ -20,8 +20,10 @@ import numpy as np
 
 from .. import storage
 from ..errors import FileCheckError
-from . import indexed_kernels
+from ..lazy_import import lazy_module
 from .base import TokenFormat, TokenLayout, regular_file_problem
+
+indexed_kernels = lazy_module("tokcount.formats.indexed_kernels")  # numba, on first use
 
 MMIDIDX_MAGIC = b"MMIDIDX\x00\x00"
 TNTIDX_MAGIC = b"TNTIDX\x00\x00"

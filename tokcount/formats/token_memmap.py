@@ -21,9 +21,11 @@ import zlib
 import numpy as np
 
 from ..errors import FileCheckError
-from . import indexed_kernels
+from ..lazy_import import lazy_module
 from .base import TokenFormat, TokenLayout, regular_file_problem
 from .indexed import WINDOW_BYTES, IndexedShard, map_window
+
+indexed_kernels = lazy_module("tokcount.formats.indexed_kernels")  # numba, on first use
 
 SUFFIX = ".npy"
 OFFSETS_SUFFIX = ".csv.gz"

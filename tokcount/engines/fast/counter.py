@@ -234,3 +234,10 @@ class FastCounter:
                 pretokens_only,
             )
         )
+
+    def warm_up(self) -> None:
+        """Load the compiled kernels (numba loads them on a first call) without counting anything
+        the statistics would show: a scanning process warms up before forking its workers."""
+        counters = dict(self._counters)
+        self.count(["warm up 1", ""])
+        self._counters = counters
