@@ -736,9 +736,10 @@ def test_the_parity_guard_checks_a_huge_line_on_a_bounded_prefix(tmp_path):
     assert report.files[0].tokens == sum(reference(tok, docs))
 
 
-def test_a_worker_set_up_the_same_way_is_kept_and_any_other_set_up_replaces_it():
-    """A forked worker inherits the scanning process's counting state; the run's initializer
-    must then keep it, and never keep a state set up for another tokenizer, policy or engine."""
+def test_a_prepared_worker_is_kept_by_its_run_and_any_other_set_up_replaces_it():
+    """A forked worker inherits the counting state the scanning process prepared; the run's
+    initializer must keep it, and never keep a state set up for another tokenizer, policy or
+    engine, nor one left behind by an earlier run."""
     from tokcount import counting
     from tokcount.engines import HF_REQUESTED, EngineChoice
     from tokcount.tokenizer import load_tokenizer_spec
@@ -746,17 +747,21 @@ def test_a_worker_set_up_the_same_way_is_kept_and_any_other_set_up_replaces_it()
     spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())
     other_spec = load_tokenizer_spec(tokenizer_fixtures.llama_style_bpe())
     try:
+        counting.prepare_worker(spec, True, HF_REQUESTED)
+        prepared = counting.current_worker()
         counting.start_worker(spec, True, HF_REQUESTED)
-        first = counting.current_worker()
+        assert counting.current_worker() is prepared
+        counting.start_worker(spec, True, HF_REQUESTED)  # a state an earlier run set up: not kept
+        left_behind = counting.current_worker()
         counting.start_worker(spec, True, HF_REQUESTED)
-        assert counting.current_worker() is first
+        assert counting.current_worker() is not left_behind
         for args in [
             (other_spec, True, HF_REQUESTED),
             (spec, False, HF_REQUESTED),
             (spec, True, EngineChoice("hf", "recounted", guarded=False)),
             (None, True, HF_REQUESTED),
         ]:
-            counting.start_worker(spec, True, HF_REQUESTED)
+            counting.prepare_worker(spec, True, HF_REQUESTED)
             kept = counting.current_worker()
             counting.start_worker(*args)
             assert counting.current_worker() is not kept, args

@@ -256,27 +256,33 @@ class UnitCounter:
 # A process pool calls plain functions: this process's counting state is this one object,
 # set by start_worker (each run of an executor brings its own) and used by count_unit.
 _worker: UnitCounter | None = None
+_prepared = False  # _worker was set up by prepare_worker, for the run about to start
 
 
 def start_worker(spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> None:
-    """Set up this process's counting state; kept when it is already set up the same way (a
-    forked worker inherits the scanning process's, which set it up before forking)."""
-    global _worker
-    if _worker is not None and _worker.started_with(spec, add_special_tokens, choice):
+    """Set up this process's counting state, or keep the one ``prepare_worker`` set up for these
+    same arguments (a forked worker inherits it from the scanning process)."""
+    global _worker, _prepared
+    if _worker is not None and _prepared and _worker.started_with(spec, add_special_tokens, choice):
+        _prepared = False  # kept once, by the run it was prepared for
         return
+    forget_worker()
     _worker = UnitCounter(spec, add_special_tokens, choice)
 
 
 def prepare_worker(spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> None:
-    """``start_worker``, then everything a first unit would otherwise wait for loaded now."""
+    """Set up this process's counting state ahead of a run, and load now everything a first
+    unit would otherwise wait for; the run's ``start_worker`` with the same arguments keeps it."""
+    global _prepared
     start_worker(spec, add_special_tokens, choice)
     current_worker().warm_up()
+    _prepared = True
 
 
 def forget_worker() -> None:
     """Drop this process's counting state (the scanning process's, once its workers are done)."""
-    global _worker
-    _worker = None
+    global _worker, _prepared
+    _worker, _prepared = None, False
 
 
 def current_worker() -> UnitCounter:

@@ -102,7 +102,7 @@ def choose_engine(spec: TokenizerSpec, requested: str) -> EngineChoice:
 # the fast engine's scans beat gigatoken's in tokcount's workers (Llama-3 2.97 s against 3.46 s
 # on 300 MB), whose per-worker start-up (its own tokenizer load, awkward) outweighs its faster
 # kernel; gigatoken takes the many families the fast engine does not count.
-AUTO_ORDER = ("fast", "gigatoken")
+AUTO_ORDER = ("gigatoken", "fast")
 SUPPORT = {"fast": fast_support, "gigatoken": gigatoken_support}
 
 
