@@ -3,8 +3,9 @@
 The reference count is always `len(Tokenizer.from_str(json).encode(text, add_special_tokens=flag).ids)`
 from a tokenizer built here, never anything produced by the engine. Tokenizers: small byte-level
 BPEs trained on the spot (GPT-2 pattern; Llama-3 pattern with ignore_merges; GPT-2 pattern with
-NFC and NeoX-style whitespace added tokens), plus the real GPT-2, GPT-NeoX-20B and Llama-3 from
-../shared when present.
+NFC and NeoX-style whitespace added tokens; Digits(individual) before the GPT-2 pattern, with and
+without NFC, one lacking a single-byte token; the Qwen2 and Qwen3.5 split patterns), plus the
+real GPT-2, GPT-NeoX-20B, Llama-3, Refact, Command-R and Qwen3.5 from ../shared when present.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ if not fixtures.TRAINABLE:
     pytest.skip("tokenizers 1.x: no fast engine (its tables need 0.2x's components)", allow_module_level=True)
 
 from tokcount.engines.fast import FastCounter, bpe, count, fast_support, pretokenize
-from tokcount.engines.fast.codepoints import GPT2_PATTERN, LLAMA3_PATTERN, codepoint_tables
+from tokcount.engines.fast.codepoints import (
+    GPT2_PATTERN,
+    LLAMA3_PATTERN,
+    QWEN2_PATTERN,
+    QWEN35_PATTERN,
+    codepoint_tables,
+    isolated_digit_members,
+)
 from tokcount.engines.hf import UnencodableText
 from tokcount.tokenizer import TokenizerSpec, load_tokenizer_spec
 
@@ -45,19 +53,24 @@ def _variant(name: str, edit) -> str:
     return str(path)
 
 
+def split_then_byte_level(regex: str) -> dict:
+    """The Llama-3 family's pre-tokenizer JSON with another regex."""
+    return {
+        "type": "Sequence",
+        "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+        ],
+    }
+
+
 @functools.cache
 def llama3_style_bpe() -> str:
     """Llama-3 layout: Split(Llama-3 regex) then ByteLevel(use_regex=false), ignore_merges, a
     post-processor adding a begin-of-text token, special tokens that are not normalized."""
 
     def edit(config):
-        config["pre_tokenizer"] = {
-            "type": "Sequence",
-            "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": LLAMA3_PATTERN}, "behavior": "Isolated", "invert": False},
-                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
-            ],
-        }
+        config["pre_tokenizer"] = split_then_byte_level(LLAMA3_PATTERN)
         config["model"]["ignore_merges"] = True
         next_id = max(config["model"]["vocab"].values()) + 1
         begin = {
@@ -114,11 +127,13 @@ LOCAL = {
     "bytelevel_bpe": fixtures.bytelevel_bpe,
     "llama3_style_bpe": llama3_style_bpe,
     "neox_style_bpe": neox_style_bpe,
+    **fixtures.BYTE_LEVEL_FAMILIES,
 }
-SHARED = ("gpt2", "gpt-neox-20b", "llama3")
+SHARED = ("gpt2", "gpt-neox-20b", "llama3", "refact", "command-r", "qwen35")
 ALL_NAMES = list(LOCAL) + list(SHARED)
-# The tokenizer standing for each pre-tokenizer pattern in the every-code-point test.
-PATTERN_REPRESENTATIVES = ["bytelevel_bpe", "llama3_style_bpe", "neox_style_bpe"]
+# The tokenizers standing for each pre-tokenizer shape in the every-code-point tests.
+NEW_FAMILIES = list(fixtures.BYTE_LEVEL_FAMILIES)
+PATTERN_REPRESENTATIVES = ["bytelevel_bpe", "llama3_style_bpe", "neox_style_bpe", *NEW_FAMILIES]
 
 
 def tokenizer_path(name: str) -> str:
@@ -268,6 +283,24 @@ ADVERSARIAL_PIECES = [
     "²",
     "𝟘",
     "①",
+    "\U00011de0",  # a digit to Digits (Rust's is_numeric) that tokenizers 0.23's \\p{N} lacks
+    "\U00016ff4",
+    "x1",
+    " 1",
+    "  1",
+    "\t1",
+    "\n1",
+    "1 ",
+    "1,000",
+    "'1",
+    "a1b",
+    " ٣",
+    "\u0915\u093f",  # a spacing mark after a letter
+    "\u20dd",  # an enclosing mark
+    " \u0301",
+    "'\u0301",
+    "!\u0301",
+    "\u0301\u0301",
     "a",
     "Z",
     "é",
@@ -433,7 +466,7 @@ def one_token_per_word_twin(name: str) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(config))
 
 
-@pytest.mark.parametrize("name", ["neox_style_bpe", "llama3_style_bpe"])
+@pytest.mark.parametrize("name", ["neox_style_bpe", "llama3_style_bpe", *NEW_FAMILIES])
 def test_every_code_point_splits_like_tokenizers(name):
     """All 1,112,064 scalar values through the GPT-2 pattern (with NFC and added tokens) and
     the Llama-3 pattern: per text, pre-tokens + added tokens equal tokenizers' (~5 s each)."""
@@ -464,25 +497,47 @@ def test_every_bmp_code_point_counts_like_tokenizers(name):
     )
 
 
+def assert_same_boundaries(split, pattern: int, classes: np.ndarray, texts: list[str]) -> None:
+    folds = codepoint_tables().folds
+    for text in texts:
+        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        ends = pretokenize.pretoken_boundaries(pattern, data, classes, folds) if data.size else np.zeros(0)
+        expected = [len(text[:end].encode("utf-8")) for _, (_, end) in split.pre_tokenize_str(text)]
+        assert ends.tolist() == expected, repr(text)
+
+
+def boundary_texts(seed: int = 5, count: int = 300) -> list[str]:
+    rng = np.random.default_rng(seed)
+    pieces = ADVERSARIAL_PIECES + [" " * k for k in range(1, 5)] + ["\r\n\r\n", "'S'"]
+    return ["".join(rng.choice(pieces, size=rng.integers(1, 30)).tolist()) for _ in range(count)]
+
+
 @pytest.mark.parametrize(
-    "pattern, regex", [(pretokenize.PATTERN_GPT2, GPT2_PATTERN), (pretokenize.PATTERN_LLAMA3, LLAMA3_PATTERN)]
+    "pattern, regex, class_table",
+    [
+        (pretokenize.PATTERN_GPT2, GPT2_PATTERN, "classes"),
+        (pretokenize.PATTERN_LLAMA3, LLAMA3_PATTERN, "classes"),
+        (pretokenize.PATTERN_QWEN2, QWEN2_PATTERN, "classes"),
+        (pretokenize.PATTERN_QWEN2, QWEN35_PATTERN, "classes_marks_as_letters"),
+    ],
 )
-def test_pretoken_boundaries_match_the_regex(pattern, regex):
+def test_pretoken_boundaries_match_the_regex(pattern, regex, class_table):
     """The matcher's boundaries equal the regex's own splits (stronger than equal counts)."""
     from tokenizers import Regex, pre_tokenizers
 
     split = pre_tokenizers.Split(Regex(regex), "isolated")
-    tables = codepoint_tables()
-    rng = np.random.default_rng(5)
-    pieces = ADVERSARIAL_PIECES + [" " * k for k in range(1, 5)] + ["\r\n\r\n", "'S'"]
-    for _ in range(300):
-        text = "".join(rng.choice(pieces, size=rng.integers(1, 30)).tolist())
-        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        ends = (
-            pretokenize.pretoken_boundaries(pattern, data, tables.classes, tables.folds) if data.size else np.zeros(0)
-        )
-        expected = [len(text[:end].encode("utf-8")) for _, (_, end) in split.pre_tokenize_str(text)]
-        assert ends.tolist() == expected, repr(text)
+    assert_same_boundaries(split, pattern, getattr(codepoint_tables(), class_table), boundary_texts())
+
+
+@pytest.mark.parametrize("name", [*NEW_FAMILIES, "refact", "command-r", "qwen35"])
+def test_pretoken_boundaries_match_the_tokenizers_pre_tokenizer(name):
+    """The plan's matcher and class table split like the tokenizer's own pre-tokenizer (for
+    Digits + ByteLevel, the whole Sequence: digits cut the regex's pieces)."""
+    from tokcount.engines.fast import engine_plan
+
+    plan = engine_plan(spec_of(name))
+    split = reference(name).pre_tokenizer
+    assert_same_boundaries(split, plan.pattern, getattr(codepoint_tables(), plan.class_table), boundary_texts(6))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -507,7 +562,7 @@ def corpus_sample() -> list[str]:
     return texts
 
 
-@pytest.mark.parametrize("name", list(SHARED) + ["neox_style_bpe"])
+@pytest.mark.parametrize("name", list(SHARED) + ["neox_style_bpe", "command_r_style_bpe", "qwen35_style_bpe"])
 def test_real_corpus_documents_match_tokenizers(name):
     texts = corpus_sample()
     if not texts:
@@ -612,7 +667,7 @@ def test_short_word_rank_scan_matches_the_heap():
 
     # Without the shared corpus: the fixtures' multilingual training text and the adversarial pieces.
     texts = corpus_sample()[:300] or (fixtures.TRAINING_TEXT.splitlines() + list(ADVERSARIAL_PIECES))
-    for name in ("bytelevel_bpe", "llama3_style_bpe", "gpt2", "llama3"):
+    for name in ("bytelevel_bpe", "llama3_style_bpe", "gpt2", "llama3", "refact_style_bpe", "qwen35_style_bpe"):
         path = fixtures.shared_tokenizer(name) if name in SHARED else LOCAL[name]()
         if path is None:
             continue
@@ -620,7 +675,8 @@ def test_short_word_rank_scan_matches_the_heap():
         assert plan.model.scan_ok
         data = np.frombuffer("".join(texts).encode("utf-8"), dtype=np.uint8)
         tables = codepoint_tables()
-        ends = pretokenize.pretoken_boundaries(plan.pattern, data, tables.classes, tables.folds)
+        classes = getattr(tables, plan.class_table)
+        ends = pretokenize.pretoken_boundaries(plan.pattern, data, classes, tables.folds)
         starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
         short = (ends - starts) <= bpe.SCAN_BPE_MAX_BYTES
         starts, ends = starts[short], ends[short]
@@ -724,3 +780,143 @@ def test_hot_cache_answers_repeated_short_words_exactly():
     for stats in (first, second):
         assert stats["cache_hits"] + stats["cache_misses"] + stats["uncached_pretokens"] == stats["pretokens"]
         assert stats["cache_hot_hits"] <= stats["cache_hits"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Families beyond GPT-2 / Llama-3: isolated digits, bytes without a token, Qwen's split regexes
+
+
+DIGITS_FAMILIES = ["refact_style_bpe", "command_r_style_bpe", "refact", "command-r"]
+
+
+@pytest.mark.parametrize("name", DIGITS_FAMILIES)
+def test_every_isolated_digit_in_every_neighbourhood(name):
+    """Each code point Digits(individual) isolates (the table read from tokenizers: every
+    script's digits, and those 0.23's \\p{N} lacks) next to letters, spaces, other digits,
+    apostrophes, punctuation, line breaks and marks: the counts, and the boundaries of the
+    tokenizer's own pre-tokenizer."""
+    from tokcount.engines.fast import engine_plan
+
+    digits = isolated_digit_members().tolist()
+    assert ord("7") in digits and ord("٣") in digits and ord("a") not in digits
+    contexts = ["a{}", " {}", "  {}", "{}{}", "'{}", "{}'s", "x{} ", "{}  y", "\n{}\r\n", "!{}?", "{}\u0301", "\t{}é"]
+    texts = ["".join(context.format(chr(d), chr(d)) for context in contexts) for d in digits]
+    texts = ["".join(texts[i : i + 8]) for i in range(0, len(texts), 8)]
+    assert_same_counts(name, texts, True, FastCounter(spec_of(name)))
+    plan = engine_plan(spec_of(name))
+    assert_same_boundaries(
+        reference(name).pre_tokenizer, plan.pattern, getattr(codepoint_tables(), plan.class_table), texts[::5]
+    )
+
+
+def test_digits_cut_the_gpt2_pieces():
+    """Where Digits changes the GPT-2 split (" 1" is two pre-tokens, whitespace before a digit
+    is kept whole: the regex's lookahead sees its piece's end, not the digit), the counts of
+    pieces follow the tokenizer's pre-tokenizer, not GPT-2's."""
+    texts = [" 1", "a  1", "x'1", "12", " ٣٤", "\n\n 5"]
+    for name in ("refact_style_bpe", "bytelevel_bpe"):
+        pieces = FastCounter(spec_of(name), add_special_tokens=False).count_pieces(texts)
+        expected = [len(reference(name).pre_tokenizer.pre_tokenize_str(t)) for t in texts]
+        assert pieces.tolist() == expected, name
+    digits_split = FastCounter(spec_of("refact_style_bpe")).count_pieces(texts)
+    assert np.count_nonzero(digits_split != FastCounter(spec_of("bytelevel_bpe")).count_pieces(texts)) == 3
+    assert_same_counts("refact_style_bpe", texts, False)
+
+
+# Refact's vocabulary lacks the byte 0xF1: U+40000..U+7FFFF (unassigned planes 4-7) start with it.
+UNENCODABLE_TEXTS = [
+    "a plain document, 2024 and all",
+    "one odd code point \U00050000 in the middle, digits 12",
+    "\U00040000",
+    "\U0007ffff<|endoftext|> then more\U00040001",
+    "after it: \U00047000 9",
+    "no such byte here: \U00030000 \U00080000",
+]
+
+
+@pytest.mark.parametrize("name", ["refact_style_bpe", "refact"])
+def test_texts_with_a_byte_without_a_token_are_counted_by_tokenizers(name):
+    supported, why = fast_support(spec_of(name))
+    assert supported and "0xF1" in why
+    for flag in (True, False):
+        fast = FastCounter(spec_of(name), add_special_tokens=flag)
+        assert_same_counts(name, UNENCODABLE_TEXTS, flag, fast)
+        stats = fast.stats
+        assert stats["unencodable_documents"] == stats["slow_documents"] == 4
+        assert stats["slow_bytes"] == sum(
+            len(t.encode()) for t in UNENCODABLE_TEXTS if "\U00040000" <= max(t) <= "\U0007ffff"
+        )
+    # Splitting needs no vocabulary: count_pieces keeps those texts on the fast path.
+    assert FastCounter(spec_of(name)).count_pieces(UNENCODABLE_TEXTS).shape == (len(UNENCODABLE_TEXTS),)
+
+
+def test_a_byte_without_a_token_that_only_nfc_produces():
+    """NFC can compose a character whose bytes have no token from ones whose bytes do (here
+    e + U+0301 -> é, U+00E9, whose UTF-8 lead 0xC3 the edited vocabulary lacks): that text
+    goes to tokenizers after normalizing; the others stay fast."""
+    lead = chr(0xC3)  # GPT-2's byte map keeps printable Latin-1 bytes as their own characters
+
+    def edit(config):
+        config["normalizer"] = {"type": "NFC"}
+        model = config["model"]
+        model["vocab"] = {token: i for token, i in model["vocab"].items() if lead not in token}
+        model["merges"] = [m for m in model["merges"] if lead not in "".join(m)]
+
+    name = "no_c3_byte"
+    path = _variant(name, edit)
+    spec = load_tokenizer_spec(path)
+    texts = ["cafe\u0301 at 9", "plain text", "caf\u00e9 precomposed", "ke\u0301\u0301", "o\u0308 is ö", "k\u0301 x"]
+    fast = FastCounter(spec)
+    got = fast.count(texts)
+    tokenizer = Tokenizer.from_file(path)
+    assert got.tolist() == [len(tokenizer.encode(t).ids) for t in texts]
+    stats = fast.stats
+    assert stats["unencodable_documents"] == 4 and stats["slow_documents"] == 4
+    assert stats["nfc_documents"] == 1  # "k\u0301" composes to U+1E31, bytes E1 B8 B1
+
+
+@pytest.mark.parametrize(
+    "regex",
+    [
+        QWEN35_PATTERN.replace(r"\p{N}|", r"\p{N}{1,3}|"),  # not declared by any family we know
+        QWEN2_PATTERN.replace(
+            "(?i:'s|'t|'re|'ve|'m|'ll|'d)", "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+        ),
+        QWEN2_PATTERN + "|x",
+    ],
+)
+def test_split_regexes_are_recognised_by_their_exact_string(regex):
+    def edit(config):
+        config["pre_tokenizer"] = split_then_byte_level(regex)
+
+    supported, why = fast_support(load_tokenizer_spec(_variant(f"unknown_split_{abs(hash(regex))}", edit)))
+    assert not supported and "pre-tokenizer" in why and "Qwen3.5" in why
+
+
+def _byte_level(add_prefix_space: bool = False) -> dict:
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": True}
+
+
+@pytest.mark.parametrize(
+    "pre_tokenizer",
+    [
+        [{"type": "Digits", "individual_digits": False}, _byte_level()],
+        [_byte_level(), {"type": "Digits", "individual_digits": True}],
+        [{"type": "Digits", "individual_digits": True}, _byte_level(add_prefix_space=True)],
+    ],
+    ids=["digit-runs", "digits-after", "prefix-space"],
+)
+def test_other_digit_sequences_are_unsupported(pre_tokenizer, request):
+    def edit(config):
+        config["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": pre_tokenizer}
+
+    supported, why = fast_support(load_tokenizer_spec(_variant(f"other_digits_{request.node.callspec.id}", edit)))
+    assert not supported and "Digits(individual_digits=true)" in why
+
+
+def test_deepseek_llm_says_why():
+    path = fixtures.shared_tokenizer("deepseek-llm")
+    if path is None:
+        pytest.skip("../shared/tokenizers/deepseek-llm.json not present")
+    supported, why = fast_support(load_tokenizer_spec(path))
+    assert not supported and "pre-tokenizer" in why

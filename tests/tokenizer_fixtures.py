@@ -20,7 +20,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 try:
-    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, processors, trainers
 except ImportError:  # tokenizers 1.x
     TRAINABLE = False
 else:
@@ -177,6 +177,118 @@ def wordpiece() -> str:
 
 
 TRAINED = {"bytelevel_bpe": bytelevel_bpe, "llama_style_bpe": llama_style_bpe, "wordpiece": wordpiece}
+
+
+# ----------------------------------------------------------------------------------------------
+# Byte-level BPE families beyond GPT-2 / Llama-3, each in the shape its tokenizer.json declares
+# (the regexes are those files' exact strings). Trained only under tokenizers 0.2x: the fast
+# engine they exist for is not available under 1.x, so nothing there needs them.
+
+# Qwen2 / 2.5 / 3: the Llama-3 regex with single digits.
+QWEN2_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+    r"|\s+(?!\S)|\s+"
+)
+# Qwen3.5: marks in letter runs, single digits.
+QWEN35_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def _byte_level_family(pre_tokenizer, special_tokens: list[str], normalizer=None) -> Tokenizer:
+    if not TRAINABLE:
+        import pytest
+
+        pytest.skip("tokenizers 1.x has no trainers (and no fast engine to test)")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    _train(tokenizer, trainer)
+    return tokenizer
+
+
+def _digits_then_byte_level():
+    return pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+
+
+def _split_then_byte_level(regex: str):
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(regex), "isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False),
+        ]
+    )
+
+
+@functools.cache
+def refact_style_bpe() -> str:
+    """StarCoder2 / SmolLM / Refact: Digits(individual_digits=true) then ByteLevel with the GPT-2
+    regex, no normalizer; like Refact's, the vocabulary has no token for the byte 0xF1 (the
+    UTF-8 lead byte of U+40000..U+7FFFF), so those characters take tokenizers' unknown path."""
+    tokenizer = _byte_level_family(_digits_then_byte_level(), ["<|endoftext|>", "<fim_prefix>"])
+    data = json.loads(tokenizer.to_str())
+    missing = chr(0xF1)  # GPT-2's byte map keeps the printable Latin-1 bytes as their own characters
+    vocab = data["model"]["vocab"]
+    assert missing in vocab
+    data["model"]["vocab"] = {token: i for token, i in vocab.items() if missing not in token}
+    data["model"]["merges"] = [m for m in data["model"]["merges"] if missing not in "".join(m)]
+    return _save(Tokenizer.from_str(json.dumps(data)), "refact_style_bpe")
+
+
+@functools.cache
+def command_r_style_bpe() -> str:
+    """Command-R: NFC, Digits(individual_digits=true) then ByteLevel (GPT-2 regex), a BOS added
+    by the post-processor, special tokens not normalized and chat tokens normalized."""
+    tokenizer = _byte_level_family(
+        _digits_then_byte_level(),
+        ["<PAD>", "<BOS_TOKEN>", "<EOS_TOKEN>"],
+        normalizer=normalizers.NFC(),
+    )
+    tokenizer.add_tokens([AddedToken("<|START_OF_TURN_TOKEN|>", normalized=True, special=False)])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<BOS_TOKEN> $A",
+        pair="<BOS_TOKEN> $A <BOS_TOKEN> $B:1",
+        special_tokens=[("<BOS_TOKEN>", tokenizer.token_to_id("<BOS_TOKEN>"))],
+    )
+    return _save(tokenizer, "command_r_style_bpe")
+
+
+@functools.cache
+def qwen2_style_bpe() -> str:
+    """Qwen2 / 2.5 / 3: NFC, Split(Qwen2 regex) then ByteLevel(use_regex=false), chat tokens."""
+    tokenizer = _byte_level_family(
+        _split_then_byte_level(QWEN2_REGEX),
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        normalizer=normalizers.NFC(),
+    )
+    return _save(tokenizer, "qwen2_style_bpe")
+
+
+@functools.cache
+def qwen35_style_bpe() -> str:
+    """Qwen3.5: Split(Qwen3.5 regex: marks in letter runs) then ByteLevel(use_regex=false)."""
+    tokenizer = _byte_level_family(
+        _split_then_byte_level(QWEN35_REGEX), ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    )
+    return _save(tokenizer, "qwen35_style_bpe")
+
+
+BYTE_LEVEL_FAMILIES = {
+    "refact_style_bpe": refact_style_bpe,
+    "command_r_style_bpe": command_r_style_bpe,
+    "qwen2_style_bpe": qwen2_style_bpe,
+    "qwen35_style_bpe": qwen35_style_bpe,
+}
 SHARED_NAMES = ("gpt2", "gpt-neox-20b", "llama3", "llama2")
 
 

@@ -3,10 +3,18 @@
 The pre-tokenizer regexes of the byte-level BPE families only ever ask four questions about a
 code point: is it a letter (``\\p{L}``), a number (``\\p{N}``), whitespace (``\\s``), or none of
 these; the Llama-3 family also asks which case-insensitive contraction letter it is (``(?i:s)``
-matches U+017F LATIN SMALL LETTER LONG S too). We ask the regex engine that `tokenizers` itself
-uses (Oniguruma, through ``pre_tokenizers.Split``) rather than Python's ``unicodedata``, whose
+matches U+017F LATIN SMALL LETTER LONG S too), and Qwen3.5's whether it is a mark (``\\p{M}``,
+which its letter runs take in). We ask the regex engine that `tokenizers` itself uses
+(Oniguruma, through ``pre_tokenizers.Split``) rather than Python's ``unicodedata``, whose
 Unicode version may differ. One ``Split(..., "removed")`` call over a string holding every
-scalar value answers a question for all of them at once (~0.5 s each).
+scalar value answers a question for all of them at once (~0.5 s each). The digits that the
+``Digits(individual_digits=true)`` pre-tokenizer isolates (StarCoder2, Refact, Command-R) are
+read from that pre-tokenizer the same way: it uses Rust's ``char::is_numeric``, whose Unicode
+version is not Oniguruma's (tokenizers 0.23.3 isolates 13 code points its ``\\p{N}`` lacks).
+
+Each pattern family gets its class table (``classes``, ``classes_isolated_digits``,
+``classes_marks_as_letters``): the matchers only compare classes, so a knob of the regex that
+changes which class a code point falls in is a table, not another matcher.
 
 The NFC table is the exception: it marks code points for which "this text is already NFC" is
 provable from the code point alone (Unicode's quick check: a starter that no canonical
@@ -41,6 +49,7 @@ CLASS_OTHER = 0
 CLASS_LETTER = 1
 CLASS_NUMBER = 2
 CLASS_SPACE = 3
+CLASS_DIGIT = 4  # a digit that Digits(individual_digits=true) isolates: always a piece of its own
 
 # Bits of the fold table: which letter of the contractions 's 't 're 've 'm 'll 'd a code point
 # matches under (?i).
@@ -52,16 +61,29 @@ LLAMA3_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
     r"|\s+(?!\S)|\s+"
 )
+# The Llama-3 pattern with single digits, as Qwen2 / 2.5 / 3 declare it.
+QWEN2_PATTERN = LLAMA3_PATTERN.replace(r"\p{N}{1,3}", r"\p{N}")
+# Qwen3.5: marks join letter runs and leave the punctuation runs.
+QWEN35_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 LLAMA3_CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"
 
-TABLES_FORMAT = 2  # bump when the derivation changes
+TABLES_FORMAT = 3  # bump when the derivation changes
+CLASS_TABLES = ("classes", "classes_isolated_digits", "classes_marks_as_letters")
 
 
 @dataclass(frozen=True)
 class CodepointTables:
-    classes: np.ndarray  # uint8[0x110000]: CLASS_*
+    classes: np.ndarray  # uint8[0x110000]: CLASS_* (letter, number, space, other)
+    classes_isolated_digits: np.ndarray  # classes, with Digits' digits as CLASS_DIGIT
+    classes_marks_as_letters: np.ndarray  # classes, with \p{M} as CLASS_LETTER (Qwen3.5)
     folds: np.ndarray  # uint8[0x110000]: FOLD_* bits
     nfc_safe: np.ndarray  # uint8[0x110000]: 1 = a text made of such code points is already NFC
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in (*CLASS_TABLES, "folds", "nfc_safe")}
 
 
 def _cache_path() -> Path:
@@ -75,11 +97,10 @@ def codepoint_tables() -> CodepointTables:
     path = _cache_path()
     try:
         with np.load(path) as stored:
-            tables = CodepointTables(stored["classes"], stored["folds"], stored["nfc_safe"])
-        arrays = (tables.classes, tables.folds, tables.nfc_safe)
-        if all(t.shape == (CODE_POINTS,) and t.dtype == np.uint8 for t in arrays):
+            tables = CodepointTables(**{name: stored[name] for name in stored.files})
+        if all(t.shape == (CODE_POINTS,) and t.dtype == np.uint8 for t in tables.arrays().values()):
             return tables
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         pass
     tables = derive_tables()
     _store(path, tables)
@@ -87,7 +108,8 @@ def codepoint_tables() -> CodepointTables:
 
 
 def _store(path: Path, tables: CodepointTables) -> None:
-    disk_cache.store(path, lambda f: np.savez(f, classes=tables.classes, folds=tables.folds, nfc_safe=tables.nfc_safe))
+    arrays: dict = tables.arrays()  # numpy's stubs type savez's keywords as allow_pickle
+    disk_cache.store(path, lambda f: np.savez(f, **arrays))
 
 
 def _scalar_values() -> np.ndarray:
@@ -143,8 +165,39 @@ def derive_tables() -> CodepointTables:
     _check_contractions(folds)
     _check_classes_in_full_patterns(classes)
 
+    isolated_digits = classes.copy()
+    isolated_digits[isolated_digit_members()] = CLASS_DIGIT
+    marks = regex_members(r"\p{M}")
+    if np.any(classes[marks] != CLASS_OTHER):
+        raise RuntimeError("tokenizers' regex engine puts a code point in \\p{M} and in \\p{L}, \\p{N} or \\s")
+    marks_as_letters = classes.copy()
+    marks_as_letters[marks] = CLASS_LETTER
+    _check_classes_in_qwen35_pattern(marks_as_letters)
+
     nfc_safe = _nfc_safe_table()
-    return CodepointTables(classes, folds, nfc_safe)
+    return CodepointTables(classes, isolated_digits, marks_as_letters, folds, nfc_safe)
+
+
+def isolated_digit_members() -> np.ndarray:
+    """Code points that ``Digits(individual_digits=true)`` makes a piece of their own.
+
+    Each candidate c follows an "x" (no digit): in "xc", a piece starts at c and ends after it
+    exactly when c is a digit, since the pre-tokenizer merges the other code points with the
+    x's around them. The digits, concatenated, must then come out one piece each."""
+    scalars = _scalar_values()
+    if pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str("x") != [("x", (0, 1))]:
+        raise RuntimeError("Digits splits 'x'")
+    text = "".join("x" + chr(c) for c in scalars.tolist())
+    pieces = pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str(text)
+    alone = np.zeros(len(text) + 1, dtype=bool)
+    for _, (begin, end) in pieces:
+        if end == begin + 1 and begin % 2 == 1:
+            alone[begin] = True
+    digits = scalars[alone[1::2][: scalars.shape[0]]]
+    together = "".join(map(chr, digits.tolist()))
+    if len(pre_tokenizers.Digits(individual_digits=True).pre_tokenize_str(together)) != digits.shape[0]:
+        raise RuntimeError("Digits(individual_digits=true) does not isolate every digit it finds")
+    return digits
 
 
 def _check_contractions(folds: np.ndarray) -> None:
@@ -186,6 +239,20 @@ def _check_classes_in_full_patterns(classes: np.ndarray) -> None:
         pieces = byte_level.pre_tokenize_str(text)
         if len(pieces) != 1:
             raise RuntimeError(f"class {cls} is not one GPT-2 pre-token ({len(pieces)} pieces)")
+
+
+def _check_classes_in_qwen35_pattern(marks_as_letters: np.ndarray) -> None:
+    """Letters and marks together, and the other class without marks, are each one pre-token
+    of Qwen3.5's pattern: the merged table means there what the single-class regexes said."""
+    split = pre_tokenizers.Split(Regex(QWEN35_PATTERN), "isolated")
+    for cls in (CLASS_LETTER, CLASS_OTHER):
+        members = np.flatnonzero(marks_as_letters == cls)
+        members = members[(members < SURROGATES.start) | (members >= SURROGATES.stop)]
+        if cls == CLASS_OTHER:
+            members = members[members != ord("'")]  # "'" followed by s/t/m/d would be a contraction
+        pieces = split.pre_tokenize_str("".join(map(chr, members.tolist())))
+        if len(pieces) != 1:
+            raise RuntimeError(f"class {cls} is not one Qwen3.5 pre-token ({len(pieces)} pieces)")
 
 
 def _nfc_safe_table() -> np.ndarray:

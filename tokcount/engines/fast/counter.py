@@ -82,6 +82,7 @@ class FastCounter:
         self.add_special_tokens = add_special_tokens
         self.plan = engine_plan(spec)
         self.tables = codepoint_tables()
+        self._classes = getattr(self.tables, self.plan.class_table)
         self.cache = PretokenCache(cache_bytes)
         # The slow path's reference; a worker passes its own so the tokenizer is built once.
         if reference is None or reference.add_special_tokens != add_special_tokens:
@@ -98,6 +99,7 @@ class FastCounter:
             "nfc_bytes": 0,
             "slow_documents": 0,
             "slow_bytes": 0,
+            "unencodable_documents": 0,  # of the slow ones: a byte without a token
         }
 
     @property
@@ -159,8 +161,14 @@ class FastCounter:
         fast = np.ones(n, dtype=bool)
         slow: list[int] = []
         renormalized: list[tuple[int, str]] = []
+        if self.plan.has_unencodable_bytes and not pretokens_only:  # splitting needs no vocabulary
+            unencodable = pretokenize.documents_with_bytes(buf, starts, ends, self.plan.unencodable_bytes)
+            fast[unencodable] = False
+            slow.extend(unencodable.tolist())
+            self._counters["unencodable_documents"] += int(unencodable.shape[0])
         if self.plan.nfc:
             suspects = pretokenize.documents_not_nfc_safe(buf, starts, ends, self.tables.nfc_safe)
+            suspects = suspects[fast[suspects]]
             if suspects.shape[0]:
                 fast[suspects] = False
                 has_unnormalized = np.zeros(suspects.shape[0], dtype=np.uint8)
@@ -185,10 +193,14 @@ class FastCounter:
         self._run(buf, starts, ends, documents, counts, self.plan.unnormalized.as_tuple(), pretokens_only)
         if renormalized:
             indices = np.array([d for d, _ in renormalized], dtype=np.int64)
-            sub_counts = self._count_normalized([text for _, text in renormalized], pretokens_only)
+            sub_counts, unencodable_after = self._count_normalized([text for _, text in renormalized], pretokens_only)
             counts[indices] = sub_counts
-            self._counters["nfc_documents"] += len(renormalized)
-            self._counters["nfc_bytes"] += int(lengths[indices].sum())
+            # NFC may compose a code point whose bytes have no token: those go to tokenizers too.
+            slow.extend(indices[unencodable_after].tolist())
+            self._counters["unencodable_documents"] += int(unencodable_after.shape[0])
+            done = np.delete(indices, unencodable_after)
+            self._counters["nfc_documents"] += int(done.shape[0])
+            self._counters["nfc_bytes"] += int(lengths[done].sum())
         if self.add_special_tokens and self.plan.post_processor_tokens and not pretokens_only:
             counts += self.plan.post_processor_tokens
         if slow:
@@ -200,9 +212,10 @@ class FastCounter:
             self._counters["slow_bytes"] += int(lengths[slow_indices].sum())
         return counts
 
-    def _count_normalized(self, normalized_texts: list[str], pretokens_only: bool) -> np.ndarray:
+    def _count_normalized(self, normalized_texts: list[str], pretokens_only: bool) -> tuple[np.ndarray, np.ndarray]:
         """Counts of texts that are already normalized: the non-normalized added tokens were
-        looked for before normalizing (none found), so only the normalized set is matched."""
+        looked for before normalizing (none found), so only the normalized set is matched.
+        Also the indices of those holding a byte without a token, which are left uncounted."""
         encoded = [text.encode("utf-8") for text in normalized_texts]
         lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
         ends = np.cumsum(lengths)
@@ -211,8 +224,13 @@ class FastCounter:
         if buf.shape[0] == 0:
             buf = _ONE_READ_ONLY_BYTE
         counts = np.zeros(len(encoded), dtype=np.int64)
-        self._run(buf, starts, ends, np.arange(len(encoded), dtype=np.int64), counts, self._no_literals, pretokens_only)
-        return counts
+        documents = np.arange(len(encoded), dtype=np.int64)
+        unencodable = np.zeros(0, dtype=np.int64)
+        if self.plan.has_unencodable_bytes and not pretokens_only:
+            unencodable = pretokenize.documents_with_bytes(buf, starts, ends, self.plan.unencodable_bytes)
+            documents = np.delete(documents, unencodable)
+        self._run(buf, starts, ends, documents, counts, self._no_literals, pretokens_only)
+        return counts, unencodable
 
     def _run(self, buf, starts, ends, documents, counts, unnormalized, pretokens_only: bool) -> None:
         if documents.shape[0] == 0:
@@ -225,7 +243,7 @@ class FastCounter:
                 documents,
                 counts,
                 self.plan.pattern,
-                self.tables.classes,
+                self._classes,
                 self.tables.folds,
                 unnormalized,
                 self.plan.normalized.as_tuple(),

@@ -21,14 +21,24 @@ from ...tokenizer import TokenizerSpec, build_tokenizer
 from ..hf import post_processor_tokens
 from . import bpe, pretokenize
 from .code_version import engine_code_version
-from .codepoints import LLAMA3_PATTERN
+from .codepoints import LLAMA3_PATTERN, QWEN2_PATTERN, QWEN35_PATTERN
 
 PLANS_KEPT = 8  # on disk, least recently used first out (Llama-3's is 11 MB)
 # Merges in the small table of frequent (small-id) pairs: 64 KiB, which stays in the CPU caches.
 HOT_MERGES = 1 << 12
 # Bytes that never occur in UTF-8 text, so the byte-level vocabulary may lack them.
 IMPOSSIBLE_UTF8_BYTES = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])
-# Texts on which the post-processor's added-token count is measured; it must be the same for all.
+# The Split regexes the Llama-3 matcher counts, by their exact string (not by what they look
+# like): pattern constant, class table (codepoints.CLASS_TABLES), name.
+SPLIT_PATTERNS = {
+    LLAMA3_PATTERN: (pretokenize.PATTERN_LLAMA3, "classes", "Llama-3"),
+    QWEN2_PATTERN: (pretokenize.PATTERN_QWEN2, "classes", "Qwen2 (single digits)"),
+    QWEN35_PATTERN: (
+        pretokenize.PATTERN_QWEN2,
+        "classes_marks_as_letters",
+        "Qwen3.5 (single digits, marks in letter runs)",
+    ),
+}
 
 
 def byte_level_alphabet() -> dict[int, str]:
@@ -171,11 +181,19 @@ class EnginePlan:
 
     description: str
     pattern: int
+    class_table: str  # which of codepoints.CodepointTables' class tables the matcher reads
     nfc: bool
     unnormalized: LiteralSet
     normalized: LiteralSet
     post_processor_tokens: int  # added per text when add_special_tokens
     model: BpeModel
+    # uint8[256]: 1 for a byte UTF-8 text can hold that has no token; a text holding one is
+    # counted by tokenizers (what BPE does with an unknown character is not ours to redo).
+    unencodable_bytes: np.ndarray
+
+    @property
+    def has_unencodable_bytes(self) -> bool:
+        return bool(self.unencodable_bytes.any())
 
 
 class Unsupported(Exception):
@@ -217,7 +235,7 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
     model = config.get("model") or {}
     if model.get("type") != "BPE":
         raise Unsupported(f"model is {model.get('type')}, the fast engine handles byte-level BPE only")
-    pattern, pattern_name = _pre_tokenizer_pattern(config.get("pre_tokenizer"))
+    pattern, class_table, pattern_name = _pre_tokenizer_pattern(config.get("pre_tokenizer"))
     nfc = _normalizer_is_nfc(config.get("normalizer"))
     if model.get("dropout") not in (None, 0, 0.0):
         raise Unsupported("BPE dropout makes counts random")
@@ -229,13 +247,19 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
         raise Unsupported("encode_special_tokens is on (special tokens are not split off)")
     unnormalized, normalized = _added_token_sets(config, tokenizer)
     post_tokens = _post_processor_tokens(tokenizer)
-    bpe = _bpe_model(model)
+    bpe, unencodable = _bpe_model(model)
     normalizer_name = "NFC normalizer" if nfc else "no normalizer"
     description = f"byte-level BPE, {pattern_name} pattern, {normalizer_name}"
-    return EnginePlan(description, pattern, nfc, unnormalized, normalized, post_tokens, bpe)
+    missing = np.flatnonzero(unencodable)
+    if missing.size:
+        listed = ", ".join(f"0x{b:02X}" for b in missing.tolist())
+        description += f"; texts with a byte that has no token ({listed}) are counted by tokenizers"
+    return EnginePlan(description, pattern, class_table, nfc, unnormalized, normalized, post_tokens, bpe, unencodable)
 
 
-def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str]:
+def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str, str]:
+    """(pattern constant, class table, name) of a pre-tokenizer the matchers reproduce."""
+
     def byte_level(component: dict, use_regex: bool) -> bool:
         return (
             component.get("type") == "ByteLevel"
@@ -243,26 +267,33 @@ def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str]:
             and bool(component.get("use_regex", True)) == use_regex
         )
 
+    def isolated_digits(component: dict) -> bool:
+        return component.get("type") == "Digits" and bool(component.get("individual_digits", False))
+
     if pre_tokenizer is None:
         raise Unsupported("no pre-tokenizer (SentencePiece-style BPE over the whole text)")
     if byte_level(pre_tokenizer, True):
-        return pretokenize.PATTERN_GPT2, "GPT-2"
+        return pretokenize.PATTERN_GPT2, "classes", "GPT-2"
     parts = pre_tokenizer.get("pretokenizers") if pre_tokenizer.get("type") == "Sequence" else None
     if parts and len(parts) == 1 and byte_level(parts[0], True):
-        return pretokenize.PATTERN_GPT2, "GPT-2"
+        return pretokenize.PATTERN_GPT2, "classes", "GPT-2"
+    if parts and len(parts) == 2 and isolated_digits(parts[0]) and byte_level(parts[1], True):
+        return pretokenize.PATTERN_GPT2, "classes_isolated_digits", "Digits(individual) + GPT-2"
     if parts and len(parts) == 2 and byte_level(parts[1], False):
         split = parts[0]
+        regex = (split.get("pattern") or {}).get("Regex")
         if (
             split.get("type") == "Split"
-            and split.get("pattern") == {"Regex": LLAMA3_PATTERN}
+            and regex in SPLIT_PATTERNS
             and split.get("behavior") == "Isolated"
             and not split.get("invert", False)
         ):
-            return pretokenize.PATTERN_LLAMA3, "Llama-3"
+            return SPLIT_PATTERNS[regex]
     described = json.dumps(pre_tokenizer)[:200]
     raise Unsupported(
-        "pre-tokenizer is not ByteLevel(add_prefix_space=false) with the GPT-2 regex nor "
-        f"Split(Llama-3 regex) + ByteLevel(use_regex=false): {described}"
+        "pre-tokenizer is not ByteLevel(add_prefix_space=false) with the GPT-2 regex (alone or after "
+        "Digits(individual_digits=true)) nor Split(the Llama-3, Qwen2 or Qwen3.5 regex) + "
+        f"ByteLevel(use_regex=false): {described}"
     )
 
 
@@ -310,16 +341,19 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(4, (max(1, n) - 1).bit_length())
 
 
-def _bpe_model(model: dict) -> BpeModel:
+def _bpe_model(model: dict) -> tuple[BpeModel, np.ndarray]:
+    """The model's arrays, and the bytes UTF-8 text can hold that have no token."""
     alphabet = checked_byte_level_alphabet()
     vocab: dict[str, int] = model.get("vocab") or {}
     byte_ids = np.full(256, -1, dtype=np.int64)
+    unencodable = np.zeros(256, dtype=np.uint8)
     for b, char in alphabet.items():
         token_id = vocab.get(char)
         if token_id is None:
-            if b in IMPOSSIBLE_UTF8_BYTES:
-                continue
-            raise Unsupported(f"byte 0x{b:02X} has no token (unknown-token / byte-fallback path)")
+            # The unknown-token / byte-fallback path, which texts holding the byte take in
+            # tokenizers (the counter sends them there); the kernels never see the byte.
+            unencodable[b] = b not in IMPOSSIBLE_UTF8_BYTES
+            continue
         byte_ids[b] = token_id
 
     # (left, right) -> (rank, new id), the map tokenizers' BpeBuilder builds.
@@ -376,7 +410,7 @@ def _bpe_model(model: dict) -> BpeModel:
     vocab_slots = bpe.build_key_table(key_bytes, starts, lengths, _next_power_of_two(2 * len(keys) + 1))
     # About 8 bits per key: one in nine or so non-vocabulary words passes to the table.
     vocab_filter = bpe.build_key_filter(key_bytes, starts, lengths, _next_power_of_two(len(keys) // 8 + 1))
-    return BpeModel(
+    model_arrays = BpeModel(
         byte_ids,
         byte_pair_ranks,
         merges,
@@ -391,3 +425,4 @@ def _bpe_model(model: dict) -> BpeModel:
         starts,
         lengths,
     )
+    return model_arrays, unencodable

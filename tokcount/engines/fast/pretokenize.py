@@ -1,5 +1,11 @@
 """Pre-tokenization kernels: UTF-8 decoding, code point class runs, the GPT-2 and Llama-3
-pre-token matchers, added-token literal matching, and the scan for text NFC might change.
+pre-token matchers, added-token literal matching, and the scans for text NFC might change and
+for bytes the vocabulary lacks.
+
+Two matchers cover four patterns, their knobs being class tables (codepoints) and arguments:
+GPT-2's regex, alone or after Digits(individual_digits=true) (its digits are CLASS_DIGIT, each
+a pre-token that ends the regex's piece); the Llama-3 regex with \\p{N}{1,3}, or \\p{N} for
+Qwen2 and Qwen3.5 (whose marks are letters in its table).
 
 Everything here only decides where pieces end (no tokens, no cache), so the splitting can be
 tested on its own against tokenizers' pre-tokenizer.
@@ -11,6 +17,7 @@ import numba
 import numpy as np
 
 from .codepoints import (
+    CLASS_DIGIT,
     CLASS_LETTER,
     CLASS_NUMBER,
     CLASS_OTHER,
@@ -27,7 +34,8 @@ from .codepoints import (
 from .primitives import load_u64, trailing_zeros
 
 PATTERN_GPT2 = 0
-PATTERN_LLAMA3 = 1
+PATTERN_LLAMA3 = 1  # digit runs of up to 3
+PATTERN_QWEN2 = 2  # the Llama-3 matcher, single digits
 
 APOSTROPHE = 39
 SPACE = 32
@@ -111,7 +119,12 @@ def line_break_run_end(buf, pos, end):
 def gpt2_pretoken_end(buf, pos, end, classes):
     """End of the pre-token at `pos` for
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+ (leftmost
-    alternative wins, as in Oniguruma)."""
+    alternative wins, as in Oniguruma).
+
+    A CLASS_DIGIT code point (only in the table of Digits(individual_digits=true) before the
+    regex) is a piece of its own, and the regex's pieces end at it: no run takes it in, a space
+    before it stays alone, and whitespace before it is kept whole (its lookahead sees the
+    piece's end)."""
     cp, width = decode_utf8(buf, pos)
     after = pos + width
     if cp == APOSTROPHE and after < end:
@@ -126,8 +139,12 @@ def gpt2_pretoken_end(buf, pos, end, classes):
     if cp == SPACE and after < end:
         next_cp, next_width = decode_utf8(buf, after)
         next_cls = classes[next_cp]
+        if next_cls == CLASS_DIGIT:
+            return after
         if next_cls != CLASS_SPACE:
             return class_run_end(buf, after + next_width, end, next_cls, classes)
+    if cls == CLASS_DIGIT:
+        return after
     if cls != CLASS_SPACE:
         return class_run_end(buf, after, end, cls, classes)
     return whitespace_end(buf, pos, end, classes, False)
@@ -141,9 +158,11 @@ def whitespace_end(buf, pos, end, classes, line_breaks_end_match):
     count = 0
     after_line_break = -1
     q = pos
+    stop = CLASS_SPACE
     while q < end:
         cp, width = decode_utf8(buf, q)
-        if classes[cp] != CLASS_SPACE:
+        stop = classes[cp]
+        if stop != CLASS_SPACE:
             break
         if cp == LF or cp == CR:
             after_line_break = q + width
@@ -152,17 +171,21 @@ def whitespace_end(buf, pos, end, classes, line_breaks_end_match):
         q += width
     if line_breaks_end_match and after_line_break >= 0:
         return after_line_break
-    if q == end or count == 1:
+    if q == end or count == 1 or stop == CLASS_DIGIT:
         return q
     # Followed by non-space: the lookahead gives back the last whitespace character.
     return last_start
 
 
 @numba.njit(inline="always")
-def llama3_pretoken_end(buf, pos, end, classes, folds):
+def llama3_pretoken_end(buf, pos, end, classes, folds, max_digits):
     """End of the pre-token at `pos` for the Llama-3 / cl100k pattern
     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*
-    |\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"""
+    |\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+, with \\p{N}{1,max_digits}.
+
+    Qwen3.5's [^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+ and [^\\s\\p{L}\\p{M}\\p{N}] are this with marks as
+    letters: a mark after the optional prefix extends the letter run either way, and the prefix
+    may be a mark only where the run could start with it."""
     cp, width = decode_utf8(buf, pos)
     after = pos + width
     if cp == APOSTROPHE and after < end:
@@ -185,7 +208,7 @@ def llama3_pretoken_end(buf, pos, end, classes, folds):
     if cls == CLASS_NUMBER:
         q = after
         digits = 1
-        while digits < 3 and q < end:
+        while digits < max_digits and q < end:
             c1, w1 = decode_utf8(buf, q)
             if classes[c1] != CLASS_NUMBER:
                 break
@@ -207,7 +230,7 @@ def llama3_pretoken_end(buf, pos, end, classes, folds):
 def pretoken_end(pattern, buf, pos, end, classes, folds):
     if pattern == PATTERN_GPT2:
         return gpt2_pretoken_end(buf, pos, end, classes)
-    return llama3_pretoken_end(buf, pos, end, classes, folds)
+    return llama3_pretoken_end(buf, pos, end, classes, folds, 3 if pattern == PATTERN_LLAMA3 else 1)
 
 
 @numba.njit(cache=True)
@@ -416,4 +439,32 @@ def documents_not_nfc_safe(buf, starts, ends, nfc_safe):
                 n += 1
                 break
             pos += width
+    return out[:n]
+
+
+@numba.njit(cache=True)
+def documents_with_bytes(buf, starts, ends, marked):
+    """Indices of documents holding a byte b with marked[b] (a byte-level vocabulary's missing
+    single-byte tokens: Refact has none for 0xF1, a 4-byte UTF-8 lead). Runs of ASCII skip
+    eight bytes at a time when no ASCII byte is marked, as in the usual case."""
+    out = np.empty(starts.shape[0], dtype=np.int64)
+    ascii_marked = False
+    for b in range(0x80):
+        if marked[b]:
+            ascii_marked = True
+    n = 0
+    for d in range(starts.shape[0]):
+        pos = starts[d]
+        end = ends[d]
+        while pos < end:
+            if not ascii_marked:
+                while pos + 8 <= end and (load_u64(buf, pos) & ASCII_HIGH_BITS) == 0:
+                    pos += 8
+                if pos >= end:
+                    break
+            if marked[buf[pos]]:
+                out[n] = d
+                n += 1
+                break
+            pos += 1
     return out[:n]
