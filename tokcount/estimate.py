@@ -68,6 +68,7 @@ class Measure:
     tokens: float
     documents: float
     nbytes: int
+    groups: dict | None = None  # --group-by: group -> (tokens, documents) credited to this unit
 
 
 SamplingUnit = tuple[WorkUnit, ...]  # work units read together: one range or row group, or a whole file's
@@ -115,6 +116,8 @@ class Estimate:
     files: list[dict] = field(default_factory=list)
     plan: dict | None = None
     notes: list[str] = field(default_factory=list)
+    groups: list[dict] | None = None  # --group-by: estimate_groups.group_estimates' rows
+    group_by: str | None = None
 
     @property
     def fraction_read(self) -> float:
@@ -147,6 +150,7 @@ class Estimate:
             "files": [dict(f) for f in self.files],
             "plan": self.plan,
             "notes": list(self.notes),
+            **({"group_by": self.group_by, "groups": self.groups} if self.groups is not None else {}),
         }
 
 
@@ -225,10 +229,14 @@ def sample_strata(
     budget_seconds: float | None = None,
     exact: tuple[int, int] = (0, 0),
     clock: Callable[[], float] = time.monotonic,
+    group_by: str | None = None,
+    exact_groups: dict | None = None,
 ) -> Estimate:
     """Draw units until the tokens' interval is within ``target_error`` (relative) at
     ``confidence``, or a budget is spent, or every unit is read. ``exact``: (tokens, documents)
-    known exactly, added to the totals."""
+    known exactly, added to the totals. With ``group_by`` (the measures then carry their
+    groups), each group's estimate from the same draws; ``exact_groups``: group -> (tokens,
+    documents) known exactly. The stopping rule is the total's."""
     if not 0 < target_error < 1:
         raise UsageError(f"the target error (--target-error) must be between 0 and 100 %, got {target_error}")
     if not 0 < confidence < 1:
@@ -278,7 +286,12 @@ def sample_strata(
         # the delta method for a ratio of two estimated totals (their covariance included)
         var = (vt + r * r * vd - 2 * r * cov) / (D * D)
         per_document = _interval(r, max(var, 0.0), q, confidence)
+    groups = None
+    if group_by is not None:
+        groups = _group_rows(draws, T, vt, q, confidence, exact_groups, group_by)
     return Estimate(
+        groups=groups,
+        group_by=group_by,
         tokens=tokens,
         documents=documents,
         tokens_per_document=per_document,
@@ -294,6 +307,26 @@ def sample_strata(
         exact_tokens=exact[0],
         exact_documents=exact[1],
     )
+
+
+def _group_rows(draws: list[_Draws], T: float, vt: float, q: float, confidence: float, exact_groups, key: str):
+    from .estimate_groups import StratumSample, group_estimates
+
+    samples = []
+    for dr in draws:
+        ms = dr.measures
+        samples.append(
+            StratumSample(
+                units_total=len(dr.order),
+                aux_total=dr.stratum.aux_total,
+                documents_aux_total=dr.stratum.documents_aux_total,
+                x=np.array([m.x for m in ms], dtype=np.float64),
+                x_documents=np.array([m.x_documents for m in ms], dtype=np.float64),
+                tokens=np.array([m.tokens for m in ms], dtype=np.float64),
+                groups=[m.groups for m in ms],
+            )
+        )
+    return group_estimates(samples, T, vt, q, confidence, exact_groups, key=key)
 
 
 class _EngineDisagreed(Exception):
@@ -449,7 +482,8 @@ class _UnitMeasurer:
         self.progress = progress
         self.choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
         self.counter = self._counter()
-        self.boundary_lines: dict[tuple[str, int], int] = {}  # (path, start) -> tokens of lines across range ends
+        # (path, start) -> (tokens, group) of the lines across range ends, met by two ranges
+        self.boundary_lines: dict[tuple[str, int], tuple[int, str | None]] = {}
 
     def _counter(self):
         from .counting import UnitCounter
@@ -477,16 +511,21 @@ class _UnitMeasurer:
         if aux == BYTES:
             return self._byte_range(units[0])
         tokens = documents = 0
+        groups: dict | None = {} if self.policy.group_by is not None else None
         for unit in units:
             result = self._count(unit)
             tokens += result.tokens
             documents += result.documents
+            if groups is not None:
+                for name, (d, _, _, t) in (result.groups or {}).items():
+                    before = groups.get(name, (0, 0))
+                    groups[name] = (before[0] + t, before[1] + d)
         cost = sum(u.cost for u in units)
         if aux == ROWS:
-            m = Measure(float(cost), float(documents), tokens, documents, cost)
+            m = Measure(float(cost), float(documents), tokens, documents, cost, groups)
         else:
             size = os.path.getsize(units[0].path)
-            m = Measure(float(size), float(size), tokens, documents, size)
+            m = Measure(float(size), float(size), tokens, documents, size, groups)
         self.progress.advance(m.nbytes, tokens, documents)
         return m
 
@@ -498,8 +537,9 @@ class _UnitMeasurer:
 
         a, b = unit.start, unit.stop
         begin, lengths = line_extents(unit.path, a, b)
+        grouped = self.policy.group_by is not None
         if not lengths:
-            return Measure(float(b - a), float(b - a), 0.0, 0.0, 0)
+            return Measure(float(b - a), float(b - a), 0.0, 0.0, 0, {} if grouped else None)
         starts = begin + np.concatenate([[0], np.cumsum(lengths[:-1])]).astype(np.int64)
         # The lines across a range's ends are met again by the neighbouring ranges: each is counted once.
         first = self.boundary_lines.get((unit.path, int(starts[0])))
@@ -507,26 +547,37 @@ class _UnitMeasurer:
         lo = int(starts[0]) + lengths[0] if first is not None else int(starts[0])
         hi = int(starts[-1]) if last is not None else b
         middle: list[int] = []
+        middle_groups: list[str | None] = []
         if lo < hi:
             result = self._count(WorkUnit(unit.source, unit.path, unit.format, unit.part, lo, hi, hi - lo))
             if result.skipped:
                 raise AssertionError(f"{unit.path} [{lo}, {hi}): records skipped, which --estimate refuses")
             assert result.document_tokens is not None or result.documents == 0
             middle = [] if result.document_tokens is None else [int(t) for t in result.document_tokens]
-        counted = ([first] if first is not None else []) + middle + ([last] if last is not None else [])
+            middle_groups = result.document_groups or [None] * len(middle)
+        ends = [first] if first is not None else []
+        counted = [e[0] for e in ends] + middle + ([last[0]] if last is not None else [])
+        line_groups = [e[1] for e in ends] + middle_groups + ([last[1]] if last is not None else [])
         if len(counted) != len(lengths):
             raise AssertionError(f"{unit.path} [{begin}, {b}): {len(lengths)} lines, {len(counted)} documents")
         end = int(starts[-1]) if last is not None else int(starts[-1]) + lengths[-1]
         nbytes = max(0, end - lo)
         sizes = np.asarray(lengths, dtype=np.float64)
-        for start, size, tokens_of_line in zip(starts, lengths, counted):
+        for start, size, tokens_of_line, group in zip(starts, lengths, counted, line_groups):
             if start < a or start + size > b:
-                self.boundary_lines[(unit.path, int(start))] = tokens_of_line
+                self.boundary_lines[(unit.path, int(start))] = (tokens_of_line, group)
         share = (np.minimum(starts + sizes, b) - np.maximum(starts, a)) / np.maximum(sizes, 1)
-        tokens = float(share @ np.asarray(counted, dtype=np.float64))
+        line_tokens = share * np.asarray(counted, dtype=np.float64)
+        tokens = float(line_tokens.sum())
         documents = float(share.sum())
+        groups: dict[str | None, tuple[float, float]] | None = None
+        if grouped:
+            groups = {}
+            for group, t, d in zip(line_groups, line_tokens, share):
+                before = groups.get(group, (0.0, 0.0))
+                groups[group] = (before[0] + float(t), before[1] + float(d))
         self.progress.advance(nbytes, int(tokens), 0)
-        return Measure(float(b - a), float(b - a), tokens, documents, nbytes)
+        return Measure(float(b - a), float(b - a), tokens, documents, nbytes, groups)
 
 
 def estimate_scan(
@@ -543,18 +594,19 @@ def estimate_scan(
     from .sources import find_sources
 
     progress = progress or NoProgress()
-    if text.group_by is not None:
-        raise UsageError("--group-by does not go with --estimate yet: per-group intervals are not implemented")
     if text.skip_bad_records:
         raise UsageError("--estimate credits byte ranges with whole lines: it does not take --skip-bad-records yet")
     if training is not None and (training.weights is not None or training.datasets is not None):
         raise UsageError("--estimate plans all files as one dataset: --weights and --valid/--test-data need a count")
+    if training is not None and training.mixture:
+        raise UsageError("--mixture needs each group's exact tokens: it does not go with --estimate")
     discovery = find_sources(list(paths))
     if discovery.failures:
         raise discovery.failures[0]
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
     files: list[tuple[int, str, TextFormat]] = []
     exact_tokens = exact_documents = 0
+    exact_groups: dict[str, tuple[int, int]] | None = {} if text.group_by is not None else None
     needs_tokenizer = None
     shards = 0
     for i, source in enumerate(discovery.sources):
@@ -571,6 +623,8 @@ def estimate_scan(
             exact_tokens += shard.tokens
             exact_documents += shard.documents
             shards += 1
+            if exact_groups is not None:  # grouped by file, as a scan groups them
+                exact_groups[source.path] = (shard.tokens, shard.documents)
     if needs_tokenizer and text.tokenizer is None:
         raise UsageError(f"a tokenizer (--tokenizer) is needed to count the text in {needs_tokenizer}")
     if any(path == "-" for _, path, _ in files):
@@ -598,6 +652,8 @@ def estimate_scan(
         budget_bytes=options.budget_bytes,
         budget_seconds=options.budget_seconds,
         exact=(exact_tokens, exact_documents),
+        group_by=text.group_by,
+        exact_groups=exact_groups,
     )
     try:
         result = run()
@@ -616,6 +672,19 @@ def estimate_scan(
     if result.stopped_by == "budget":
         result.notes.append("stopped by the budget before the target error was reached")
     result.notes.append(f"engine: {measurer.choice.engine} ({measurer.choice.reason})")
+    if result.groups is not None:
+        result.notes.append(
+            "groups: estimated from the same sample (the stopping rule is the total's); groups that no "
+            "sampled unit holds are not listed"
+        )
+        rare = sum(1 for g in result.groups if g["rare"])
+        if rare:
+            from .estimate_groups import RARE_UNITS
+
+            result.notes.append(
+                f"{rare} group(s) held by fewer than {RARE_UNITS} sampled units (marked rare): their intervals "
+                "rest on too few values to be trusted"
+            )
     if training is not None:
         result.plan = plan_ranges(result, training)
     return result

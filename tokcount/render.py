@@ -523,6 +523,8 @@ def _pm(interval: dict, digits: int = 0) -> str:
     """value ± half-width [low, high]."""
     value, low, high = interval["value"], interval["low"], interval["high"]
     fmt = f"{{:,.{digits}f}}"
+    if high is None or low is None:  # too few draws to bound it (a budget spent early)
+        return f"{fmt.format(value)}  (unbounded: too few draws)"
     half = max(high - value, value - low)
     return f"{fmt.format(value)} ± {fmt.format(half)}  [{fmt.format(low)}, {fmt.format(high)}]"
 
@@ -551,8 +553,34 @@ def print_estimate(d: dict) -> None:
             if key in plan:
                 lo, hi = plan[key]
                 _out.print(f"  {key.replace('_', ' '):<32} {_n(lo)} .. {_n(hi)}")
+    if d.get("groups") is not None:
+        _print_estimated_groups(d["groups"], d.get("group_by"), c)
     for note in d["notes"]:
         _out.print(f"  note: {note}")
+
+
+def _print_estimated_groups(groups: list[dict], key: str | None, confidence: float) -> None:
+    """Each group's estimate with its interval; the groups past TABLE_GROUPS are counted, not
+    summed (their intervals do not add up)."""
+    from .grouping import MISSING, TABLE_GROUPS
+
+    t = Table(title=f"groups by {key} (ESTIMATE, {confidence:.0%} intervals)")
+    for c in ("group", "tokens (estimate)", "documents (estimate)", "share (estimate)", "units seen"):
+        t.add_column(c, justify="left" if c == "group" else "right", overflow="fold")
+
+    def share(interval: dict) -> str:
+        high = interval["high"] if interval["high"] is not None else 1.0
+        return f"{100 * interval['value']:.2f} % [{100 * interval['low']:.2f}, {100 * high:.2f}]"
+
+    for g in groups[:TABLE_GROUPS]:
+        name = MISSING if g["key"] is None else str(g["key"])
+        seen = f"{_n(g['units_seen'])}{' (rare)' if g['rare'] else ''}"
+        t.add_row(name, _pm(g["tokens"]), _pm(g["documents"]), share(g["share"]), seen)
+    rest = groups[TABLE_GROUPS:]
+    if rest:
+        value = sum(g["tokens"]["value"] for g in rest)
+        t.add_row(f"other ({_n(len(rest))} groups)", f"{value:,.0f}", "-", "-", "-")
+    _print_table(t)
 
 
 def print_bench(d: dict) -> None:
