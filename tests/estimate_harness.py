@@ -218,25 +218,25 @@ def measure_population(paths: list[str], text: TextOptions, unit_bytes: int | No
 
 @dataclass
 class GroupCoverage:
-    """Of one group, over the runs: how often it was listed, flagged rare, and covered."""
+    """Of one group, over the runs: how often it was listed, marked not trusted, and covered."""
 
     tokens_share: float  # of the exact total
     listed: int = 0
-    rare: int = 0
+    untrusted: int = 0
     tokens_covered: int = 0  # runs whose tokens' interval held the exact total
     share_covered: int = 0
-    covered_when_not_rare: int = 0  # ... of the runs that did not flag it rare
+    covered_when_trusted: int = 0  # ... of the runs that marked it trusted
 
     def to_dict(self, runs: int) -> dict:
-        trusted = self.listed - self.rare
+        trusted = self.listed - self.untrusted
         return {
             "tokens_share": self.tokens_share,
             "listed": self.listed / runs,
-            "rare": self.rare / runs,
+            "untrusted": self.untrusted / runs,
             "tokens_coverage": self.tokens_covered / runs,
             "share_coverage": self.share_covered / runs,
-            "coverage_when_not_rare": self.covered_when_not_rare / trusted if trusted else None,
-            "runs_not_rare": trusted,
+            "coverage_when_trusted": self.covered_when_trusted / trusted if trusted else None,
+            "runs_trusted": trusted,
         }
 
 
@@ -289,10 +289,10 @@ def coverage(population: Population, seeds: range, **options) -> Coverage:
                 tally, (exact, _) = groups[row["key"]], exact_groups[row["key"]]
                 covered = _holds(row["tokens"], exact)
                 tally.listed += 1
-                tally.rare += row["rare"]
+                tally.untrusted += not row["trusted"]
                 tally.tokens_covered += covered
                 tally.share_covered += _holds(row["share"], exact / total)
-                tally.covered_when_not_rare += covered and not row["rare"]
+                tally.covered_when_trusted += covered and row["trusted"]
         tokens += est.tokens.low <= population.exact_tokens <= est.tokens.high
         documents += est.documents.low <= population.exact_documents <= est.documents.high
         fractions.append(population.bytes_read(drawn) / population.total_bytes)

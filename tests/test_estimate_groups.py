@@ -1,6 +1,6 @@
 """``scan --estimate --group-by``: per-group intervals from the same sample. Each group's exact
 total is computed directly (the sum of ``len(tok.encode(text).ids)`` over its documents); over
-200 seeds the 95 % intervals of the groups the report does not flag as rare cover it in at
+200 seeds the 95 % intervals of the groups the report marks trusted cover it in at
 least 93 % of the runs; an estimate that reads everything is exact per group; token files are
 exact groups (by file); the human and JSON output label the groups as estimates."""
 
@@ -53,11 +53,11 @@ def test_group_intervals_cover_each_groups_exact_total(tmp_path):
     assert result.groups is not None
     trusted = covered = 0
     for name, group in result.groups.items():
-        trusted += group.listed - group.rare
-        covered += group.covered_when_not_rare
+        trusted += group.listed - group.untrusted
+        covered += group.covered_when_trusted
         if group.tokens_share >= 0.15:  # the big groups, rare flag or not
             assert group.tokens_covered >= 0.93 * len(SEEDS), (name, result.to_dict())
-    # every (run, group) the report does not flag rare
+    # every (run, group) the report marks trusted
     assert trusted >= 400 and covered >= 0.93 * trusted, result.to_dict()
 
 
@@ -77,7 +77,7 @@ def test_grouped_estimate_is_exact_where_it_reads_everything(tmp_path):
     want[paths[1]] = (45, 4)  # a token file is one group, exact from its index
     assert got == want
     for g in est.groups:
-        assert g["tokens"]["low"] == pytest.approx(g["tokens"]["high"]) and not g["rare"]
+        assert g["tokens"]["low"] == pytest.approx(g["tokens"]["high"]) and g["trusted"]
     assert sum(g["share"]["value"] for g in est.groups) == pytest.approx(1.0)
 
 
@@ -90,7 +90,7 @@ def test_command_line_grouped_estimate(tmp_path, capsys):
     est = json.loads(proc.stdout)["estimate"]
     assert est["group_by"] == "source" and est["groups"]
     for g in est["groups"]:
-        assert set(g) == {"key", "tokens", "documents", "share", "units_seen", "rare"}
+        assert set(g) == {"key", "tokens", "documents", "share", "units_seen", "trusted"}
         for k in ("tokens", "documents", "share"):
             assert set(g[k]) == {"value", "low", "high", "confidence"} and g[k]["low"] <= g[k]["value"]
     values = [g["tokens"]["value"] for g in est["groups"]]

@@ -288,7 +288,7 @@ def sample_strata(
         per_document = _interval(r, max(var, 0.0), q, confidence)
     groups = None
     if group_by is not None:
-        groups = _group_rows(draws, T, vt, q, confidence, exact_groups, group_by)
+        groups = _group_rows(draws, T, vt, confidence, exact_groups, group_by)
     return Estimate(
         groups=groups,
         group_by=group_by,
@@ -309,7 +309,7 @@ def sample_strata(
     )
 
 
-def _group_rows(draws: list[_Draws], T: float, vt: float, q: float, confidence: float, exact_groups, key: str):
+def _group_rows(draws: list[_Draws], T: float, vt: float, confidence: float, exact_groups, key: str):
     from .estimate_groups import StratumSample, group_estimates
 
     samples = []
@@ -326,7 +326,7 @@ def _group_rows(draws: list[_Draws], T: float, vt: float, q: float, confidence: 
                 groups=[m.groups for m in ms],
             )
         )
-    return group_estimates(samples, T, vt, q, confidence, exact_groups, key=key)
+    return group_estimates(samples, T, vt, confidence, exact_groups, key=key)
 
 
 class _EngineDisagreed(Exception):
@@ -677,13 +677,13 @@ def estimate_scan(
             "groups: estimated from the same sample (the stopping rule is the total's); groups that no "
             "sampled unit holds are not listed"
         )
-        rare = sum(1 for g in result.groups if g["rare"])
-        if rare:
+        untrusted = sum(1 for g in result.groups if not g["trusted"])
+        if untrusted:
             from .estimate_groups import RARE_UNITS
 
             result.notes.append(
-                f"{rare} group(s) held by fewer than {RARE_UNITS} sampled units (marked rare): their intervals "
-                "rest on too few values to be trusted"
+                f"{untrusted} group(s) marked not trusted: held by fewer than {RARE_UNITS} sampled units, their "
+                "intervals rest on too few values and cover less often than stated"
             )
     if training is not None:
         result.plan = plan_ranges(result, training)

@@ -574,7 +574,7 @@ def _print_estimated_groups(groups: list[dict], key: str | None, confidence: flo
 
     for g in groups[:TABLE_GROUPS]:
         name = MISSING if g["key"] is None else str(g["key"])
-        seen = f"{_n(g['units_seen'])}{' (rare)' if g['rare'] else ''}"
+        seen = f"{_n(g['units_seen'])}{'' if g['trusted'] else ' (not trusted)'}"
         t.add_row(name, _pm(g["tokens"]), _pm(g["documents"]), share(g["share"]), seen)
     rest = groups[TABLE_GROUPS:]
     if rest:
