@@ -18,9 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokcount.estimate import BYTES, _UnitMeasurer, build_strata, sample_strata
+from tokcount.engines import choose_engine
+from tokcount.estimate import BYTES, build_strata, one_by_one, sample_strata
+from tokcount.executors import LocalExecutor
 from tokcount.formats.jsonl import line_extents
 from tokcount.options import NoProgress, TextOptions
+from tokcount.sampling_units import RoundReader
 from tokcount.sources import find_sources
 from tokcount.tokenizer import load_tokenizer_spec
 
@@ -185,11 +188,12 @@ def measure_population(paths: list[str], text: TextOptions, unit_bytes: int | No
     files = [(i, s.path, s.format) for i, s in enumerate(sources)]
     strata, _ = build_strata(files, text, unit_bytes)
     assert text.tokenizer is not None
-    measurer = _UnitMeasurer(load_tokenizer_spec(text.tokenizer), text, NoProgress())
+    spec = load_tokenizer_spec(text.tokenizer)
+    reader = RoundReader(LocalExecutor(1), spec, text, choose_engine(spec, text.engine), NoProgress())
     measures, spans = {}, {}
     for stratum in strata:
-        for unit in stratum.units:
-            measures[unit] = measurer(unit, stratum.aux)
+        for unit, measure in zip(stratum.units, reader([(unit, stratum.aux) for unit in stratum.units])):
+            measures[unit] = measure
             if stratum.aux == BYTES:
                 begin, lengths = line_extents(unit[0].path, unit[0].start, unit[0].stop)
                 spans[unit] = [(unit[0].path, begin, begin + sum(lengths))]
@@ -282,7 +286,7 @@ def coverage(population: Population, seeds: range, **options) -> Coverage:
             drawn.append(unit)
             return population.measures[unit]
 
-        est = sample_strata(population.strata, replay, seed=seed, group_by=population.group_by, **options)
+        est = sample_strata(population.strata, one_by_one(replay), seed=seed, group_by=population.group_by, **options)
         if groups is not None:
             assert exact_groups is not None and est.groups is not None
             for row in est.groups:

@@ -532,7 +532,10 @@ def _pm(interval: dict, digits: int = 0) -> str:
 def print_estimate(d: dict) -> None:
     """An estimate, labelled as one everywhere: no exact total is printed beside it."""
     c = d["confidence"]
-    _out.print(f"[bold yellow]ESTIMATE from a random sample (not an exact count), {c:.0%} confidence intervals")
+    partial = "" if d.get("complete", True) else "PARTIAL (interrupted) "
+    _out.print(
+        f"[bold yellow]{partial}ESTIMATE from a random sample (not an exact count), {c:.0%} confidence intervals"
+    )
     _out.print(f"  tokens (estimate)               {_pm(d['tokens'])}")
     _out.print(f"  documents (estimate)            {_pm(d['documents'])}")
     if d["tokens_per_document"]:
@@ -555,6 +558,13 @@ def print_estimate(d: dict) -> None:
                 _out.print(f"  {key.replace('_', ' '):<32} {_n(lo)} .. {_n(hi)}")
     if d.get("groups") is not None:
         _print_estimated_groups(d["groups"], d.get("group_by"), c)
+    if d.get("skipped_records") is not None:
+        _out.print(
+            f"  skipped {_n(d['skipped_records'])} bad record(s) in the {_n(d['bytes_read'])} bytes read "
+            "(--skip-bad-records)"
+        )
+        for bad in d.get("skipped_examples") or []:
+            _out.print(f"    {bad['position']}: {bad['kind']} ({bad['detail']})")
     for note in d["notes"]:
         _out.print(f"  note: {note}")
 
