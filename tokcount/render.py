@@ -175,7 +175,7 @@ def print_report(report: Report) -> None:
     _print_table(table)
     _print_text_details(report)
     if report.groups is not None:
-        _print_groups(report.groups, report.options.get("text", {}).get("group_by"))
+        _print_groups(report.groups, report.options.get("text", {}).get("group_by"), report.complete)
     for f in report.files:
         check = f.extra.get("token_check")
         if check:
@@ -210,12 +210,14 @@ def print_report(report: Report) -> None:
         print_split_datasets(report.split_datasets.to_dict())
 
 
-def _print_groups(groups: list[dict], key: str | None) -> None:
+def _print_groups(groups: list[dict], key: str | None, complete: bool = True) -> None:
     from .grouping import MISSING, TABLE_GROUPS
 
     planned = bool(groups) and "samples_per_epoch" in groups[0]
     mixed = bool(groups) and "epochs" in groups[0]
-    t = Table(title=f"groups by {key}" if key else "groups")
+    t = Table(
+        title=(f"groups by {key}" if key else "groups") + ("" if complete else " (PARTIAL: the units counted so far)")
+    )
     columns = ["group", "documents", "empty", "text bytes", "tokens", "tokens/byte", "share"]
     columns += ["samples/epoch"] if planned else []
     columns += ["weight", "samples asked", "epochs"] if mixed else []
