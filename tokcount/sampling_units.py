@@ -295,6 +295,7 @@ class RoundReader:
         costs = [sum(u.cost for u in units) for units, _ in draws]
         initargs = (self.run, self.spec, self.text.add_special_tokens, self.choice)
         done: dict[int, Reading] = {}
+        received = 0
         running = self.executor.run(
             read_sampling_unit, tasks, costs, self.progress.advance, start_sampling_worker, initargs
         )
@@ -303,9 +304,13 @@ class RoundReader:
                 while k not in done:
                     i, reading = next(running)
                     done[i] = reading
+                    received += 1
+                    if received == len(draws):
+                        for _ in running:  # let the run end by itself: closed, it would stop the workers
+                            pass
                 yield self.crediting.credit(draws[k][0], done.pop(k))
         finally:
-            running.close()
+            running.close()  # stopped early (a budget, Ctrl-C, a disagreement): the workers stop
 
 
 __all__ = [
