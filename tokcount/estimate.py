@@ -585,7 +585,7 @@ def _sample(
     from .engines.hf import worker_start_method
     from .engines.warmup import prepare_worker
     from .executors import LocalExecutor
-    from .sampling_units import RoundReader
+    from .sampling_units import RoundReader, forget_sampling_worker, prepare_sampling_worker
 
     choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
     if choice.engine == "fast":
@@ -594,9 +594,14 @@ def _sample(
         announce_first_compile(progress)
     worker_env = {**WORKER_ENV, **storage.worker_env()}
     with LocalExecutor(text.workers, worker_env=worker_env, start_method=worker_start_method()) as executor:
-        if spec is not None:
-            executor.start(functools.partial(prepare_worker, text.engine != "hf"))
         reader = RoundReader(executor, spec, text, choice, progress)
+        if spec is not None and executor.workers > 1:
+            if executor.start_method == "fork":
+                # set up once here, inherited by every forked worker (as a scan does)
+                prepare_sampling_worker(*reader.initargs())
+                executor.start()
+            else:
+                executor.start(functools.partial(prepare_worker, text.engine != "hf"))
         run = functools.partial(
             sample_strata,
             strata,
@@ -621,6 +626,8 @@ def _sample(
             result.notes.append(
                 f"the fast engine disagreed with Hugging Face ({disagreed}): the sample was counted with hf"
             )
+        finally:
+            forget_sampling_worker()  # this process's copy of the workers' state
     if text.skip_bad_records:
         result.skipped_records = reader.crediting.skipped
         result.skipped_examples = [bad.describe() for bad in reader.crediting.examples]

@@ -100,6 +100,19 @@ def start_sampling_worker(run: str, spec, add_special_tokens: bool, choice) -> N
     _worker = _SamplingWorker(run, counter)
 
 
+def prepare_sampling_worker(run: str, spec, add_special_tokens: bool, choice) -> None:
+    """``start_sampling_worker``, then the tokenizer and kernels loaded now: in the scanning
+    process before it forks its workers, they inherit it all."""
+    start_sampling_worker(run, spec, add_special_tokens, choice)
+    assert _worker is not None
+    _worker.counter.warm_up()  # type: ignore[attr-defined]
+
+
+def forget_sampling_worker() -> None:
+    global _worker
+    _worker = None
+
+
 def read_sampling_unit(task: tuple[SamplingUnit, str, TextPolicy, dict[int, LineCount]]) -> Reading:
     units, aux, policy, known = task
     if _worker is None:
@@ -288,12 +301,15 @@ class RoundReader:
         self.run = uuid.uuid4().hex
         self.crediting = Crediting(self.policy.group_by is not None)
 
+    def initargs(self) -> tuple:
+        return (self.run, self.spec, self.text.add_special_tokens, self.choice)
+
     def __call__(self, draws: Sequence[tuple[SamplingUnit, str]]) -> Iterator[Measure]:
         tasks = [
             (units, aux, self.policy, self.crediting.known(units[0]) if aux == BYTES else {}) for units, aux in draws
         ]
         costs = [sum(u.cost for u in units) for units, _ in draws]
-        initargs = (self.run, self.spec, self.text.add_special_tokens, self.choice)
+        initargs = self.initargs()
         done: dict[int, Reading] = {}
         received = 0
         running = self.executor.run(
@@ -323,6 +339,8 @@ __all__ = [
     "Reading",
     "RoundReader",
     "SamplingUnit",
+    "forget_sampling_worker",
+    "prepare_sampling_worker",
     "read_sampling_unit",
     "start_sampling_worker",
 ]
