@@ -621,6 +621,7 @@ def _sample(
         except EngineDisagreed as disagreed:
             choice = HF_REQUESTED
             reader.use(choice)
+            executor.start()  # the disagreement stopped the workers: one new pool for the recount
             progress.start(sum(s.bytes_total for s in strata))
             result = run()
             result.notes.append(
