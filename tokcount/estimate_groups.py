@@ -13,7 +13,7 @@ The t quantile's degrees of freedom are each group's own, by Satterthwaite's app
 (df = (Σ v_h)² / Σ v_h² / (n_h - 1), v_h the strata's variance terms): a group that lives in
 one stratum (a sorted file's segment) has that stratum's few degrees of freedom, not the
 sample's many, and its interval is the wider for it (measured: coverage of the smaller groups
-of the generated mixture from 0.74-0.94 to 0.775-0.96, benches/bench_estimate.py).
+of the small mixture of tests/test_estimate_groups.py, per group from 0.705-0.94 to 0.745-0.96).
 
 A group's interval is marked not trusted when fewer than ``RARE_UNITS`` sampled units hold the
 group: its variance then rests on a handful of non-zero values. (Cochran's rule for the normal
