@@ -7,9 +7,12 @@ gzip; four scripts) with a small trained tokenizer, at the default range sizes. 
 unit is counted once with the real counting code; the real estimator then runs once per seed
 over those measured units (see tests/estimate_harness.py).
 
-    python benches/bench_estimate.py [--seeds 200] [--target-error 0.01] [--out DIR]
+    python benches/bench_estimate.py [--seeds 200] [--target-error 0.01] [--out DIR] [--group-by]
 
-Prints one JSON line per corpus: exact totals, units, and the coverage summary.
+Prints one JSON line per corpus: exact totals, units, and the coverage summary. With
+``--group-by``, the corpora with a ``source`` key (the shared corpus, and a generated mixture of
+nine sources from ~33 % of the tokens down to ~1 %, one file shuffled, one sorted by source, one
+Parquet) are estimated per source, and each group's coverage is printed too.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--target-error", type=float, default=0.01)
     parser.add_argument("--out", help="where to write the corpora (default: a temporary directory)")
-    parser.add_argument("--only", help="one corpus: shared, heavy, mixed, languages")
+    parser.add_argument("--only", help="one corpus: shared, heavy, mixed, languages, sources")
+    parser.add_argument("--group-by", action="store_true", help="per-source estimates (shared, sources)")
     args = parser.parse_args()
     base = Path(args.out or tempfile.mkdtemp(prefix="tokcount-estimate-"))
     small = tokenizer_fixtures.bytelevel_bpe()
@@ -60,9 +64,11 @@ def main() -> None:
         "heavy": (lambda d: harness.heavy_tailed_corpus(d, documents=30_000), small),
         "mixed": (lambda d: harness.huge_and_small_files_corpus(d, small_files=200), small),
         "languages": (lambda d: harness.languages_corpus(d, documents=9_000), small),
+        "sources": (lambda d: harness.sources_corpus(d, documents=25_000), small),
     }
+    grouped = {"shared", "sources"} if args.group_by else set()
     for name, (make, tokenizer) in corpora.items():
-        if args.only and name != args.only:
+        if (args.only and name != args.only) or (args.group_by and name not in grouped):
             continue
         directory = base / name
         directory.mkdir(parents=True, exist_ok=True)
@@ -71,7 +77,8 @@ def main() -> None:
             print(json.dumps({"corpus": name, "skipped": "shared corpus or tokenizer not found"}))
             continue
         started = time.monotonic()
-        population = harness.measure_population(paths, TextOptions(tokenizer=tokenizer))
+        group_by = "source" if name in grouped else None
+        population = harness.measure_population(paths, TextOptions(tokenizer=tokenizer, group_by=group_by))
         measured = time.monotonic() - started
         result = harness.coverage(population, range(args.seeds), target_error=args.target_error)
         print(

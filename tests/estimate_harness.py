@@ -18,9 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tokcount.estimate import BYTES, _UnitMeasurer, build_strata, sample_strata
+from tokcount.engines import choose_engine
+from tokcount.estimate import BYTES, build_strata, one_by_one, sample_strata
+from tokcount.executors import LocalExecutor
 from tokcount.formats.jsonl import line_extents
 from tokcount.options import NoProgress, TextOptions
+from tokcount.sampling_units import RoundReader
 from tokcount.sources import find_sources
 from tokcount.tokenizer import load_tokenizer_spec
 
@@ -53,8 +56,12 @@ def _documents(rng: np.random.Generator, n: int, alphabet: str, tail: float | No
     return [_words(rng, alphabet, int(s)) for s in sizes]
 
 
-def write_jsonl(path: Path, texts: list[str]) -> None:
-    data = "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts).encode()
+def write_jsonl(path: Path, texts: list[str], sources: list[str | None] | None = None) -> None:
+    records = [{"text": t} for t in texts]
+    for record, source in zip(records, sources or ()):
+        if source is not None:  # None: the document has no source key
+            record["source"] = source
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
     if path.suffix == ".gz":
         path.write_bytes(gzip.compress(data))
     else:
@@ -108,6 +115,46 @@ def languages_corpus(directory: Path, seed: int = 3, documents: int = 900) -> li
     return paths
 
 
+# (source, share of the documents, alphabet, Pareto tail of the lengths or None): groups from
+# about 40 % of the tokens down to a fraction of a percent; None is a missing key
+SOURCES = [
+    ("web", 0.44, "latin", 1.5),
+    ("code", 0.24, "code", None),
+    ("ru", 0.12, "cyrillic", 1.8),
+    ("zh", 0.08, "cjk", None),
+    ("math", 0.05, "code", 1.3),
+    ("books", 0.03, "latin", 1.05),
+    ("forum", 0.02, "latin", None),
+    (None, 0.015, "latin", None),
+    ("legal", 0.005, "cyrillic", None),
+]
+
+
+def sources_corpus(directory: Path, seed: int = 4, documents: int = 2500) -> list[str]:
+    """A mixture with a ``source`` key (--group-by source): one file shuffled, one sorted by
+    source (as data often is), and a Parquet file with a ``source`` column."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n: int) -> tuple[list[str], list[str | None]]:
+        shares = np.array([s[1] for s in SOURCES])
+        picks = rng.choice(len(SOURCES), n, p=shares / shares.sum())
+        texts, names = [], []
+        for k in picks:
+            name, _, alphabet, tail = SOURCES[int(k)]
+            texts.extend(_documents(rng, 1, ALPHABETS[alphabet], tail))
+            names.append(name)
+        return texts, names
+
+    shuffled, sorted_, table = directory / "shuffled.jsonl", directory / "sorted.jsonl", directory / "rows.parquet"
+    write_jsonl(shuffled, *draw(documents))
+    texts, names = draw(documents)
+    order = sorted(range(len(texts)), key=lambda i: str(names[i]))
+    write_jsonl(sorted_, [texts[i] for i in order], [names[i] for i in order])
+    texts, names = draw(documents // 2)
+    pq.write_table(pa.table({"text": texts, "source": names}), table, row_group_size=25)
+    return [str(shuffled), str(sorted_), str(table)]
+
+
 @dataclass
 class Population:
     strata: list
@@ -116,6 +163,8 @@ class Population:
     exact_documents: int
     spans: dict  # sampling unit -> [(path, begin, end)] of the bytes reading it reads
     total_bytes: int
+    group_by: str | None = None
+    exact_groups: dict | None = None  # group -> (tokens, documents), the measures' sums
 
     def bytes_read(self, units: list) -> int:
         """Bytes a run that drew ``units`` reads: the union of their spans (a line that several
@@ -139,16 +188,25 @@ def measure_population(paths: list[str], text: TextOptions, unit_bytes: int | No
     files = [(i, s.path, s.format) for i, s in enumerate(sources)]
     strata, _ = build_strata(files, text, unit_bytes)
     assert text.tokenizer is not None
-    measurer = _UnitMeasurer(load_tokenizer_spec(text.tokenizer), text, NoProgress())
+    spec = load_tokenizer_spec(text.tokenizer)
+    reader = RoundReader(LocalExecutor(1), spec, text, choose_engine(spec, text.engine), NoProgress())
     measures, spans = {}, {}
     for stratum in strata:
-        for unit in stratum.units:
-            measures[unit] = measurer(unit, stratum.aux)
+        for unit, measure in zip(stratum.units, reader([(unit, stratum.aux) for unit in stratum.units])):
+            measures[unit] = measure
             if stratum.aux == BYTES:
                 begin, lengths = line_extents(unit[0].path, unit[0].start, unit[0].stop)
                 spans[unit] = [(unit[0].path, begin, begin + sum(lengths))]
             else:  # row groups and whole files do not overlap
                 spans[unit] = [(f"{u.path}#{u.part}", 0, measures[unit].nbytes) for u in unit[:1]]
+    exact_groups = None
+    if text.group_by is not None:
+        exact_groups = {}
+        for m in measures.values():
+            for g, (t, d) in m.groups.items():
+                before = exact_groups.get(g, (0.0, 0.0))
+                exact_groups[g] = (before[0] + t, before[1] + d)
+        exact_groups = {g: (round(t), round(d)) for g, (t, d) in exact_groups.items()}
     return Population(
         strata,
         measures,
@@ -157,7 +215,33 @@ def measure_population(paths: list[str], text: TextOptions, unit_bytes: int | No
         round(sum(m.documents for m in measures.values())),
         spans,
         sum(s.bytes_total for s in strata),
+        text.group_by,
+        exact_groups,
     )
+
+
+@dataclass
+class GroupCoverage:
+    """Of one group, over the runs: how often it was listed, marked not trusted, and covered."""
+
+    tokens_share: float  # of the exact total
+    listed: int = 0
+    untrusted: int = 0
+    tokens_covered: int = 0  # runs whose tokens' interval held the exact total
+    share_covered: int = 0
+    covered_when_trusted: int = 0  # ... of the runs that marked it trusted
+
+    def to_dict(self, runs: int) -> dict:
+        trusted = self.listed - self.untrusted
+        return {
+            "tokens_share": self.tokens_share,
+            "listed": self.listed / runs,
+            "untrusted": self.untrusted / runs,
+            "tokens_coverage": self.tokens_covered / runs,
+            "share_coverage": self.share_covered / runs,
+            "coverage_when_trusted": self.covered_when_trusted / trusted if trusted else None,
+            "runs_trusted": trusted,
+        }
 
 
 @dataclass
@@ -169,8 +253,11 @@ class Coverage:
     max_fraction_read: float
     mean_relative_error: float
     stopped_by: dict
+    # --group-by: group -> GroupCoverage
+    groups: dict | None = None
 
     def to_dict(self) -> dict:
+        groups = {str(g): c.to_dict(self.runs) for g, c in (self.groups or {}).items()}
         return {
             "runs": self.runs,
             "tokens_coverage": self.tokens_covered / self.runs,
@@ -179,6 +266,7 @@ class Coverage:
             "max_fraction_read": self.max_fraction_read,
             "mean_relative_error": self.mean_relative_error,
             "stopped_by": self.stopped_by,
+            **({"groups": groups} if self.groups is not None else {}),
         }
 
 
@@ -188,6 +276,9 @@ def coverage(population: Population, seeds: range, **options) -> Coverage:
     tokens = documents = 0
     fractions, errors = [], []
     stopped: dict[str, int] = {}
+    exact_groups = population.exact_groups
+    total = sum(t for t, _ in (exact_groups or {}).values())
+    groups = None if exact_groups is None else {g: GroupCoverage(t / total) for g, (t, _) in exact_groups.items()}
     for seed in seeds:
         drawn: list = []
 
@@ -195,7 +286,17 @@ def coverage(population: Population, seeds: range, **options) -> Coverage:
             drawn.append(unit)
             return population.measures[unit]
 
-        est = sample_strata(population.strata, replay, seed=seed, **options)
+        est = sample_strata(population.strata, one_by_one(replay), seed=seed, group_by=population.group_by, **options)
+        if groups is not None:
+            assert exact_groups is not None and est.groups is not None
+            for row in est.groups:
+                tally, (exact, _) = groups[row["key"]], exact_groups[row["key"]]
+                covered = _holds(row["tokens"], exact)
+                tally.listed += 1
+                tally.untrusted += not row["trusted"]
+                tally.tokens_covered += covered
+                tally.share_covered += _holds(row["share"], exact / total)
+                tally.covered_when_trusted += covered and row["trusted"]
         tokens += est.tokens.low <= population.exact_tokens <= est.tokens.high
         documents += est.documents.low <= population.exact_documents <= est.documents.high
         fractions.append(population.bytes_read(drawn) / population.total_bytes)
@@ -209,4 +310,11 @@ def coverage(population: Population, seeds: range, **options) -> Coverage:
         float(np.max(fractions)),
         float(np.mean(errors)),
         stopped,
+        groups,
     )
+
+
+def _holds(interval: dict, value: float) -> bool:
+    # a null bound is an infinite one; the slack absorbs the float sums of line shares
+    low, high = interval["low"], interval["high"]
+    return (low is None or low - 1e-6 <= value) and (high is None or value <= high + 1e-6)

@@ -150,7 +150,6 @@ def test_estimate_usage_errors(tmp_path, capsys):
         ["--target-error", "0"],
         ["--target-error", "150%"],
         ["--confidence", "1.5"],
-        ["--skip-bad-records"],
         ["--verify-tokens"],
     ):
         assert main(["scan", path, "--tokenizer", tokenizer, "--estimate", *bad]) == 1, bad

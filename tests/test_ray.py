@@ -295,3 +295,60 @@ def test_cli_starts_a_local_ray_for_the_scan_and_prints_the_local_report(tmp_pat
         outputs[executor] = _without_timings(json.loads(done.stdout))  # stdout is the JSON alone
     assert outputs["ray"] == outputs["local"]
     assert outputs["ray"]["total"]["tokens"] == _exact(tok, docs)
+
+
+def _sourced(n: int) -> list[dict]:
+    return [{"text": t, "source": ["web", "code", "books"][i % 3]} for i, t in enumerate(_documents(n))]
+
+
+def test_group_by_on_ray_equals_local_and_a_direct_count(cluster, tmp_path):
+    from test_grouping import as_dict, expected_groups
+
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    docs = _sourced(3000)
+    plain = tmp_path / "plain.jsonl"  # several byte ranges
+    plain.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    packed = tmp_path / "packed.jsonl.zst"  # interleaved parts of one stream
+    with pa.output_stream(str(packed), compression="zstd") as out:
+        out.write(plain.read_bytes())
+    table = tmp_path / "table.parquet"  # row groups, the group a column
+    pq.write_table(pa.Table.from_pylist(docs[::-1]), table, row_group_size=400)
+    paths = [str(plain), str(packed), str(table)]
+    options = dict(tokenizer=tok, unit_bytes=64 << 10, group_by="source", workers=2)
+    local = scan(paths, text=TextOptions(**options)).to_dict()
+    on_ray = scan(paths, text=TextOptions(executor="ray", **options)).to_dict()
+    assert on_ray["groups"] == local["groups"]
+    want = {g: [3 * n for n in row] for g, row in expected_groups(docs, lambda d: d["source"], tok).items()}
+    assert as_dict(on_ray["groups"]) == want
+
+
+@tokenizer_fixtures.needs_tokenizers_0("needs a unit of several seconds: 1.x's encode is much slower")
+def test_ctrl_c_on_ray_reports_the_groups_counted_so_far(cluster, tmp_path, capsys):
+    from test_grouping import as_dict, expected_groups
+
+    from tokcount import render
+
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    small = tmp_path / "small.jsonl"
+    docs = _sourced(30)
+    small.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    path, _ = _long_unit(tmp_path, 2 * LONG_UNIT_LINES)  # one unit of several seconds, no source key
+
+    def interrupt_when_counting() -> None:
+        deadline = time.monotonic() + 60
+        while not _task_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3.0)  # the small file's unit is done by then
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_counting, daemon=True).start()
+    report = scan(
+        [str(path), str(small)],
+        text=TextOptions(tokenizer=tok, engine="hf", executor="ray", workers=2, unit_bytes=ONE_UNIT, group_by="source"),
+    )
+    assert not report.complete and [f.path for f in report.files] == [str(small)]
+    as_json = report.to_dict()
+    assert as_json["complete"] is False  # the groups are those of the units counted so far
+    assert as_dict(as_json["groups"]) == expected_groups(docs, lambda d: d["source"], tok)
+    render.print_report(report)
+    assert "groups by source (PARTIAL" in capsys.readouterr().out

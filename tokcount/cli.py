@@ -617,6 +617,9 @@ def _run_estimate(args, training: TrainingOptions | None, text: TextOptions) -> 
         print(json.dumps({"tokcount_version": __version__, "estimate": result.to_dict()}, indent=2))
     else:
         render.print_estimate(result.to_dict())
+    if not result.complete:
+        print(f"tokcount: {_interruption()}: the estimate above is PARTIAL (the units drawn so far)", file=sys.stderr)
+        return _interrupted_exit_code()
     return EXIT_OK
 
 

@@ -45,6 +45,8 @@ class UnitResult:
     document_lengths: LengthHistogram | None = None  # tokens per document; the scan folds them per file
     # tokens per document in reading order, kept only for a counter that asks (--estimate's)
     document_tokens: np.ndarray | None = None
+    document_groups: list | None = None  # ... and with --group-by, each document's group in that order
+    document_positions: list[int] | None = None  # ... and each one's position (a jsonl range: its line)
     sequence_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     # In the scanning process: the sizes written to its spill file, as (block, piece) in reading order.
     spilled: list[tuple[int, Piece]] = field(default_factory=list)
@@ -112,6 +114,8 @@ class UnitCounter:
             guard = ParityGuard(self.spec, self.add_special_tokens, reference=self.reference)
         doc_chunks: list[np.ndarray] = []
         seq_chunks: list[np.ndarray] = []
+        doc_groups: list | None = [] if self.keep_document_tokens and policy.group_by is not None else None
+        doc_positions: list[int] = []
         try:
             for batch in formats.text_format(unit.format).read(unit, policy):
                 batch.at_file_start = unit.part == 0 and not doc_chunks
@@ -125,6 +129,10 @@ class UnitCounter:
                         break  # the run is counted again with hf: the rest of this unit is not needed
                 doc_chunks.append(docs)
                 seq_chunks.append(seqs)
+                if doc_groups is not None and batch.groups is not None:
+                    doc_groups.extend(batch.groups)
+                if self.keep_document_tokens and isinstance(batch, DocumentBatch):
+                    doc_positions.extend(batch.positions)
                 note_block(result.blocks, batch.block, len(docs), len(seqs))
                 result.skipped += len(batch.bad)
                 result.input_bytes += batch.input_bytes
@@ -144,6 +152,8 @@ class UnitCounter:
             result.document_lengths = LengthHistogram.of(document_tokens)
             if self.keep_document_tokens:
                 result.document_tokens = document_tokens
+                result.document_groups = doc_groups
+                result.document_positions = doc_positions
             result.sequence_sizes = compact(np.concatenate(seq_chunks))
         return result
 

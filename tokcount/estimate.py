@@ -33,19 +33,16 @@ import re
 import secrets
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import UsageError
-from .formats.base import TextFormat, WorkUnit
+from .formats.base import TextFormat
 from .formats.registry import JSONL
 from .options import Progress, TextOptions, TrainingOptions
-
-BYTES = "bytes"  # plain jsonl byte ranges: x = bytes of the lines a range owns
-ROWS = "rows"  # Parquet row groups: x = rows (the footer has their total)
-FILE_BYTES = "file_bytes"  # a file read whole (compressed jsonl, Arrow): x = its size
+from .sampling_units import BYTES, FILE_BYTES, ROWS, EngineDisagreed, Measure, SamplingUnit
 
 OWN_STRATUM_UNITS = 16  # a file with at least this many units is a stratum of its own
 SEGMENT_UNITS = 128  # ... and a big jsonl file, contiguous strata of about this many ranges
@@ -56,21 +53,6 @@ MIN_UNITS = 60
 MIN_RANGE_BYTES = 64 << 10  # jsonl ranges: small enough to spread the sample, big enough to be cheap
 MAX_RANGE_BYTES = 4 << 20
 RANGES_PER_FILE = 1024  # a file is cut into about this many ranges (within the bounds above)
-
-
-@dataclass(frozen=True)
-class Measure:
-    """What reading one sampling unit gave: the auxiliaries of the tokens' and of the
-    documents' ratios, the tokens and documents it is credited with, and the bytes read."""
-
-    x: float
-    x_documents: float
-    tokens: float
-    documents: float
-    nbytes: int
-
-
-SamplingUnit = tuple[WorkUnit, ...]  # work units read together: one range or row group, or a whole file's
 
 
 @dataclass
@@ -104,7 +86,7 @@ class Estimate:
     confidence: float
     target_error: float
     seed: int
-    stopped_by: str  # "target", "budget" or "exhausted" (every unit read: exact)
+    stopped_by: str  # "target", "budget", "exhausted" (every unit read: exact) or "interrupted"
     bytes_read: int
     bytes_total: int
     units_read: int
@@ -115,6 +97,15 @@ class Estimate:
     files: list[dict] = field(default_factory=list)
     plan: dict | None = None
     notes: list[str] = field(default_factory=list)
+    groups: list[dict] | None = None  # --group-by: estimate_groups.group_estimates' rows
+    group_by: str | None = None
+    skipped_records: int | None = None  # --skip-bad-records: bad records in the bytes read
+    skipped_examples: list[dict] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """False when interrupted: the estimate is of the draws made so far."""
+        return self.stopped_by != "interrupted"
 
     @property
     def fraction_read(self) -> float:
@@ -128,6 +119,7 @@ class Estimate:
     def to_dict(self) -> dict:
         return {
             "kind": "estimate",
+            "complete": self.complete,
             "tokens": self.tokens.to_dict(),
             "documents": self.documents.to_dict(),
             "tokens_per_document": self.tokens_per_document.to_dict() if self.tokens_per_document else None,
@@ -147,6 +139,12 @@ class Estimate:
             "files": [dict(f) for f in self.files],
             "plan": self.plan,
             "notes": list(self.notes),
+            **({"group_by": self.group_by, "groups": self.groups} if self.groups is not None else {}),
+            **(
+                {"skipped_records": self.skipped_records, "skipped_examples": list(self.skipped_examples)}
+                if self.skipped_records is not None
+                else {}
+            ),
         }
 
 
@@ -174,8 +172,8 @@ class _Draws:
     def remaining(self) -> int:
         return len(self.order) - len(self.measures)
 
-    def next_unit(self) -> SamplingUnit:
-        return self.stratum.units[int(self.order[len(self.measures)])]
+    def next_unit(self, ahead: int = 0) -> SamplingUnit:
+        return self.stratum.units[int(self.order[len(self.measures) + ahead])]
 
     def moments(self) -> tuple[float, float, float, float, float]:
         """(tokens, documents, var tokens, var documents, cov) of this stratum's ratio estimates."""
@@ -214,9 +212,17 @@ def _interval(value: float, variance: float, q: float, confidence: float, floor:
     return Interval(value, max(floor, value - half), value + half, confidence)
 
 
+RoundMeasurer = Callable[[Sequence[tuple[SamplingUnit, str]]], Iterator[Measure]]
+
+
+def one_by_one(measure: Callable[[SamplingUnit, str], Measure]) -> RoundMeasurer:
+    """A round measurer from a function of one unit."""
+    return lambda draws: (measure(units, aux) for units, aux in draws)
+
+
 def sample_strata(
     strata: Sequence[Stratum],
-    measure: Callable[[SamplingUnit, str], Measure],
+    measure: RoundMeasurer,
     *,
     target_error: float = 0.01,
     confidence: float = 0.95,
@@ -225,10 +231,15 @@ def sample_strata(
     budget_seconds: float | None = None,
     exact: tuple[int, int] = (0, 0),
     clock: Callable[[], float] = time.monotonic,
+    group_by: str | None = None,
+    exact_groups: dict | None = None,
 ) -> Estimate:
     """Draw units until the tokens' interval is within ``target_error`` (relative) at
-    ``confidence``, or a budget is spent, or every unit is read. ``exact``: (tokens, documents)
-    known exactly, added to the totals."""
+    ``confidence``, or a budget is spent, or every unit is read, or Ctrl-C. ``measure`` reads a
+    round's draws (all at once, on workers) and yields their measures in draw order. ``exact``: (tokens, documents)
+    known exactly, added to the totals. With ``group_by`` (the measures then carry their
+    groups), each group's estimate from the same draws; ``exact_groups``: group -> (tokens,
+    documents) known exactly. The stopping rule is the total's."""
     if not 0 < target_error < 1:
         raise UsageError(f"the target error (--target-error) must be between 0 and 100 %, got {target_error}")
     if not 0 < confidence < 1:
@@ -243,19 +254,34 @@ def sample_strata(
             budget_seconds is not None and clock() - started >= budget_seconds
         )
 
-    def draw(dr: _Draws) -> None:
+    def draw_round(chosen: list[_Draws]) -> bool:
+        """Measure ``chosen`` (a stratum once per draw); False if the budget ran out first."""
         nonlocal read
-        m = measure(dr.next_unit(), dr.stratum.aux)
-        dr.measures.append(m)
-        read += m.nbytes
+        ahead: dict[int, int] = {}
+        units = []
+        for dr in chosen:
+            k = ahead.get(id(dr), 0)
+            ahead[id(dr)] = k + 1
+            units.append((dr.next_unit(k), dr.stratum.aux))
+        measures = measure(units)
+        try:
+            for dr in chosen:
+                if over_budget():  # the serial rule: draws past the budget are not used
+                    return False
+                m = next(measures)
+                dr.measures.append(m)
+                read += m.nbytes
+        finally:
+            close = getattr(measures, "close", None)
+            if close is not None:
+                close()
+        return True
 
     stopped_by = "exhausted"
     try:
-        for dr in draws:  # the pilot: every stratum gets a few draws first
-            for _ in range(min(PILOT_UNITS, dr.remaining)):
-                if over_budget():
-                    raise _Stop("budget")
-                draw(dr)
+        # the pilot: every stratum gets a few draws first
+        if not draw_round([dr for dr in draws for _ in range(min(PILOT_UNITS, dr.remaining))]):
+            raise _Stop("budget")
         while any(dr.remaining for dr in draws):
             T, _, vt, _, _, q = _totals(draws, confidence, exact)
             n = sum(len(dr.measures) for dr in draws)
@@ -263,12 +289,11 @@ def sample_strata(
                 raise _Stop("target")
             if over_budget():
                 raise _Stop("budget")
-            for dr in _allocate(draws, max(8, n // 4)):
-                if over_budget():
-                    break
-                draw(dr)
+            draw_round(_allocate(draws, max(8, n // 4)))
     except _Stop as stop:
         stopped_by = stop.reason
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"  # the estimate of the draws so far
     T, D, vt, vd, cov, q = _totals(draws, confidence, exact)
     tokens = _interval(T, vt, q, confidence, floor=exact[0])
     documents = _interval(D, vd, q, confidence, floor=exact[1])
@@ -278,7 +303,12 @@ def sample_strata(
         # the delta method for a ratio of two estimated totals (their covariance included)
         var = (vt + r * r * vd - 2 * r * cov) / (D * D)
         per_document = _interval(r, max(var, 0.0), q, confidence)
+    groups = None
+    if group_by is not None:
+        groups = _group_rows(draws, T, vt, confidence, exact_groups, group_by)
     return Estimate(
+        groups=groups,
+        group_by=group_by,
         tokens=tokens,
         documents=documents,
         tokens_per_document=per_document,
@@ -296,9 +326,24 @@ def sample_strata(
     )
 
 
-class _EngineDisagreed(Exception):
-    """The parity guard caught the fast engine disagreeing with the reference: the sample is
-    counted again, from its first unit, with the reference (the scan's policy)."""
+def _group_rows(draws: list[_Draws], T: float, vt: float, confidence: float, exact_groups, key: str):
+    from .estimate_groups import StratumSample, group_estimates
+
+    samples = []
+    for dr in draws:
+        ms = dr.measures
+        samples.append(
+            StratumSample(
+                units_total=len(dr.order),
+                aux_total=dr.stratum.aux_total,
+                documents_aux_total=dr.stratum.documents_aux_total,
+                x=np.array([m.x for m in ms], dtype=np.float64),
+                x_documents=np.array([m.x_documents for m in ms], dtype=np.float64),
+                tokens=np.array([m.tokens for m in ms], dtype=np.float64),
+                groups=[m.groups for m in ms],
+            )
+        )
+    return group_estimates(samples, T, vt, confidence, exact_groups, key=key)
 
 
 class _Stop(Exception):
@@ -437,98 +482,6 @@ def parse_fraction(text: str, flag: str) -> float:
     return value
 
 
-class _UnitMeasurer:
-    """Reads and counts one sampling unit with the scan's own counting code, in this process."""
-
-    def __init__(self, spec, text: TextOptions, progress: Progress):
-        from .engines import HF_REQUESTED, choose_engine
-
-        self.spec = spec
-        self.text = text
-        self.policy = text.policy()
-        self.progress = progress
-        self.choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
-        self.counter = self._counter()
-        self.boundary_lines: dict[tuple[str, int], int] = {}  # (path, start) -> tokens of lines across range ends
-
-    def _counter(self):
-        from .counting import UnitCounter
-
-        counter = UnitCounter(self.spec, self.text.add_special_tokens, self.choice)
-        counter.keep_document_tokens = True  # a byte range is credited line by line
-        return counter
-
-    def use_reference(self) -> None:
-        from .engines import HF_REQUESTED
-
-        self.choice = HF_REQUESTED
-        self.counter = self._counter()
-        self.boundary_lines.clear()
-
-    def _count(self, unit: WorkUnit):
-        result = self.counter.count_unit(unit, self.policy)
-        if result.parity_mismatch is not None:
-            raise _EngineDisagreed(result.parity_mismatch)
-        if result.failure is not None:
-            raise result.failure
-        return result
-
-    def __call__(self, units: SamplingUnit, aux: str) -> Measure:
-        if aux == BYTES:
-            return self._byte_range(units[0])
-        tokens = documents = 0
-        for unit in units:
-            result = self._count(unit)
-            tokens += result.tokens
-            documents += result.documents
-        cost = sum(u.cost for u in units)
-        if aux == ROWS:
-            m = Measure(float(cost), float(documents), tokens, documents, cost)
-        else:
-            size = os.path.getsize(units[0].path)
-            m = Measure(float(size), float(size), tokens, documents, size)
-        self.progress.advance(m.nbytes, tokens, documents)
-        return m
-
-    def _byte_range(self, unit: WorkUnit) -> Measure:
-        """A byte range [a, b) of a plain jsonl file is credited with each line it overlaps in
-        proportion to the bytes it holds of it: the ranges partition every line's tokens, so a
-        document of megabytes spreads over the ranges it spans instead of weighing on one."""
-        from .formats.jsonl import line_extents
-
-        a, b = unit.start, unit.stop
-        begin, lengths = line_extents(unit.path, a, b)
-        if not lengths:
-            return Measure(float(b - a), float(b - a), 0.0, 0.0, 0)
-        starts = begin + np.concatenate([[0], np.cumsum(lengths[:-1])]).astype(np.int64)
-        # The lines across a range's ends are met again by the neighbouring ranges: each is counted once.
-        first = self.boundary_lines.get((unit.path, int(starts[0])))
-        last = self.boundary_lines.get((unit.path, int(starts[-1]))) if len(lengths) > 1 else None
-        lo = int(starts[0]) + lengths[0] if first is not None else int(starts[0])
-        hi = int(starts[-1]) if last is not None else b
-        middle: list[int] = []
-        if lo < hi:
-            result = self._count(WorkUnit(unit.source, unit.path, unit.format, unit.part, lo, hi, hi - lo))
-            if result.skipped:
-                raise AssertionError(f"{unit.path} [{lo}, {hi}): records skipped, which --estimate refuses")
-            assert result.document_tokens is not None or result.documents == 0
-            middle = [] if result.document_tokens is None else [int(t) for t in result.document_tokens]
-        counted = ([first] if first is not None else []) + middle + ([last] if last is not None else [])
-        if len(counted) != len(lengths):
-            raise AssertionError(f"{unit.path} [{begin}, {b}): {len(lengths)} lines, {len(counted)} documents")
-        end = int(starts[-1]) if last is not None else int(starts[-1]) + lengths[-1]
-        nbytes = max(0, end - lo)
-        sizes = np.asarray(lengths, dtype=np.float64)
-        for start, size, tokens_of_line in zip(starts, lengths, counted):
-            if start < a or start + size > b:
-                self.boundary_lines[(unit.path, int(start))] = tokens_of_line
-        share = (np.minimum(starts + sizes, b) - np.maximum(starts, a)) / np.maximum(sizes, 1)
-        tokens = float(share @ np.asarray(counted, dtype=np.float64))
-        documents = float(share.sum())
-        self.progress.advance(nbytes, int(tokens), 0)
-        return Measure(float(b - a), float(b - a), tokens, documents, nbytes)
-
-
 def estimate_scan(
     paths: Sequence[str],
     text: TextOptions,
@@ -543,18 +496,23 @@ def estimate_scan(
     from .sources import find_sources
 
     progress = progress or NoProgress()
-    if text.group_by is not None:
-        raise UsageError("--group-by does not go with --estimate yet: per-group intervals are not implemented")
-    if text.skip_bad_records:
-        raise UsageError("--estimate credits byte ranges with whole lines: it does not take --skip-bad-records yet")
+    if text.executor != "local":
+        raise UsageError(
+            "--estimate reads its sample on the local workers (--workers): --executor ray is not supported"
+        )
     if training is not None and (training.weights is not None or training.datasets is not None):
         raise UsageError("--estimate plans all files as one dataset: --weights and --valid/--test-data need a count")
+    if training is not None and training.mixture:
+        raise UsageError("--mixture needs each group's exact tokens: it does not go with --estimate")
+    if "-" in paths:
+        raise UsageError("--estimate reads random parts of files: standard input cannot be sampled")
     discovery = find_sources(list(paths))
     if discovery.failures:
         raise discovery.failures[0]
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
     files: list[tuple[int, str, TextFormat]] = []
     exact_tokens = exact_documents = 0
+    exact_groups: dict[str, tuple[int, int]] | None = {} if text.group_by is not None else None
     needs_tokenizer = None
     shards = 0
     for i, source in enumerate(discovery.sources):
@@ -571,10 +529,10 @@ def estimate_scan(
             exact_tokens += shard.tokens
             exact_documents += shard.documents
             shards += 1
+            if exact_groups is not None:  # grouped by file, as a scan groups them
+                exact_groups[source.path] = (shard.tokens, shard.documents)
     if needs_tokenizer and text.tokenizer is None:
         raise UsageError(f"a tokenizer (--tokenizer) is needed to count the text in {needs_tokenizer}")
-    if any(path == "-" for _, path, _ in files):
-        raise UsageError("--estimate reads random parts of files: standard input cannot be sampled")
     spec = None
     if needs_tokenizer:
         from .tokenizer import load_tokenizer_spec
@@ -582,32 +540,7 @@ def estimate_scan(
         assert text.tokenizer is not None
         spec = load_tokenizer_spec(text.tokenizer)
     strata, rows = build_strata(files, text, options.unit_bytes)
-    measurer = _UnitMeasurer(spec, text, progress)
-    if measurer.choice.engine == "fast":
-        from .engines.fast.code_version import announce_first_compile
-
-        announce_first_compile(progress)
-    progress.start(sum(s.bytes_total for s in strata))
-    run = functools.partial(
-        sample_strata,
-        strata,
-        measurer,
-        target_error=options.target_error,
-        confidence=options.confidence,
-        seed=seed,
-        budget_bytes=options.budget_bytes,
-        budget_seconds=options.budget_seconds,
-        exact=(exact_tokens, exact_documents),
-    )
-    try:
-        result = run()
-    except _EngineDisagreed as disagreed:
-        measurer.use_reference()
-        progress.start(sum(s.bytes_total for s in strata))
-        result = run()
-        result.notes.append(
-            f"the fast engine disagreed with Hugging Face ({disagreed}): the sample was counted with hf"
-        )
+    result, choice = _sample(strata, spec, text, options, seed, progress, (exact_tokens, exact_documents), exact_groups)
     result.files = rows
     if shards:
         result.notes.append(
@@ -615,10 +548,90 @@ def estimate_scan(
         )
     if result.stopped_by == "budget":
         result.notes.append("stopped by the budget before the target error was reached")
-    result.notes.append(f"engine: {measurer.choice.engine} ({measurer.choice.reason})")
-    if training is not None:
+    if not result.complete:
+        result.notes.append("INTERRUPTED: the estimate of the units drawn so far (partial)")
+    result.notes.append(f"engine: {choice.engine} ({choice.reason})")
+    if result.skipped_records:
+        result.notes.append(
+            f"{result.skipped_records:,} bad record(s) skipped in the {result.bytes_read:,} bytes read "
+            "(--skip-bad-records): they are neither documents nor tokens"
+        )
+    if result.groups is not None:
+        result.notes.append(
+            "groups: estimated from the same sample (the stopping rule is the total's); groups that no "
+            "sampled unit holds are not listed"
+        )
+        untrusted = sum(1 for g in result.groups if not g["trusted"])
+        if untrusted:
+            from .estimate_groups import RARE_UNITS
+
+            result.notes.append(
+                f"{untrusted} group(s) marked not trusted: held by fewer than {RARE_UNITS} sampled units, their "
+                "intervals rest on too few values and cover less often than stated"
+            )
+    if training is not None and (result.complete or math.isfinite(result.tokens.high)):
         result.plan = plan_ranges(result, training)
     return result
+
+
+def _sample(
+    strata, spec, text: TextOptions, options: EstimateOptions, seed: int, progress: Progress, exact, exact_groups
+):
+    """Run the estimator with the units read on the local workers; with the reference engine
+    again if the fast one disagreed with it."""
+    from . import storage
+    from .counting import WORKER_ENV
+    from .engines import HF_REQUESTED, choose_engine
+    from .engines.hf import worker_start_method
+    from .executors import LocalExecutor
+    from .sampling_units import RoundReader, forget_sampling_worker, prepare_sampling_worker
+
+    choice = choose_engine(spec, text.engine) if spec is not None else HF_REQUESTED
+    if choice.engine == "fast":
+        from .engines.fast.code_version import announce_first_compile
+
+        announce_first_compile(progress)
+    worker_env = {**WORKER_ENV, **storage.worker_env()}
+    with LocalExecutor(text.workers, worker_env=worker_env, start_method=worker_start_method()) as executor:
+        reader = RoundReader(executor, spec, text, choice, progress)
+        if spec is not None and executor.workers > 1:
+            if executor.start_method == "fork":
+                # set up once here, inherited by every forked worker (as a scan does)
+                prepare_sampling_worker(*reader.initargs())
+                executor.start()
+            else:
+                executor.start(functools.partial(prepare_sampling_worker, *reader.initargs()))
+        run = functools.partial(
+            sample_strata,
+            strata,
+            reader,
+            target_error=options.target_error,
+            confidence=options.confidence,
+            seed=seed,
+            budget_bytes=options.budget_bytes,
+            budget_seconds=options.budget_seconds,
+            exact=exact,
+            group_by=text.group_by,
+            exact_groups=exact_groups,
+        )
+        progress.start(sum(s.bytes_total for s in strata))
+        try:
+            result = run()
+        except EngineDisagreed as disagreed:
+            choice = HF_REQUESTED
+            reader.use(choice)
+            executor.start()  # the disagreement stopped the workers: one new pool for the recount
+            progress.start(sum(s.bytes_total for s in strata))
+            result = run()
+            result.notes.append(
+                f"the fast engine disagreed with Hugging Face ({disagreed}): the sample was counted with hf"
+            )
+        finally:
+            forget_sampling_worker()  # this process's copy of the workers' state
+    if text.skip_bad_records:
+        result.skipped_records = reader.crediting.skipped
+        result.skipped_examples = [bad.describe() for bad in reader.crediting.examples]
+    return result, choice
 
 
 def plan_ranges(result: Estimate, training: TrainingOptions) -> dict:
@@ -649,9 +662,11 @@ __all__ = [
     "EstimateOptions",
     "Interval",
     "Measure",
+    "RoundMeasurer",
     "Stratum",
     "build_strata",
     "estimate_scan",
+    "one_by_one",
     "parse_budget",
     "parse_fraction",
     "plan_ranges",

@@ -175,7 +175,7 @@ def print_report(report: Report) -> None:
     _print_table(table)
     _print_text_details(report)
     if report.groups is not None:
-        _print_groups(report.groups, report.options.get("text", {}).get("group_by"))
+        _print_groups(report.groups, report.options.get("text", {}).get("group_by"), report.complete)
     for f in report.files:
         check = f.extra.get("token_check")
         if check:
@@ -210,12 +210,14 @@ def print_report(report: Report) -> None:
         print_split_datasets(report.split_datasets.to_dict())
 
 
-def _print_groups(groups: list[dict], key: str | None) -> None:
+def _print_groups(groups: list[dict], key: str | None, complete: bool = True) -> None:
     from .grouping import MISSING, TABLE_GROUPS
 
     planned = bool(groups) and "samples_per_epoch" in groups[0]
     mixed = bool(groups) and "epochs" in groups[0]
-    t = Table(title=f"groups by {key}" if key else "groups")
+    t = Table(
+        title=(f"groups by {key}" if key else "groups") + ("" if complete else " (PARTIAL: the units counted so far)")
+    )
     columns = ["group", "documents", "empty", "text bytes", "tokens", "tokens/byte", "share"]
     columns += ["samples/epoch"] if planned else []
     columns += ["weight", "samples asked", "epochs"] if mixed else []
@@ -523,6 +525,8 @@ def _pm(interval: dict, digits: int = 0) -> str:
     """value ± half-width [low, high]."""
     value, low, high = interval["value"], interval["low"], interval["high"]
     fmt = f"{{:,.{digits}f}}"
+    if high is None or low is None:  # too few draws to bound it (a budget spent early)
+        return f"{fmt.format(value)}  (unbounded: too few draws)"
     half = max(high - value, value - low)
     return f"{fmt.format(value)} ± {fmt.format(half)}  [{fmt.format(low)}, {fmt.format(high)}]"
 
@@ -530,7 +534,10 @@ def _pm(interval: dict, digits: int = 0) -> str:
 def print_estimate(d: dict) -> None:
     """An estimate, labelled as one everywhere: no exact total is printed beside it."""
     c = d["confidence"]
-    _out.print(f"[bold yellow]ESTIMATE from a random sample (not an exact count), {c:.0%} confidence intervals")
+    partial = "" if d.get("complete", True) else "PARTIAL (interrupted) "
+    _out.print(
+        f"[bold yellow]{partial}ESTIMATE from a random sample (not an exact count), {c:.0%} confidence intervals"
+    )
     _out.print(f"  tokens (estimate)               {_pm(d['tokens'])}")
     _out.print(f"  documents (estimate)            {_pm(d['documents'])}")
     if d["tokens_per_document"]:
@@ -551,8 +558,41 @@ def print_estimate(d: dict) -> None:
             if key in plan:
                 lo, hi = plan[key]
                 _out.print(f"  {key.replace('_', ' '):<32} {_n(lo)} .. {_n(hi)}")
+    if d.get("groups") is not None:
+        _print_estimated_groups(d["groups"], d.get("group_by"), c)
+    if d.get("skipped_records") is not None:
+        _out.print(
+            f"  skipped {_n(d['skipped_records'])} bad record(s) in the {_n(d['bytes_read'])} bytes read "
+            "(--skip-bad-records)"
+        )
+        for bad in d.get("skipped_examples") or []:
+            _out.print(f"    {bad['position']}: {bad['kind']} ({bad['detail']})")
     for note in d["notes"]:
         _out.print(f"  note: {note}")
+
+
+def _print_estimated_groups(groups: list[dict], key: str | None, confidence: float) -> None:
+    """Each group's estimate with its interval; the groups past TABLE_GROUPS are counted, not
+    summed (their intervals do not add up)."""
+    from .grouping import MISSING, TABLE_GROUPS
+
+    t = Table(title=f"groups by {key} (ESTIMATE, {confidence:.0%} intervals)")
+    for c in ("group", "tokens (estimate)", "documents (estimate)", "share (estimate)", "units seen"):
+        t.add_column(c, justify="left" if c == "group" else "right", overflow="fold")
+
+    def share(interval: dict) -> str:
+        high = interval["high"] if interval["high"] is not None else 1.0
+        return f"{100 * interval['value']:.2f} % [{100 * interval['low']:.2f}, {100 * high:.2f}]"
+
+    for g in groups[:TABLE_GROUPS]:
+        name = MISSING if g["key"] is None else str(g["key"])
+        seen = f"{_n(g['units_seen'])}{'' if g['trusted'] else ' (not trusted)'}"
+        t.add_row(name, _pm(g["tokens"]), _pm(g["documents"]), share(g["share"]), seen)
+    rest = groups[TABLE_GROUPS:]
+    if rest:
+        value = sum(g["tokens"]["value"] for g in rest)
+        t.add_row(f"other ({_n(len(rest))} groups)", f"{value:,.0f}", "-", "-", "-")
+    _print_table(t)
 
 
 def print_bench(d: dict) -> None:

@@ -240,8 +240,10 @@ def scan(
             report.split_datasets = _split_datasets_plan(report, training, split_paths)
         else:
             report.plan, report.blend = _plan(report.files, training)
-    if text.group_by is not None and report.complete:
-        report.groups = _groups(sources, outcomes, unit_groups, text.group_by, training)
+    if text.group_by is not None:
+        # interrupted: the groups of the units counted so far (the report says it is incomplete),
+        # and no plan per group, as there is none for the files
+        report.groups = _groups(sources, outcomes, unit_groups, text.group_by, training if report.complete else None)
     return report
 
 
