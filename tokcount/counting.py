@@ -15,7 +15,7 @@ import numpy as np
 
 from . import formats
 from .engines import EngineChoice, make_counter
-from .engines.parity import MAX_SAMPLE_CHARS, ParityGuard, ParitySampler, Sample, sample_fraction
+from .engines.parity import MAX_SAMPLE_CHARS, DeferredGuard, ParityGuard, ParitySampler, Sample, sample_fraction
 from .errors import FileCheckError
 from .executors import report_progress
 from .formats.base import BadRecord, DocumentBatch, TextPolicy, TokenIdBatch, WorkUnit, note_block
@@ -56,6 +56,9 @@ class UnitResult:
     engine: str = "hf"
     parity_mismatch: dict | None = None  # the guard's first disagreement in this unit (the unit stops there)
     parity_tally: dict[str, float] = field(default_factory=dict)  # what the guard checked
+    # With the check deferred to the scanning process: the samples, and how many are prefixes.
+    parity_samples: list[Sample] = field(default_factory=list)
+    parity_prefixes: int = 0
     blocks: list[list[int]] = field(default_factory=list)  # [block, documents, sequences] in reading order
     warnings: list[str] = field(default_factory=list)
     groups: dict | None = None  # --group-by: value -> [documents, empty_documents, text_bytes, tokens]
@@ -66,10 +69,14 @@ class UnitCounter:
     the engine's counter (``fast``) when another engine is chosen, and whether to sample for the
     parity guard."""
 
-    def __init__(self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice):
+    def __init__(
+        self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice, check_parity_here: bool = True
+    ):
         self.spec = spec
         self.add_special_tokens = add_special_tokens
         self.choice = choice
+        # False: the guard's samples go back with the unit, for the scanning process to check
+        self.check_parity_here = check_parity_here
         self.reference: TokenCounter | None = None
         self.fast: Counter | None = None
         self.engine = "hf"
@@ -89,15 +96,18 @@ class UnitCounter:
             self.engine = choice.engine
             self.sample_for_parity = choice.guarded
 
-    def started_with(self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> bool:
+    def started_with(
+        self, spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice, check_parity_here: bool
+    ) -> bool:
         mine = self.spec.fingerprint if self.spec is not None else None
         same_spec = mine == (spec.fingerprint if spec is not None else None)
-        return same_spec and add_special_tokens == self.add_special_tokens and choice == self.choice
+        same_policy = add_special_tokens == self.add_special_tokens and check_parity_here == self.check_parity_here
+        return same_spec and same_policy and choice == self.choice
 
     def warm_up(self) -> None:
         """Build the reference when it will be used (it counts, or the guard checks the engine)
         and load the engine's compiled kernels."""
-        if self.reference is not None and (self.fast is None or self.sample_for_parity):
+        if self.reference is not None and (self.fast is None or (self.sample_for_parity and self.check_parity_here)):
             self.reference.load()
         warm_up = getattr(self.fast, "warm_up", None)
         if warm_up is not None:
@@ -108,10 +118,14 @@ class UnitCounter:
         sampler = (
             ParitySampler(f"{unit.path}:{unit.part}", sample_fraction(self.engine)) if self.sample_for_parity else None
         )
-        guard = None
+        guard: ParityGuard | DeferredGuard | None = None
         if sampler is not None:
             assert self.spec is not None
-            guard = ParityGuard(self.spec, self.add_special_tokens, reference=self.reference)
+            guard = (
+                ParityGuard(self.spec, self.add_special_tokens, reference=self.reference)
+                if self.check_parity_here
+                else DeferredGuard()
+            )
         doc_chunks: list[np.ndarray] = []
         seq_chunks: list[np.ndarray] = []
         doc_groups: list | None = [] if self.keep_document_tokens and policy.group_by is not None else None
@@ -145,7 +159,9 @@ class UnitCounter:
             result.failure = e
             return result
         finally:
-            if guard is not None:
+            if isinstance(guard, DeferredGuard):
+                result.parity_samples, result.parity_prefixes = guard.samples, guard.prefixes_checked
+            elif guard is not None:
                 result.parity_tally = guard.tally()
         if doc_chunks:
             document_tokens = np.concatenate(doc_chunks)
@@ -163,7 +179,7 @@ class UnitCounter:
         policy: TextPolicy,
         result: UnitResult,
         sampler: ParitySampler | None,
-        guard: ParityGuard | None = None,
+        guard: ParityGuard | DeferredGuard | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         from .engines.hf import UnencodableText
 
@@ -212,7 +228,7 @@ class UnitCounter:
         chosen: list[int],
         chars: dict[int, int],
         part_tokens: np.ndarray,
-        guard: ParityGuard,
+        guard: ParityGuard | DeferredGuard,
         result: UnitResult,
     ) -> None:
         samples: list[Sample] = []
@@ -269,22 +285,27 @@ _worker: UnitCounter | None = None
 _prepared = False  # _worker was set up by prepare_worker, for the run about to start
 
 
-def start_worker(spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> None:
+def start_worker(
+    spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice, check_parity_here: bool = True
+) -> None:
     """Set up this process's counting state, or keep the one ``prepare_worker`` set up for these
     same arguments (a forked worker inherits it from the scanning process)."""
     global _worker, _prepared
-    if _worker is not None and _prepared and _worker.started_with(spec, add_special_tokens, choice):
+    args = (spec, add_special_tokens, choice, check_parity_here)
+    if _worker is not None and _prepared and _worker.started_with(*args):
         _prepared = False  # kept once, by the run it was prepared for
         return
     forget_worker()
-    _worker = UnitCounter(spec, add_special_tokens, choice)
+    _worker = UnitCounter(*args)
 
 
-def prepare_worker(spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice) -> None:
+def prepare_worker(
+    spec: TokenizerSpec | None, add_special_tokens: bool, choice: EngineChoice, check_parity_here: bool = True
+) -> None:
     """Set up this process's counting state ahead of a run, and load now everything a first
     unit would otherwise wait for; the run's ``start_worker`` with the same arguments keeps it."""
     global _prepared
-    start_worker(spec, add_special_tokens, choice)
+    start_worker(spec, add_special_tokens, choice, check_parity_here)
     current_worker().warm_up()
     _prepared = True
 
@@ -293,6 +314,20 @@ def forget_worker() -> None:
     """Drop this process's counting state (the scanning process's, once its workers are done)."""
     global _worker, _prepared
     _worker, _prepared = None, False
+
+
+def reference_counter(spec: TokenizerSpec, add_special_tokens: bool) -> TokenCounter:
+    """This process's reference for ``spec``: its counting state's when it has one (a scan in
+    this process, or the state set up before forking), else a new one (built on first use)."""
+    if (
+        _worker is not None
+        and _worker.reference is not None
+        and _worker.started_with(spec, add_special_tokens, _worker.choice, _worker.check_parity_here)
+    ):
+        return _worker.reference
+    from .engines.hf import TokenCounter
+
+    return TokenCounter(spec, add_special_tokens)
 
 
 def current_worker() -> UnitCounter:

@@ -10,10 +10,18 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from . import storage
-from .counting import WORKER_ENV, UnitResult, count_unit, forget_worker, prepare_worker, start_worker
+from .counting import (
+    WORKER_ENV,
+    UnitResult,
+    count_unit,
+    forget_worker,
+    prepare_worker,
+    reference_counter,
+    start_worker,
+)
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.hf import worker_start_method
-from .engines.parity import ParityTotals, recount_on_disagreement
+from .engines.parity import ParityGuard, ParityTotals, check_deferred, recount_on_disagreement
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .formats.base import TEXT, TextFormat, TokenFormat, WorkUnit
@@ -199,7 +207,7 @@ def scan(
         executor = LocalExecutor(workers, worker_env=worker_env, start_method=worker_start_method())
     with executor:
         if len(pending) > 1:
-            worker_args = (spec, text.add_special_tokens, choice)
+            worker_args = (spec, text.add_special_tokens, choice, False)  # the guard's checks are made here
             if isinstance(executor, LocalExecutor) and executor.start_method == "fork" and executor.workers > 1:
                 # Set up once here, inherited by every forked worker: one tokenizer load and one
                 # kernel load instead of one per worker, and no worker waits on its own.
@@ -468,7 +476,7 @@ def _count_text(
         if runs > 1:
             progress.start(sum(u.cost for u in units))  # the recount starts the bar over
         guard = parity if current.guarded else None
-        initargs = (spec, text.add_special_tokens, current)
+        initargs = (spec, text.add_special_tokens, current, False)  # the guard's checks are made here
         return _run_units(units, text, executor, initargs, progress, by_source, spill, guard, unit_cache)
 
     def disagreement(mismatch: dict | None) -> str | None:
@@ -536,9 +544,14 @@ def _run_units(
     policy = text.policy()
     tasks = [(u, policy) for u in pending]
     running = executor.run(count_unit, tasks, [u.cost for u in pending], progress.advance, start_worker, initargs)
+    reference = None
     with contextlib.closing(running) as done, _unit_failures_named(pending):
         for _, unit_result in done:
             if parity is not None:
+                if reference is None:
+                    # Built here once, while the workers count on: none of them builds one.
+                    reference = reference_counter(initargs[0], initargs[1])
+                _check_deferred_samples(unit_result, reference)
                 parity.add(unit_result.parity_tally)
                 mismatch = unit_result.parity_mismatch
                 if mismatch is not None:
@@ -547,6 +560,19 @@ def _run_units(
                 unit_cache.save(unit_result, engine)  # whole, before its sizes go to the spill file
             _keep_bounded(unit_result, by_source.setdefault(unit_result.unit.source, []), spill)
     return None
+
+
+def _check_deferred_samples(unit_result: UnitResult, reference) -> None:
+    """The guard's check of a unit's samples, with this process's reference; the unit's result
+    then holds the tally and any disagreement, as when its worker checked (and so does its cache
+    entry)."""
+    if not unit_result.parity_samples and not unit_result.parity_prefixes:
+        return
+    guard = ParityGuard(reference.spec, reference.add_special_tokens, reference=reference)
+    unit_result.parity_mismatch, unit_result.parity_tally = check_deferred(
+        unit_result.parity_samples, unit_result.parity_prefixes, guard
+    )
+    unit_result.parity_samples, unit_result.parity_prefixes = [], 0
 
 
 def _keep_bounded(unit_result: UnitResult, file_results: list[UnitResult], spill: SizeSpill) -> None:

@@ -138,6 +138,27 @@ class ParityGuard:
         }
 
 
+class DeferredGuard:
+    """In a worker, the guard's samples kept for the scanning process to check with its own
+    reference (``check_deferred``): the workers then build no reference (0.3-0.5 s each, on
+    their critical path), and the scanning process, idle while they count, builds one."""
+
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+        self.prefixes_checked = 0
+
+    def check(self, samples: list[Sample]) -> None:
+        self.samples.extend(samples)
+
+
+def check_deferred(samples: list[Sample], prefixes_checked: int, guard: ParityGuard) -> tuple[dict | None, dict]:
+    """A worker's deferred samples checked with ``guard`` (a fresh one sharing the scanning
+    process's reference): the first disagreement, and the tally of what was checked."""
+    guard.prefixes_checked += prefixes_checked
+    mismatch = guard.check(samples)
+    return mismatch, guard.tally()
+
+
 class ParityTotals:
     """The guard's work over a whole run, added up from the workers' tallies."""
 
