@@ -5,9 +5,10 @@ an engine bug can never become a wrong total, nor be blamed on the data.
 - ``ParitySampler`` picks texts to recount: the first texts of every file and random texts
   spread through the data, within a byte budget of about 1 % of the run: the fraction of bytes
   is 1 % divided by how much slower the reference is than the engine (``sample_fraction``).
-- ``ParityGuard`` recounts them with the reference. It runs in the workers, next to the engine
-  it checks: never on the scanning process's critical path, and a Ctrl-C stops it with the
-  workers. A sampled text is checked on a prefix when it is longer than what the budget has
+- ``ParityGuard`` recounts them with the reference. A scan's workers hand their samples back
+  with each unit (``DeferredGuard``) and the scanning process, idle while they count, checks
+  them with its one reference (``check_deferred``), so no worker pays for building one;
+  ``--estimate`` checks in its workers. A sampled text is checked on a prefix when it is longer than what the budget has
   earned so far (at least ``MIN_SAMPLE_CHARS``, at most ``MAX_SAMPLE_CHARS``), the prefix counted
   by both engines: one huge document cannot make the guard a large share of the run (the
   reference's cost grows faster than linearly on one huge text: a 50 MB line once took it 62 s
