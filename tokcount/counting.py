@@ -319,12 +319,13 @@ def forget_worker() -> None:
 def reference_counter(spec: TokenizerSpec, add_special_tokens: bool) -> TokenCounter:
     """This process's reference for ``spec``: its counting state's when it has one (a scan in
     this process, or the state set up before forking), else a new one (built on first use)."""
+    reference = _worker.reference if _worker is not None else None
     if (
-        _worker is not None
-        and _worker.reference is not None
-        and _worker.started_with(spec, add_special_tokens, _worker.choice, _worker.check_parity_here)
+        reference is not None
+        and reference.spec.fingerprint == spec.fingerprint
+        and reference.add_special_tokens == add_special_tokens
     ):
-        return _worker.reference
+        return reference
     from .engines.hf import TokenCounter
 
     return TokenCounter(spec, add_special_tokens)
