@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -130,12 +131,7 @@ def quiet_work(seconds: int) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_die_with_a_killed_parent():
-    proc = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN_SCRIPT.format(tests=os.path.dirname(__file__))],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _parent_running(ORPHAN_SCRIPT)
     workers = [int(proc.stdout.readline()), int(proc.stdout.readline())]
     proc.kill()
     proc.wait()
@@ -145,9 +141,82 @@ def test_workers_die_with_a_killed_parent():
     assert not any(_alive(w) for w in workers) and time.monotonic() - killed < 2
 
 
+def _parent_running(script: str) -> subprocess.Popen:
+    """A process running ``script`` (which prints its children's pids), in a session of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script.format(tests=os.path.dirname(__file__))],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+class Served:
+    """Built in a service process: says where it was built and does a little work."""
+
+    def __init__(self, fail_to_build: bool = False):
+        if fail_to_build:
+            raise ValueError("cannot build")
+        self.built_in = os.getpid()
+
+    def where(self) -> tuple[int, int]:
+        return self.built_in, os.getpid()
+
+    def double(self, x: int) -> int:
+        if x < 0:
+            raise ValueError("negative")
+        return 2 * x
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
+def test_a_service_process_builds_its_object_elsewhere_and_answers_calls():
+    from tokcount.executors import ServiceProcess, ServiceUnavailable
+
+    service = ServiceProcess(Served, "fork", {"TOKCOUNT_SERVICE_TEST": "set there"})
+    built_in, answered_in = service.call("where")
+    assert built_in == answered_in != os.getpid()
+    assert service.call("double", 21) == 42
+    assert os.environ.get("TOKCOUNT_SERVICE_TEST") is None  # the variable was the child's only
+    with pytest.raises(ServiceUnavailable, match="negative"):
+        service.call("double", -1)
+    assert service.call("double", 2) == 4  # a failed call leaves the service serving
+    service.close()
+    assert not _alive(built_in)
+    with pytest.raises(ServiceUnavailable):
+        service.call("double", 1)
+
+    broken = ServiceProcess(functools.partial(Served, fail_to_build=True), "fork")
+    with pytest.raises(ServiceUnavailable, match="cannot build"):
+        broken.call("double", 1)
+
+
+SERVICE_ORPHAN_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from tokcount.executors import ServiceProcess
+import test_executors
+service = ServiceProcess(test_executors.Served)
+os.write(1, f"{{service.call('where')[1]}}\\n".encode())
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_service_process_dies_with_a_killed_parent():
+    proc = _parent_running(SERVICE_ORPHAN_SCRIPT)
+    service = int(proc.stdout.readline())
+    assert _alive(service)
+    proc.kill()
+    proc.wait()
+    killed = time.monotonic()
+    while _alive(service) and time.monotonic() - killed < 10:
+        time.sleep(0.05)
+    assert not _alive(service)

@@ -423,12 +423,66 @@ def test_parity_guard_catches_a_wrong_count():
     spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())
     texts = ADVERSARIAL[:10]
     right = TokenCounter(spec).count(texts).tolist()
-    samples = [(text, n, f"line {k + 1}") for k, (text, n) in enumerate(zip(texts, right))]
+    samples = [(text, n, f"line {k + 1}", False) for k, (text, n) in enumerate(zip(texts, right))]
     guard = ParityGuard(spec, add_special_tokens=True)
     assert guard.check(samples) is None and guard.texts_checked == len(texts)
-    samples[7] = (texts[7], right[7] + 1, "line 8")
+    samples[7] = (texts[7], right[7] + 1, "line 8", False)
     detail = ParityGuard(spec, add_special_tokens=True).check(samples)
     assert detail == {"position": "line 8", "fast": right[7] + 1, "reference": right[7], "preview": texts[7][:120]}
+
+
+def test_parity_guard_stays_within_its_time_budget_and_counts_what_it_left():
+    """The budget is the floor plus 1 % of the engine's time, spent at the reference's measured
+    speed: the run's first sample is always checked, the rest as far as the budget goes, and
+    the ones left are counted, not dropped silently."""
+    from tokcount.engines.hf import TokenCounter
+    from tokcount.engines.parity import GUARD_FLOOR_SECONDS, GUARD_SHARE, GuardBudget, ParityGuard
+    from tokcount.tokenizer import load_tokenizer_spec
+
+    budget = GuardBudget()
+    samples = [("x" * 1000, 0, f"line {k}", False) for k in range(20)]
+    assert budget.affordable(samples) == 1  # nothing measured yet: the first sample only
+    budget.spend(1000, GUARD_FLOOR_SECONDS / 5)  # the reference: 1000 characters per fifth of the floor
+    assert budget.affordable(samples) == 4  # what is left of the floor buys four more
+    budget.earn(GUARD_FLOOR_SECONDS / GUARD_SHARE)  # the engine counted for 100 floors: 1 floor more
+    assert budget.affordable(samples) == 9
+
+    spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())
+    texts = ADVERSARIAL[:10]
+    right = TokenCounter(spec).count(texts).tolist()
+    texts_and_counts = [(text, n, f"line {k + 1}", k % 2 == 0) for k, (text, n) in enumerate(zip(texts, right))]
+    spent = GuardBudget()
+    spent.spend(1, 2 * GUARD_FLOOR_SECONDS)  # overspent: nothing left, not even for an empty text
+    guard = ParityGuard(spec, add_special_tokens=True, budget=spent)
+    assert guard.check(texts_and_counts) is None
+    assert guard.tally()["texts_checked"] == 0 and guard.tally()["texts_unchecked"] == len(texts)
+    guard = ParityGuard(spec, add_special_tokens=True)  # a fresh budget: the floor covers them
+    assert guard.check(texts_and_counts) is None
+    tally = guard.tally()
+    assert (tally["texts_checked"], tally["texts_unchecked"], tally["prefixes_checked"]) == (10, 0, 5)
+    assert tally["chars_checked"] == sum(map(len, texts))
+
+
+def test_a_reference_in_its_own_process_counts_as_the_reference_and_survives_its_loss():
+    import signal
+
+    from tokcount.counting import WORKER_ENV, ReferenceElsewhere
+    from tokcount.engines.hf import TokenCounter
+    from tokcount.tokenizer import load_tokenizer_spec
+
+    spec = load_tokenizer_spec(tokenizer_fixtures.bytelevel_bpe())
+    texts = ADVERSARIAL[:30]
+    expected = TokenCounter(spec, add_special_tokens=True).count(texts).tolist()
+    reference = ReferenceElsewhere(spec, True, WORKER_ENV)
+    try:
+        assert reference.count(texts).tolist() == expected
+        service = reference._service
+        assert service is not None
+        os.kill(service._process.pid, signal.SIGKILL)  # gone: counted here instead, still exact
+        assert reference.count(texts).tolist() == expected
+        assert reference._service is None
+    finally:
+        reference.close()
 
 
 def test_parity_sampler_takes_first_texts_then_a_spread_sample():
@@ -479,8 +533,10 @@ def guarded_counter(request, monkeypatch):
     return counter_class
 
 
-def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch, guarded_counter):
-    """An engine that is wrong on one document: the scan says so and reports exact counts."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkeypatch, guarded_counter, workers):
+    """An engine that is wrong on one document: the scan says so and reports exact counts (with
+    two workers, the guard's reference runs in a process of its own)."""
     tok = tokenizer_fixtures.bytelevel_bpe()
     docs = ADVERSARIAL[:20] + ["the wrong one"] + ADVERSARIAL[20:]
     path = write_jsonl(tmp_path / "d.jsonl", docs)
@@ -491,7 +547,7 @@ def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkey
         return counts + np.array(["wrong one" in t for t in texts], dtype=np.int64)
 
     monkeypatch.setattr(guarded_counter, "count", off_by_one_on_marker)
-    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=1))
+    report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=workers, unit_bytes=4096))
     assert report.options["engine"] == "hf"
     assert "disagreed" in report.options["engine_reason"] and "line 21" in report.options["engine_reason"]
     assert report.options["parity"]["mismatch"]["preview"] == "the wrong one"
@@ -731,7 +787,9 @@ def test_the_parity_guard_checks_a_huge_line_on_a_bounded_prefix(tmp_path):
     report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=2, in_process_bytes=0))
     parity = report.options["parity"]
     assert report.options["engine"] == auto_engine(tok) and parity["mismatch"] is None
-    assert parity["prefixes_checked"] == 1 and len(huge) > 5 * MAX_SAMPLE_CHARS
+    # sampled on a prefix: checked, or left to the time budget and counted as left
+    assert parity["prefixes_checked"] <= 1 and len(huge) > 5 * MAX_SAMPLE_CHARS
+    assert parity["texts_checked"] >= 1
     assert parity["chars_checked"] <= 2 * MAX_SAMPLE_CHARS + sum(map(len, ADVERSARIAL * 3))
     assert report.files[0].tokens == sum(reference(tok, docs))
 

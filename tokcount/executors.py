@@ -283,3 +283,92 @@ class LocalExecutor:
                 item = progress_queue.get_nowait()
         except queue.Empty:
             pass
+
+
+class ServiceUnavailable(RuntimeError):
+    """A ``ServiceProcess`` failed to build its object, died, or was closed."""
+
+
+def _serve(connection, parent_end, factory: Callable[[], Any], parent_pid: int) -> None:
+    """In a service process: build the object, then answer calls until the parent hangs up."""
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, as for a worker
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if parent_end is not None:
+        parent_end.close()  # forked: else this process would keep its own end open
+    try:
+        served = factory()
+    except BaseException as error:  # noqa: BLE001 - told to the parent, which falls back
+        connection.send(("failed", repr(error)))
+        return
+    connection.send(("ready", None))
+    while True:
+        try:
+            method, args = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome = ("ok", getattr(served, method)(*args))
+        except BaseException as error:  # noqa: BLE001
+            outcome = ("failed", repr(error))
+        connection.send(outcome)
+
+
+class ServiceProcess:
+    """One object built and used in a process of its own, started now: its construction (and
+    the calls made to it) then run on another core while this process goes on. ``call`` blocks
+    until the answer comes; any failure on the other side raises ``ServiceUnavailable``, so the
+    caller can do the work itself instead.
+
+    Started with ``fork`` only where that is the start method (Linux): the object's factory
+    need not be picklable, and the process starts in milliseconds. It dies with this process
+    and ignores Ctrl-C, like a worker."""
+
+    def __init__(self, factory: Callable[[], Any], start_method: str = "fork", env: dict[str, str] | None = None):
+        ctx: Any = multiprocessing.get_context(start_method)
+        mine, theirs = ctx.Pipe()
+        self._connection: Any = mine
+        self._ready = False
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            with _environment(env or {}):
+                self._process = ctx.Process(
+                    target=_serve,
+                    args=(theirs, mine if start_method == "fork" else None, factory, os.getpid()),
+                    name="tokcount-service",
+                    daemon=True,
+                )
+                self._process.start()
+        theirs.close()
+
+    def call(self, method: str, *args) -> Any:
+        if self._connection is None:
+            raise ServiceUnavailable("closed")
+        try:
+            if not self._ready:
+                status, detail = self._connection.recv()
+                if status != "ready":
+                    raise ServiceUnavailable(detail)
+                self._ready = True
+            self._connection.send((method, args))
+            status, answer = self._connection.recv()
+        except (EOFError, OSError) as error:
+            self.close()
+            raise ServiceUnavailable(f"the service process ended ({error!r})") from None
+        except ServiceUnavailable:
+            self.close()
+            raise
+        if status != "ok":
+            raise ServiceUnavailable(answer)
+        return answer
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        connection.close()
+        # Not left to see the pipe close: forked workers hold copies of this end.
+        self._process.terminate()
+        self._process.join()

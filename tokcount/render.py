@@ -295,11 +295,17 @@ def _print_text_details(report: Report) -> None:
         parity = options.get("parity")
         if parity is not None and parity.get("mismatch") is None:
             prefixes = parity.get("prefixes_checked") or 0
-            long_texts = f", {_n(prefixes)} long ones on their first 1 Mi characters" if prefixes else ""
+            long_texts = f", {_n(prefixes)} long ones on a prefix" if prefixes else ""
+            unchecked = parity.get("texts_unchecked") or 0
+            beyond = (
+                f"; {_n(unchecked)} more sampled texts left unchecked, to keep the guard near 1 % of the counting time"
+                if unchecked
+                else ""
+            )
             _out.print(
                 f"parity guard: {parity['texts_checked']:,} texts also counted with hf in "
-                f"{parity.get('seconds', 0):.2f} s of the workers' time ({_n(parity.get('chars_checked'))} characters"
-                f"{long_texts}), all equal"
+                f"{parity.get('seconds', 0):.2f} s ({_n(parity.get('chars_checked'))} characters"
+                f"{long_texts}), all equal{beyond}"
             )
     t = Table(title="tokens per document")
     for c in (

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from . import storage
 from .counting import (
     WORKER_ENV,
+    ReferenceElsewhere,
     UnitResult,
     count_unit,
     forget_worker,
@@ -21,7 +22,7 @@ from .counting import (
 )
 from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.hf import worker_start_method
-from .engines.parity import ParityGuard, ParityTotals, check_deferred, recount_on_disagreement
+from .engines.parity import GuardBudget, ParityGuard, ParityTotals, check_deferred, recount_on_disagreement
 from .errors import FileCheckError, UsageError
 from .executors import LocalExecutor, default_workers
 from .formats.base import TEXT, TextFormat, TokenFormat, WorkUnit
@@ -44,6 +45,7 @@ from .sources import Source, find_sources
 from .unit_cache import UnitCache, open_cache
 
 if TYPE_CHECKING:
+    from .engines.hf import TokenCounter
     from .ray_executor import RayExecutor
 
 
@@ -202,9 +204,13 @@ def scan(
                 "standard input ('-') is read by this process: it cannot be counted on Ray (--executor local)"
             )
         workers = 1  # standard input is this process's: it is read here, once
+    reference: ReferenceElsewhere | None = None
     if executor is None:
         worker_env = {**WORKER_ENV, **storage.worker_env()}
         executor = LocalExecutor(workers, worker_env=worker_env, start_method=worker_start_method())
+        if choice.guarded and executor.start_method == "fork" and executor.workers > 1 and len(pending) > 1:
+            # Started first: the guard's reference builds on the core the workers' set-up leaves idle.
+            reference = ReferenceElsewhere(spec, text.add_special_tokens, WORKER_ENV)
     with executor:
         if len(pending) > 1:
             worker_args = (spec, text.add_special_tokens, choice, False)  # the guard's checks are made here
@@ -228,12 +234,25 @@ def scan(
                 except FileCheckError as e:
                     outcomes[i] = e
             _count_text(
-                units, text_sources, text, spec, choice, progress, outcomes, report, executor, unit_cache, unit_groups
+                units,
+                text_sources,
+                text,
+                spec,
+                choice,
+                progress,
+                outcomes,
+                report,
+                executor,
+                unit_cache,
+                unit_groups,
+                reference,
             )
         except KeyboardInterrupt:
             report.complete = False
         finally:
             forget_worker()  # this process's copy of the workers' state (tokenizers, engine caches)
+            if reference is not None:
+                reference.close()
     if unit_cache is not None:
         unit_cache.finish()
         report.cache = unit_cache.stats.to_dict()
@@ -458,6 +477,7 @@ def _count_text(
     executor: LocalExecutor | RayExecutor,
     unit_cache: UnitCache | None = None,
     unit_groups: dict[int, list[dict | None]] | None = None,
+    reference: ReferenceElsewhere | None = None,
 ) -> None:
     if not units:
         return
@@ -477,7 +497,7 @@ def _count_text(
             progress.start(sum(u.cost for u in units))  # the recount starts the bar over
         guard = parity if current.guarded else None
         initargs = (spec, text.add_special_tokens, current, False)  # the guard's checks are made here
-        return _run_units(units, text, executor, initargs, progress, by_source, spill, guard, unit_cache)
+        return _run_units(units, text, executor, initargs, progress, by_source, spill, guard, unit_cache, reference)
 
     def disagreement(mismatch: dict | None) -> str | None:
         if parity is not None:
@@ -521,6 +541,7 @@ def _run_units(
     spill: SizeSpill,
     parity: ParityTotals | None = None,
     unit_cache: UnitCache | None = None,
+    reference: ReferenceElsewhere | TokenCounter | None = None,
 ) -> dict | None:
     """Fill by_source as units finish, so an interrupt keeps what was done (and the cache
     holds it). With the parity guard on (it runs in the workers), the first disagreement a unit
@@ -544,14 +565,14 @@ def _run_units(
     policy = text.policy()
     tasks = [(u, policy) for u in pending]
     running = executor.run(count_unit, tasks, [u.cost for u in pending], progress.advance, start_worker, initargs)
-    reference = None
+    budget = GuardBudget()  # the run's: the guard's time grows with the engine's
     with contextlib.closing(running) as done, _unit_failures_named(pending):
         for _, unit_result in done:
             if parity is not None:
                 if reference is None:
                     # Built here once, while the workers count on: none of them builds one.
                     reference = reference_counter(initargs[0], initargs[1])
-                _check_deferred_samples(unit_result, reference)
+                _check_deferred_samples(unit_result, reference, budget)
                 parity.add(unit_result.parity_tally)
                 mismatch = unit_result.parity_mismatch
                 if mismatch is not None:
@@ -562,17 +583,16 @@ def _run_units(
     return None
 
 
-def _check_deferred_samples(unit_result: UnitResult, reference) -> None:
-    """The guard's check of a unit's samples, with this process's reference; the unit's result
-    then holds the tally and any disagreement, as when its worker checked (and so does its cache
-    entry)."""
-    if not unit_result.parity_samples and not unit_result.parity_prefixes:
+def _check_deferred_samples(unit_result: UnitResult, reference, budget: GuardBudget) -> None:
+    """The guard's check of a unit's samples, with this process's reference, within the run's
+    budget; the unit's result then holds the tally and any disagreement, as when its worker
+    checked (and so does its cache entry)."""
+    budget.earn(unit_result.count_seconds)
+    if not unit_result.parity_samples:
         return
-    guard = ParityGuard(reference.spec, reference.add_special_tokens, reference=reference)
-    unit_result.parity_mismatch, unit_result.parity_tally = check_deferred(
-        unit_result.parity_samples, unit_result.parity_prefixes, guard
-    )
-    unit_result.parity_samples, unit_result.parity_prefixes = [], 0
+    guard = ParityGuard(reference.spec, reference.add_special_tokens, reference=reference, budget=budget)
+    unit_result.parity_mismatch, unit_result.parity_tally = check_deferred(unit_result.parity_samples, guard)
+    unit_result.parity_samples = []
 
 
 def _keep_bounded(unit_result: UnitResult, file_results: list[UnitResult], spill: SizeSpill) -> None:

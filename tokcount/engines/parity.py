@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 Result = TypeVar("Result")
 
-# (text, the fast engine's count, where it is: a formats.base.Location or plain words)
-Sample = tuple[str, int, Any]
+# (text, the fast engine's count, where it is: a formats.base.Location or plain words, and
+# whether the text is a prefix of its document's)
+Sample = tuple[str, int, Any, bool]
 
 MAX_SAMPLE_CHARS = 1 << 20  # a longer sampled text is checked on a prefix of this many characters
 MIN_SAMPLE_CHARS = 1 << 12  # a random sample is checked on at least this much of its text
@@ -43,6 +44,9 @@ FIRST_TEXTS_CHARS = 1 << 16
 
 
 GUARD_SHARE = 0.01  # of an engine's counting time, spent recounting samples with the reference
+# ... plus this much per run, so that a small scan (where 1 % is nothing) is still checked on
+# its first texts; at 300 MB it is about 2 % of a 2-core scan's CPU time.
+GUARD_FLOOR_SECONDS = 0.05
 # MB of text per CPU second on one core, measured (README, "Counting engines"): how much slower
 # the reference is than each engine sets how few bytes 1 % of the run can recount.
 MEASURED_SPEED = {"fast": 45.0, "gigatoken": 60.0, "hf 0": 1.5, "hf 1": 50.0}
@@ -99,40 +103,108 @@ class ParitySampler:
         return chosen
 
 
+class GuardBudget:
+    """The reference's time the guard may spend in a run: ``GUARD_SHARE`` of the engine's
+    counting time so far, plus ``GUARD_FLOOR_SECONDS``. A sample is checked when what the
+    reference was measured to take so far (characters per second) says it fits; the run's
+    first sample always is. The sampler's byte fraction cannot bound the time by itself: the
+    reference's speed varies 30-fold with the tokenizer and the text (hf 0.23 counts Llama-3
+    on C source at 0.2-0.4 MB/s, GPT-2 on prose at 3 MB/s)."""
+
+    def __init__(self) -> None:
+        self.earned = GUARD_FLOOR_SECONDS
+        self.spent = 0.0
+        self.chars = 0  # characters the reference counted in ``spent``
+        self.checks = 0
+
+    def earn(self, engine_seconds: float) -> None:
+        self.earned += GUARD_SHARE * engine_seconds
+
+    def affordable(self, samples: list[Sample]) -> int:
+        """How many of ``samples``, in order, fit in what is left (the first of a run, whose time
+        measures the reference, always does)."""
+        if not self.checks:
+            return min(1, len(samples))
+        seconds_per_char = self.spent / max(1, self.chars)
+        left = self.earned - self.spent
+        taken = 0
+        for sample in samples:
+            left -= len(sample[0]) * seconds_per_char
+            if left < -1e-9:  # (not lost to rounding: a sample that fits exactly is taken)
+                break
+            taken += 1
+        return taken
+
+    def spend(self, chars: int, seconds: float) -> None:
+        self.checks += 1
+        self.chars += chars
+        self.spent += seconds
+
+
 class ParityGuard:
     """Recounts sampled texts with the reference and compares them with the fast engine's counts.
-    ``reference``: a TokenCounter to reuse (a worker's own), else one is built on first use."""
+    ``reference``: a TokenCounter to reuse (a worker's own), else one is built on first use.
+    ``budget``: the run's, shared by its guards (else the guard has its own); samples beyond it
+    are not checked, and counted as such."""
 
-    def __init__(self, spec: TokenizerSpec, add_special_tokens: bool, reference: TokenCounter | None = None):
+    def __init__(
+        self,
+        spec: TokenizerSpec,
+        add_special_tokens: bool,
+        reference: TokenCounter | None = None,
+        budget: GuardBudget | None = None,
+    ):
         self.spec = spec
         self.add_special_tokens = add_special_tokens
         self._reference = reference
+        self.budget = budget if budget is not None else GuardBudget()
         self.texts_checked = 0
+        self.texts_unchecked = 0  # sampled, but beyond the budget
         self.chars_checked = 0
-        self.prefixes_checked = 0  # texts checked on a prefix (longer than the budget allowed)
+        self.prefixes_checked = 0  # texts checked on a prefix (longer than the sampler allowed)
         self.seconds = 0.0
 
+    def earn(self, engine_seconds: float) -> None:
+        """The engine counted for this long: the budget grows by its share."""
+        self.budget.earn(engine_seconds)
+
     def check(self, samples: list[Sample]) -> dict | None:
-        """None when every sample agrees, else the first disagreement."""
-        if not samples:
-            return None
+        """None when every sample checked agrees, else the first disagreement."""
+        while samples:
+            taken = self.budget.affordable(samples)
+            if not taken:
+                break
+            mismatch = self._check_now(samples[:taken])
+            if mismatch is not None:
+                return mismatch
+            samples = samples[taken:]
+        self.texts_unchecked += len(samples)
+        return None
+
+    def _check_now(self, samples: list[Sample]) -> dict | None:
         if self._reference is None:  # a worker passes its own; a guard used alone builds one
             from .hf import TokenCounter
 
             self._reference = TokenCounter(self.spec, self.add_special_tokens)
+        self._reference.load()  # not timed: the budget measures counting, not the tokenizer's build
         started = time.perf_counter()
-        expected = self._reference.count([text for text, _, _ in samples])
-        self.seconds += time.perf_counter() - started
+        expected = self._reference.count([sample[0] for sample in samples])
+        seconds = time.perf_counter() - started
+        chars = sum(len(sample[0]) for sample in samples)
+        self.budget.spend(chars, seconds)
+        self.seconds += seconds
         self.texts_checked += len(samples)
-        self.chars_checked += sum(len(text) for text, _, _ in samples)
-        for (text, fast, where), reference in zip(samples, expected.tolist()):
+        self.chars_checked += chars
+        self.prefixes_checked += sum(1 for sample in samples if sample[3])
+        for (text, fast, where, _), reference in zip(samples, list(expected)):
             if fast != reference:
-                return {"position": where, "fast": fast, "reference": reference, "preview": text[:120]}
+                return {"position": where, "fast": fast, "reference": int(reference), "preview": text[:120]}
         return None
 
     def tally(self) -> dict[str, float]:
         return {
             "texts_checked": self.texts_checked,
+            "texts_unchecked": self.texts_unchecked,
             "chars_checked": self.chars_checked,
             "prefixes_checked": self.prefixes_checked,
             "seconds": self.seconds,
@@ -146,16 +218,18 @@ class DeferredGuard:
 
     def __init__(self) -> None:
         self.samples: list[Sample] = []
-        self.prefixes_checked = 0
+
+    def earn(self, engine_seconds: float) -> None:
+        pass  # the scanning process's budget earns from the unit's count_seconds
 
     def check(self, samples: list[Sample]) -> None:
         self.samples.extend(samples)
 
 
-def check_deferred(samples: list[Sample], prefixes_checked: int, guard: ParityGuard) -> tuple[dict | None, dict]:
+def check_deferred(samples: list[Sample], guard: ParityGuard) -> tuple[dict | None, dict]:
     """A worker's deferred samples checked with ``guard`` (a fresh one sharing the scanning
-    process's reference): the first disagreement, and the tally of what was checked."""
-    guard.prefixes_checked += prefixes_checked
+    process's reference and the run's budget): the first disagreement, and the tally of what
+    was checked."""
     mismatch = guard.check(samples)
     return mismatch, guard.tally()
 
@@ -164,16 +238,23 @@ class ParityTotals:
     """The guard's work over a whole run, added up from the workers' tallies."""
 
     def __init__(self) -> None:
-        self.totals = {"texts_checked": 0, "chars_checked": 0, "prefixes_checked": 0, "seconds": 0.0}
+        self.totals = {
+            "texts_checked": 0,
+            "texts_unchecked": 0,
+            "chars_checked": 0,
+            "prefixes_checked": 0,
+            "seconds": 0.0,
+        }
 
     def add(self, tally: dict[str, float]) -> None:
         for key, value in tally.items():
-            self.totals[key] += value
+            self.totals[key] = self.totals.get(key, 0) + value
 
     def summary(self, mismatch: dict | None) -> dict:
         t = self.totals
         return {
             "texts_checked": int(t["texts_checked"]),
+            "texts_unchecked": int(t["texts_unchecked"]),
             "chars_checked": int(t["chars_checked"]),
             "prefixes_checked": int(t["prefixes_checked"]),
             "seconds": round(t["seconds"], 3),
