@@ -220,3 +220,20 @@ def test_a_service_process_dies_with_a_killed_parent():
     while _alive(service) and time.monotonic() - killed < 10:
         time.sleep(0.05)
     assert not _alive(service)
+
+
+def slow_to_build() -> Served:
+    time.sleep(30)
+    return Served()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
+def test_a_stuck_service_process_is_given_up_on_not_waited_for(monkeypatch):
+    from tokcount import executors
+
+    monkeypatch.setattr(executors, "SERVICE_READY_SECONDS", 0.2)
+    service = executors.ServiceProcess(slow_to_build, "fork")
+    pid = service._process.pid
+    with pytest.raises(executors.ServiceUnavailable, match="no answer"):
+        service.call("double", 1)
+    assert not _alive(pid)  # stopped, not left building

@@ -285,6 +285,10 @@ class LocalExecutor:
             pass
 
 
+SERVICE_READY_SECONDS = 60.0  # for a service's object to be built (a large tokenizer: ~1 s)
+SERVICE_CALL_SECONDS = 300.0  # for one call's answer
+
+
 class ServiceUnavailable(RuntimeError):
     """A ``ServiceProcess`` failed to build its object, died, or was closed."""
 
@@ -348,12 +352,12 @@ class ServiceProcess:
             raise ServiceUnavailable("closed")
         try:
             if not self._ready:
-                status, detail = self._connection.recv()
+                status, detail = self._answer(SERVICE_READY_SECONDS)
                 if status != "ready":
                     raise ServiceUnavailable(detail)
                 self._ready = True
             self._connection.send((method, args))
-            status, answer = self._connection.recv()
+            status, answer = self._answer(SERVICE_CALL_SECONDS)
         except (EOFError, OSError) as error:
             self.close()
             raise ServiceUnavailable(f"the service process ended ({error!r})") from None
@@ -363,6 +367,12 @@ class ServiceProcess:
         if status != "ok":
             raise ServiceUnavailable(answer)
         return answer
+
+    def _answer(self, seconds: float) -> tuple[str, Any]:
+        # Bounded: a service stuck for any reason makes its caller do the work, never hang.
+        if not self._connection.poll(seconds):
+            raise ServiceUnavailable(f"no answer from the service process in {seconds:.0f} s")
+        return self._connection.recv()
 
     def close(self) -> None:
         connection, self._connection = self._connection, None
