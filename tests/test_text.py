@@ -463,6 +463,7 @@ def test_parity_guard_stays_within_its_time_budget_and_counts_what_it_left():
     assert tally["chars_checked"] == sum(map(len, texts))
 
 
+@tokenizer_fixtures.needs_tokenizers_0("the reference process is forked, and tokenizers 1.x scans spawn")
 def test_a_reference_in_its_own_process_counts_as_the_reference_and_survives_its_loss():
     import signal
 
@@ -547,6 +548,10 @@ def test_parity_mismatch_recounts_everything_with_the_reference(tmp_path, monkey
         return counts + np.array(["wrong one" in t for t in texts], dtype=np.int64)
 
     monkeypatch.setattr(guarded_counter, "count", off_by_one_on_marker)
+    from tokcount.engines.hf import worker_start_method
+
+    if workers > 1 and worker_start_method() != "fork":
+        pytest.skip("spawned workers do not inherit the wrong engine this test patches in")
     report = scan([str(path)], text=TextOptions(tokenizer=tok, workers=workers, unit_bytes=4096))
     assert report.options["engine"] == "hf"
     assert "disagreed" in report.options["engine_reason"] and "line 21" in report.options["engine_reason"]
