@@ -356,12 +356,15 @@ class ReferenceElsewhere:
         self.spec = spec
         self.add_special_tokens = add_special_tokens
         self._here: TokenCounter | None = None
+        self._loaded = False
         self._service: ServiceProcess | None = ServiceProcess(
             functools.partial(_loaded_reference, spec, add_special_tokens), "fork", env
         )
 
     def load(self) -> None:
-        self._call("load")
+        if not self._loaded:  # the guard asks before every check: one round trip, not one each
+            self._call("load")
+            self._loaded = True
 
     def count(self, texts: list[str]) -> np.ndarray:
         return self._call("count", texts)

@@ -82,16 +82,21 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="tokcount-parent-watch", daemon=True).start()
 
 
-def _worker_init(progress_queue, prepare, parent_pid):
-    global _progress_sink
+def _child_of(parent_pid: int) -> None:
+    """A worker's or a service's first steps: it dies with its parent and leaves signals to it."""
     _die_with_parent(parent_pid)
     # Ctrl-C and a closing terminal reach the whole process group; the parent decides (it stops
-    # the workers with SIGTERM), workers must not print tracebacks.
+    # its children with SIGTERM), children must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    # A forked worker inherits the caller's handlers; SIGTERM is how the parent stops it.
+    # A forked child inherits the caller's handlers; SIGTERM is how the parent stops it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _worker_init(progress_queue, prepare, parent_pid):
+    global _progress_sink
+    _child_of(parent_pid)
     _progress_sink = lambda **c: progress_queue.put(c)  # noqa: E731
     if prepare is not None:
         prepare()
@@ -295,11 +300,7 @@ class ServiceUnavailable(RuntimeError):
 
 def _serve(connection, parent_end, factory: Callable[[], Any], parent_pid: int) -> None:
     """In a service process: build the object, then answer calls until the parent hangs up."""
-    _die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, as for a worker
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _child_of(parent_pid)
     if parent_end is not None:
         parent_end.close()  # forked: else this process would keep its own end open
     try:

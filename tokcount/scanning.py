@@ -208,13 +208,13 @@ def scan(
     if executor is None:
         worker_env = {**WORKER_ENV, **storage.worker_env()}
         executor = LocalExecutor(workers, worker_env=worker_env, start_method=worker_start_method())
-        if choice.guarded and executor.start_method == "fork" and executor.workers > 1 and len(pending) > 1:
-            # Started first: the guard's reference builds on the core the workers' set-up leaves idle.
-            reference = ReferenceElsewhere(spec, text.add_special_tokens, WORKER_ENV)
     with executor:
         if len(pending) > 1:
             worker_args = (spec, text.add_special_tokens, choice, False)  # the guard's checks are made here
             if isinstance(executor, LocalExecutor) and executor.start_method == "fork" and executor.workers > 1:
+                if choice.guarded:
+                    # Started first: the guard's reference builds on the core the set-up below leaves idle.
+                    reference = ReferenceElsewhere(spec, text.add_special_tokens, WORKER_ENV)
                 # Set up once here, inherited by every forked worker: one tokenizer load and one
                 # kernel load instead of one per worker, and no worker waits on its own.
                 prepare_worker(*worker_args)
