@@ -76,6 +76,11 @@ def _without_timings(report: dict) -> dict:
     parity = report.get("options", {}).get("parity")
     if parity is not None:
         parity.pop("seconds", None)
+        # Which samples the guard's time budget let it check depends on measured times; what
+        # was sampled (checked or left) does not.
+        parity["texts_sampled"] = parity.pop("texts_checked") + parity.pop("texts_unchecked", 0)
+        parity.pop("chars_checked", None)
+        parity.pop("prefixes_checked", None)
     return report
 
 
