@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import types
 
 import pytest
 
+from tokcount import executors
 from tokcount.executors import INITARGS_PIPE_BYTES, LocalExecutor
 
 _state: dict = {}
@@ -237,3 +239,43 @@ def test_a_stuck_service_process_is_given_up_on_not_waited_for(monkeypatch):
     with pytest.raises(executors.ServiceUnavailable, match="no answer"):
         service.call("double", 1)
     assert not _alive(pid)  # stopped, not left building
+
+
+LOCK_HOLDER_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from tokcount.executors import LocalExecutor
+import test_executors
+with LocalExecutor(2, start_method={start_method!r}) as executor:
+    executor.start()
+    for i, x in executor.run(test_executors.hold_the_progress_lock, [({marker!r}, 0), ({marker!r}, 1)], [2, 1]):
+        break  # task 1 ends while task 0 holds the progress queue's write lock: stop early
+print("closed", flush=True)
+"""
+
+
+def hold_the_progress_lock(task: tuple[str, int]) -> int:
+    """Task 0 takes the progress queue's write lock (as a worker does mid-put) and keeps it
+    until it is stopped; task 1 waits for that, then ends."""
+    marker, x = task
+    if x == 0:
+        executors._worker_progress_queue._wlock.acquire()
+        pathlib.Path(marker).write_text("held")
+        time.sleep(60)
+    while not os.path.exists(marker):
+        time.sleep(0.01)
+    time.sleep(0.2)
+    return x
+
+
+@START_METHODS
+def test_a_worker_stopped_while_holding_a_queue_lock_does_not_hang_the_exit(start_method, tmp_path):
+    """A worker stopped mid-write to the progress queue keeps its write lock for ever; the
+    caller's process used to hang at exit, joining the queue's feeder thread."""
+    script = LOCK_HOLDER_SCRIPT.format(
+        tests=os.path.dirname(__file__), start_method=start_method, marker=str(tmp_path / "held")
+    )
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "closed\n" and time.monotonic() - started < 60

@@ -94,10 +94,18 @@ def _child_of(parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+_worker_progress_queue: Any = None  # in a worker: where report_progress sends to
+
+
+def _put_progress(**counters) -> None:
+    _worker_progress_queue.put(counters)
+
+
 def _worker_init(progress_queue, prepare, parent_pid):
-    global _progress_sink
+    global _progress_sink, _worker_progress_queue
     _child_of(parent_pid)
-    _progress_sink = lambda **c: progress_queue.put(c)  # noqa: E731
+    _worker_progress_queue = progress_queue
+    _progress_sink = _put_progress
     if prepare is not None:
         prepare()
 
@@ -193,6 +201,13 @@ class LocalExecutor:
         if pool is not None:
             pool.terminate()
             pool.join()
+        progress_queue, self._progress_queue = self._progress_queue, None
+        if progress_queue is not None:
+            # A worker stopped while it wrote to this queue holds its write lock for ever, so a
+            # put of ours (a task's wake-up) would wait on it in the queue's feeder thread, and
+            # this process's exit would wait on that thread: leave it behind (it is discarded).
+            progress_queue.cancel_join_thread()
+            progress_queue.close()
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
