@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -53,7 +55,7 @@ def test_started_pool_serves_runs_with_their_own_initializer_arguments(start_met
     assert {(tag, size) for _, _, tag, size in second.values()} == {("second", 1)}
     pids = {pid for pid, _, _, _ in first.values()} | {pid for pid, _, _, _ in second.values()}
     assert os.getpid() not in pids and len(pids) <= 2  # the same two workers served both runs
-    assert executor._pool is None  # closed on leaving the block
+    assert executor._workers is None  # closed on leaving the block
 
 
 @START_METHODS
@@ -62,7 +64,7 @@ def test_a_failing_task_raises_in_the_caller_and_stops_the_pool(start_method):
     executor.start()
     with pytest.raises(ValueError, match="task 3 failed"):
         list(executor.run(fail_on_three, list(range(6)), [1] * 6))
-    assert executor._pool is None
+    assert executor._workers is None
 
 
 @START_METHODS
@@ -71,7 +73,7 @@ def test_without_start_a_run_brings_its_own_pool(start_method):
     results = dict(executor.run(describe, list(range(4)), [1] * 4))
     assert {(tag, size) for _, _, tag, size in results.values()} == {("own", 3)}
     assert os.getpid() not in {pid for pid, _, _, _ in results.values()}
-    assert executor._pool is None
+    assert executor._workers is None
 
 
 @START_METHODS
@@ -241,27 +243,27 @@ def test_a_stuck_service_process_is_given_up_on_not_waited_for(monkeypatch):
     assert not _alive(pid)  # stopped, not left building
 
 
-LOCK_HOLDER_SCRIPT = """
+STOPPED_EARLY_SCRIPT = """
 import os, sys, time
 sys.path.insert(0, {tests!r})
 from tokcount.executors import LocalExecutor
 import test_executors
 with LocalExecutor(2, start_method={start_method!r}) as executor:
     executor.start()
-    for i, x in executor.run(test_executors.hold_the_progress_lock, [({marker!r}, 0), ({marker!r}, 1)], [2, 1]):
-        break  # task 1 ends while task 0 holds the progress queue's write lock: stop early
+    for i, x in executor.run(test_executors.report_without_end, [({marker!r}, 0), ({marker!r}, 1)], [2, 1]):
+        break  # task 1 ends while task 0 is writing progress: stop early
 print("closed", flush=True)
 """
 
 
-def hold_the_progress_lock(task: tuple[str, int]) -> int:
-    """Task 0 takes the progress queue's write lock (as a worker does mid-put) and keeps it
-    until it is stopped; task 1 waits for that, then ends."""
+def report_without_end(task: tuple[str, int]) -> int:
+    """Task 0 reports progress without pause until it is stopped; task 1 waits for that to have
+    begun, then ends."""
     marker, x = task
     if x == 0:
-        executors._worker_progress_queue._wlock.acquire()
-        pathlib.Path(marker).write_text("held")
-        time.sleep(60)
+        pathlib.Path(marker).write_text("reporting")
+        while True:
+            executors.report_progress(nbytes=1)
     while not os.path.exists(marker):
         time.sleep(0.01)
     time.sleep(0.2)
@@ -269,13 +271,81 @@ def hold_the_progress_lock(task: tuple[str, int]) -> int:
 
 
 @START_METHODS
-def test_a_worker_stopped_while_holding_a_queue_lock_does_not_hang_the_exit(start_method, tmp_path):
-    """A worker stopped mid-write to the progress queue keeps its write lock for ever; the
-    caller's process used to hang at exit, joining the queue's feeder thread."""
-    script = LOCK_HOLDER_SCRIPT.format(
-        tests=os.path.dirname(__file__), start_method=start_method, marker=str(tmp_path / "held")
+def test_a_worker_stopped_while_it_reports_progress_does_not_hang_the_exit(start_method, tmp_path):
+    """A worker is stopped at any instant, here most likely mid-write of a progress message;
+    the caller's process used to hang at exit on a lock of the shared progress queue that the
+    stopped worker held (now each worker has a pipe of its own, and nothing is shared)."""
+    script = STOPPED_EARLY_SCRIPT.format(
+        tests=os.path.dirname(__file__), start_method=start_method, marker=str(tmp_path / "reporting")
     )
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "closed\n" and time.monotonic() - started < 60
+
+
+def kill_own_worker(task: tuple[str, int, int]) -> int:
+    """SIGKILLs the worker running it (as the out-of-memory killer would) on its first
+    `deaths` attempts, counted in a file; then returns its number squared."""
+    counter, x, deaths = task
+    path = pathlib.Path(f"{counter}-{x}")
+    attempt = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(attempt + 1))
+    executors.report_progress(nbytes=10, documents=1)
+    if attempt < deaths:
+        time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x * x
+
+
+@START_METHODS
+def test_a_task_whose_worker_is_killed_runs_again_in_a_new_worker(start_method, tmp_path):
+    counter = str(tmp_path / "attempts")
+    tasks = [(counter, x, 2 if x in (1, 4) else 0) for x in range(6)]  # tasks 1 and 4 die twice
+    with LocalExecutor(2, start_method=start_method) as executor:
+        executor.start()
+        progress = collections.Counter()
+        retries = []
+        results = dict(
+            executor.run(
+                kill_own_worker,
+                tasks,
+                [1] * 6,
+                on_progress=lambda **counters: progress.update(counters),
+                on_retry=lambda *retry: retries.append(retry),
+            )
+        )
+        again = dict(executor.run(describe, [0, 1], [1, 1]))  # the replaced workers serve on
+    assert results == {x: x * x for x in range(6)}
+    attempts = {x: int(pathlib.Path(f"{counter}-{x}").read_text()) for x in range(6)}
+    assert attempts == {0: 1, 1: 3, 2: 1, 3: 1, 4: 3, 5: 1}
+    killed = "killed by SIGKILL: the out-of-memory killer, or kill -9"
+    assert sorted(retries) == [(1, 2, killed), (1, 3, killed), (4, 2, killed), (4, 3, killed)]
+    assert progress == {"nbytes": 60, "documents": 6}  # what the dead attempts reported is taken back
+    assert sorted(again) == [0, 1]
+
+
+ALWAYS_DIES_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from tokcount.executors import LocalExecutor, TaskFailed
+import test_executors
+tasks = [({counter!r}, x, 99 if x == 2 else 0) for x in range(4)]
+with LocalExecutor(2, start_method={start_method!r}, max_retries=2) as executor:
+    try:
+        for _ in executor.run(test_executors.kill_own_worker, tasks, [1, 1, 5, 1]):
+            pass
+    except TaskFailed as failed:
+        print(failed.index, failed.attempts, failed.reason, flush=True)
+print("closed", flush=True)
+"""
+
+
+@START_METHODS
+def test_a_task_whose_worker_dies_on_every_attempt_fails_the_run_and_never_hangs(start_method, tmp_path):
+    counter = str(tmp_path / "attempts")
+    script = ALWAYS_DIES_SCRIPT.format(tests=os.path.dirname(__file__), start_method=start_method, counter=counter)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "2 3 killed by SIGKILL: the out-of-memory killer, or kill -9\nclosed\n"
+    assert pathlib.Path(f"{counter}-2").read_text() == "3"  # the first attempt and 2 retries

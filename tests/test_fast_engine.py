@@ -4,8 +4,9 @@ The reference count is always `len(Tokenizer.from_str(json).encode(text, add_spe
 from a tokenizer built here, never anything produced by the engine. Tokenizers: small byte-level
 BPEs trained on the spot (GPT-2 pattern; Llama-3 pattern with ignore_merges; GPT-2 pattern with
 NFC and NeoX-style whitespace added tokens; Digits(individual) before the GPT-2 pattern, with and
-without NFC, one lacking a single-byte token; the Qwen2 and Qwen3.5 split patterns), plus the
-real GPT-2, GPT-NeoX-20B, Llama-3, Refact, Command-R and Qwen3.5 from ../shared when present.
+without NFC, one lacking a single-byte token; the Qwen2 and Qwen3.5 split patterns; a
+DeepSeek-LLM-shaped sequence of splits), plus the real GPT-2, GPT-NeoX-20B, Llama-3, Refact, Command-R, Qwen3.5 and DeepSeek-LLM from ../shared
+when present.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ LOCAL = {
     "neox_style_bpe": neox_style_bpe,
     **fixtures.BYTE_LEVEL_FAMILIES,
 }
-SHARED = ("gpt2", "gpt-neox-20b", "llama3", "refact", "command-r", "qwen35")
+SHARED = ("gpt2", "gpt-neox-20b", "llama3", "refact", "command-r", "qwen35", "deepseek-llm")
 ALL_NAMES = list(LOCAL) + list(SHARED)
 # The tokenizers standing for each pre-tokenizer shape in the every-code-point tests.
 NEW_FAMILIES = list(fixtures.BYTE_LEVEL_FAMILIES)
@@ -466,7 +467,7 @@ def one_token_per_word_twin(name: str) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(config))
 
 
-@pytest.mark.parametrize("name", ["neox_style_bpe", "llama3_style_bpe", *NEW_FAMILIES])
+@pytest.mark.parametrize("name", ["neox_style_bpe", "llama3_style_bpe", *NEW_FAMILIES, "deepseek-llm"])
 def test_every_code_point_splits_like_tokenizers(name):
     """All 1,112,064 scalar values through the GPT-2 pattern (with NFC and added tokens) and
     the Llama-3 pattern: per text, pre-tokens + added tokens equal tokenizers' (~5 s each)."""
@@ -480,7 +481,7 @@ def test_every_code_point_splits_like_tokenizers(name):
     )
 
 
-@pytest.mark.parametrize("name", PATTERN_REPRESENTATIVES)
+@pytest.mark.parametrize("name", [*PATTERN_REPRESENTATIVES, "deepseek-llm"])
 def test_every_bmp_code_point_counts_like_tokenizers(name):
     """Full token counts (BPE included) for every BMP code point and a sample of the others."""
     rng = np.random.default_rng(7)
@@ -497,11 +498,16 @@ def test_every_bmp_code_point_counts_like_tokenizers(name):
     )
 
 
-def assert_same_boundaries(split, pattern: int, classes: np.ndarray, texts: list[str]) -> None:
+def assert_same_boundaries(split, pattern: int, classes: np.ndarray, texts: list[str], program=None) -> None:
     folds = codepoint_tables().folds
     for text in texts:
         data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-        ends = pretokenize.pretoken_boundaries(pattern, data, classes, folds) if data.size else np.zeros(0)
+        if not data.size:
+            ends = np.zeros(0)
+        elif pattern == pretokenize.PATTERN_SPLIT_SEQUENCE:
+            ends = pretokenize.sequence_boundaries(data, classes, program)
+        else:
+            ends = pretokenize.pretoken_boundaries(pattern, data, classes, folds)
         expected = [len(text[:end].encode("utf-8")) for _, (_, end) in split.pre_tokenize_str(text)]
         assert ends.tolist() == expected, repr(text)
 
@@ -529,15 +535,19 @@ def test_pretoken_boundaries_match_the_regex(pattern, regex, class_table):
     assert_same_boundaries(split, pattern, getattr(codepoint_tables(), class_table), boundary_texts())
 
 
-@pytest.mark.parametrize("name", [*NEW_FAMILIES, "refact", "command-r", "qwen35"])
+@pytest.mark.parametrize("name", [*NEW_FAMILIES, "refact", "command-r", "qwen35", "deepseek-llm"])
 def test_pretoken_boundaries_match_the_tokenizers_pre_tokenizer(name):
     """The plan's matcher and class table split like the tokenizer's own pre-tokenizer (for
-    Digits + ByteLevel, the whole Sequence: digits cut the regex's pieces)."""
+    Digits + ByteLevel, the whole Sequence: digits cut the regex's pieces; for a sequence of
+    splits, every step)."""
     from tokcount.engines.fast import engine_plan
 
     plan = engine_plan(spec_of(name))
     split = reference(name).pre_tokenizer
-    assert_same_boundaries(split, plan.pattern, getattr(codepoint_tables(), plan.class_table), boundary_texts(6))
+    if plan.sequence is not None:
+        assert_same_boundaries(split, plan.pattern, plan.sequence.members, boundary_texts(6), plan.sequence.program)
+    else:
+        assert_same_boundaries(split, plan.pattern, getattr(codepoint_tables(), plan.class_table), boundary_texts(6))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -914,9 +924,64 @@ def test_other_digit_sequences_are_unsupported(pre_tokenizer, request):
     assert not supported and "Digits(individual_digits=true)" in why
 
 
-def test_deepseek_llm_says_why():
-    path = fixtures.shared_tokenizer("deepseek-llm")
-    if path is None:
-        pytest.skip("../shared/tokenizers/deepseek-llm.json not present")
-    supported, why = fast_support(load_tokenizer_spec(path))
+def _split(regex: str, behavior: str = "Isolated") -> dict:
+    return {"type": "Split", "pattern": {"Regex": regex}, "behavior": behavior, "invert": False}
+
+
+_LAST = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+
+
+@pytest.mark.parametrize(
+    "pre_tokenizer",
+    [
+        [_split("[\r\n]", "Removed"), _LAST],  # removes what it matches
+        [_split("\\s?[a-z]+x"), _LAST],  # not one of the shapes
+        [_split("[a-z]{2}"), _LAST],
+        [_split("[[:alpha:]]+"), _LAST],  # nested brackets
+        [_split("[\r\n]"), dict(_LAST, use_regex=True)],  # the GPT-2 regex after the splits
+        [_split("[\r\n]"), dict(_LAST, add_prefix_space=True)],
+    ],
+    ids=["removed", "other-shape", "counted", "nested-class", "byte-level-regex", "prefix-space"],
+)
+def test_other_split_sequences_are_unsupported(pre_tokenizer, request):
+    def edit(config):
+        config["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": pre_tokenizer}
+
+    supported, why = fast_support(load_tokenizer_spec(_variant(f"other_sequence_{request.node.callspec.id}", edit)))
     assert not supported and "pre-tokenizer" in why
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        ["\\p{L}+", "\\s?\\p{P}+", "\\p{N}"],
+        ["[\r\n]", "\\s+$", {"type": "Digits", "individual_digits": False}],
+        ["[\u3000-\u303f]", "\\s?[\u3000-\u303f]+", "[^a-z]+"],  # U+3000 is \s and a member
+    ],
+    ids=["properties", "digit-runs", "space-members"],
+)
+def test_split_sequences_of_the_simple_shapes_split_like_tokenizers(steps, request):
+    """Other sequences made of the same step shapes are counted too, and split as tokenizers does."""
+    from tokcount.engines.fast import engine_plan
+
+    def edit(config):
+        parts = [_split(step) if isinstance(step, str) else step for step in steps]
+        config["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [*parts, _LAST]}
+
+    path = _variant(f"simple_sequence_{request.node.callspec.id}", edit)
+    spec = load_tokenizer_spec(path)
+    supported, why = fast_support(spec)
+    assert supported and f"sequence of {len(steps)} splits" in why, why
+    plan = engine_plan(spec)
+    texts = boundary_texts(8) + ["\u3000\u3000a\u3000 \u3001x  ", "12 345\n\n 6  ", "  "]
+    assert plan.sequence is not None
+    assert_same_boundaries(
+        Tokenizer.from_file(path).pre_tokenizer, plan.pattern, plan.sequence.members, texts, plan.sequence.program
+    )
+    assert_same_counts_for(path, texts)
+
+
+def assert_same_counts_for(path: str, texts: list[str]) -> None:
+    tokenizer = Tokenizer.from_file(path)
+    got = FastCounter(load_tokenizer_spec(path)).count(texts)
+    assert got.tolist() == [len(tokenizer.encode(t).ids) for t in texts]

@@ -1,7 +1,9 @@
-"""Ctrl-C: workers stop promptly, the partial report is printed and marked incomplete."""
+"""Signals: on Ctrl-C, TERM and HUP the workers stop promptly and the partial report is printed,
+marked incomplete; a worker killed by SIGKILL (the out-of-memory killer) is replaced."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import tokenizer_fixtures
+from process_killer import Killer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -167,3 +170,88 @@ def test_ctrl_c_stops_a_scan_within_two_seconds(tmp_path):
     stopped_after = time.monotonic() - sent
     assert proc.returncode == 130 and stopped_after < 2, (stopped_after, err)
     assert json.loads(out)["complete"] is False
+
+
+def _python_children(parent: int) -> list[int]:
+    """The scan's worker processes (its Python children but multiprocessing's resource tracker)."""
+    found = []
+    for pid in _workers_of(parent):
+        try:
+            command = open(f"/proc/{pid}/cmdline").read()
+        except OSError:
+            continue
+        if command.startswith(sys.executable) and "resource_tracker" not in command:
+            found.append(pid)
+    return found
+
+
+DYING_LINE = "Ein langer Satz, with words and numbers 12345, repeated. " * 40
+DYING_LINES = 17_000  # ~40 MB: three 16 MB work units of a few seconds each with --engine hf
+
+
+def _scan_while_killing(path: Path, times: int, after: float, *options: str):
+    tok = tokenizer_fixtures.bytelevel_bpe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokcount", "scan", str(path), "--tokenizer", tok, "--engine", "hf"]
+        + ["--workers", "2", "--json", "--no-cache", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        start_new_session=True,
+    )
+    killer = Killer(functools.partial(_python_children, proc.pid), times, after)
+    killer.start()
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        killer.stop.set()
+        killer.join()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return tok, path, proc.returncode, out, err, killer.killed
+
+
+@tokenizer_fixtures.needs_tokenizers_0("needs work units of seconds: the kill must land mid-unit")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and pgrep -P")
+def test_a_worker_killed_mid_unit_is_replaced_and_the_count_stays_exact(tmp_path):
+    from tokenizers import Tokenizer
+
+    path = tmp_path / "big.jsonl"
+    path.write_text((json.dumps({"text": DYING_LINE}) + "\n") * DYING_LINES)
+    tok, path, code, out, err, killed = _scan_while_killing(path, times=1, after=1.5)
+    assert len(killed) == 1, "no worker was killed: the test proved nothing"
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert (
+        f"{path} (bytes " in err
+        and "the worker process counting it died (killed by SIGKILL: the out-of-memory killer, or kill -9);"
+        " counting it again, attempt 2 of 4"
+        in err
+    ), err
+    report = json.loads(out)
+    assert report["complete"] is True and not report["failures"]
+    exact = DYING_LINES * len(Tokenizer.from_file(tok).encode(DYING_LINE).ids)
+    assert report["total"]["tokens"] == exact
+    assert report["total"]["documents"] == DYING_LINES
+
+
+@tokenizer_fixtures.needs_tokenizers_0("needs work units of seconds: the kill must land mid-unit")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and pgrep -P")
+@pytest.mark.parametrize("options, doing", [((), "counting"), (("--estimate",), "reading")])
+def test_a_unit_whose_worker_always_dies_fails_the_scan_in_one_line_and_never_hangs(tmp_path, options, doing):
+    # Documents of ~1 MB: any work unit, sampled or counted, takes seconds
+    path = tmp_path / "long_documents.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{i} {DYING_LINE}" * (300 + 10 * i)}) + "\n" for i in range(40)))
+    tok, path, code, out, err, killed = _scan_while_killing(path, 1000, 0.5, *options)
+    assert code == 2, err
+    assert "Traceback" not in err
+    failure = [line for line in err.splitlines() if line.startswith("tokcount: error: ")]
+    assert len(failure) == 1, err
+    check = "counting" if doing == "counting" else "sampling"
+    assert failure[0].startswith(f"tokcount: error: {path}: {check} failed at bytes "), failure
+    assert failure[0].endswith(
+        f"the worker process {doing} it died on all 4 attempts (killed by SIGKILL: the out-of-memory killer, or kill -9)"
+    )
+    assert len(killed) >= 4
+    assert json.loads(out)["error"]

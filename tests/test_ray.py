@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tokenizer_fixtures
+from process_killer import Killer
 from tokenizers import Tokenizer
 
 from tokcount.errors import FileCheckError
@@ -145,37 +146,13 @@ def _long_unit(tmp_path: Path, lines: int) -> tuple[Path, list[str]]:
     return path, distinct
 
 
-class _Killer(threading.Thread):
-    """SIGKILLs the worker running a task once it has been at it for `after` seconds, up to
-    `times` different worker processes (each retry runs in a new one)."""
-
-    def __init__(self, times: int, after: float = 1.0):
-        super().__init__(daemon=True)
-        self.times, self.after = times, after
-        self.killed: list[int] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        seen: dict[int, float] = {}
-        while not self.stop.is_set() and len(self.killed) < self.times:
-            now = time.monotonic()
-            for pid in _task_processes():
-                if pid in self.killed:
-                    continue
-                first = seen.setdefault(pid, now)
-                if now - first >= self.after:
-                    os.kill(pid, signal.SIGKILL)
-                    self.killed.append(pid)
-            time.sleep(0.05)
-
-
 @tokenizer_fixtures.needs_tokenizers_0("needs a unit of several seconds: 1.x's encode is much slower")
 def test_worker_killed_mid_unit_is_retried_and_counted_once(cluster, tmp_path):
     tok = tokenizer_fixtures.bytelevel_bpe()
     path, distinct = _long_unit(tmp_path, LONG_UNIT_LINES)
     per_text = {t: len(Tokenizer.from_file(tok).encode(t * 3).ids) for t in distinct}
     exact = sum(per_text[distinct[i % len(distinct)]] for i in range(LONG_UNIT_LINES))
-    killer = _Killer(times=1)
+    killer = Killer(_task_processes, times=1)
     killer.start()
     try:
         report = scan(
@@ -193,7 +170,7 @@ def test_worker_killed_mid_unit_is_retried_and_counted_once(cluster, tmp_path):
 def test_unit_whose_worker_keeps_dying_fails_the_scan_naming_file_and_position(cluster, tmp_path):
     tok = tokenizer_fixtures.bytelevel_bpe()
     path, _ = _long_unit(tmp_path, LONG_UNIT_LINES)
-    killer = _Killer(times=10, after=0.5)  # every attempt: the first and its 3 retries
+    killer = Killer(_task_processes, times=10, after=0.5)  # every attempt: the first and its 3 retries
     killer.start()
     try:
         with pytest.raises(FileCheckError) as failed:

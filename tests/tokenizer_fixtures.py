@@ -283,11 +283,45 @@ def qwen35_style_bpe() -> str:
     return _save(tokenizer, "qwen35_style_bpe")
 
 
+# DeepSeek-LLM's pre-tokenizer shape (its letter class shortened to its first ranges; the
+# real file is ../shared/tokenizers/deepseek-llm.json): a Sequence of Splits, each cutting
+# the pieces the ones before it left, then single digits.
+DEEPSEEK_LLM_SPLITS = (
+    "[\r\n]",
+    "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕ]+",
+    "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
+    "\\s+$",
+    "[一-龥ࠀ-一가-퟿]+",
+)
+
+
+@functools.cache
+def deepseek_llm_style_bpe() -> str:
+    """DeepSeek-LLM: five Splits (line breaks, letter runs, punctuation runs, trailing
+    whitespace, CJK runs), Digits(individual_digits=true), ByteLevel(use_regex=false); a BOS
+    added by the post-processor."""
+    sequence = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(regex), "isolated") for regex in DEEPSEEK_LLM_SPLITS]
+        + [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False),
+        ]
+    )
+    tokenizer = _byte_level_family(sequence, ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<｜begin▁of▁sentence｜> $A",
+        pair="<｜begin▁of▁sentence｜> $A <｜begin▁of▁sentence｜> $B:1",
+        special_tokens=[("<｜begin▁of▁sentence｜>", tokenizer.token_to_id("<｜begin▁of▁sentence｜>"))],
+    )
+    return _save(tokenizer, "deepseek_llm_style_bpe")
+
+
 BYTE_LEVEL_FAMILIES = {
     "refact_style_bpe": refact_style_bpe,
     "command_r_style_bpe": command_r_style_bpe,
     "qwen2_style_bpe": qwen2_style_bpe,
     "qwen35_style_bpe": qwen35_style_bpe,
+    "deepseek_llm_style_bpe": deepseek_llm_style_bpe,
 }
 SHARED_NAMES = ("gpt2", "gpt-neox-20b", "llama3", "llama2")
 

@@ -3,13 +3,14 @@ picklable tasks and hand back results, with progress reported along the way."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import gc
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
-import queue
 import signal
 import sys
 import tempfile
@@ -18,6 +19,8 @@ import time
 import warnings
 from collections.abc import Callable, Generator, Sequence
 from typing import Any
+
+from .errors import EXIT_INVALID_FILE, TokcountError
 
 _progress_sink: Callable[..., None] | None = None
 
@@ -82,6 +85,26 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="tokcount-parent-watch", daemon=True).start()
 
 
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])}
+
+
+@contextlib.contextmanager
+def _signals_held_for_a_child():
+    """Blocks the signals a child handles in ``_child_of`` while it is started: a forked child
+    begins with the parent's handlers (the CLI's raises KeyboardInterrupt), and a SIGTERM that
+    stops it that early (a run that ends while a dead worker's replacement starts) printed a
+    traceback from its after-fork hooks. Blocked, the signal waits until the child's own
+    handlers are set, and then ends it quietly."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _child_of(parent_pid: int) -> None:
     """A worker's or a service's first steps: it dies with its parent and leaves signals to it."""
     _die_with_parent(parent_pid)
@@ -92,22 +115,92 @@ def _child_of(parent_pid: int) -> None:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # A forked child inherits the caller's handlers; SIGTERM is how the parent stops it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)  # held while it started
 
 
-_worker_progress_queue: Any = None  # in a worker: where report_progress sends to
+# A worker process killed mid-task (the out-of-memory killer, a lost node, kill -9) is retried
+# this often before its task fails the run; tasks that raise are not retried (the same input
+# fails again).
+DEFAULT_MAX_RETRIES = 3
 
 
-def _put_progress(**counters) -> None:
-    _worker_progress_queue.put(counters)
+class TaskFailed(TokcountError):
+    """A task whose worker process died on every attempt: ``index`` is its place in the tasks
+    handed to ``run``, so the caller can say which work unit it was."""
+
+    exit_code = EXIT_INVALID_FILE
+
+    def __init__(self, index: int, attempts: int, reason: str):
+        self.index, self.attempts, self.reason = index, attempts, reason
+        super().__init__(f"task {index}: the worker process running it died on all {attempts} attempts ({reason})")
 
 
-def _worker_init(progress_queue, prepare, parent_pid):
-    global _progress_sink, _worker_progress_queue
+def death_reason(exitcode: int | None) -> str:
+    """Why a worker process ended, from its exit code, in words a user can act on."""
+    if exitcode is None:
+        return "it stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        if -exitcode == signal.SIGKILL:
+            return f"killed by {name}: the out-of-memory killer, or kill -9"
+        if -exitcode in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT):
+            return f"killed by {name}: a crash in native code"
+        return f"killed by {name}"
+    return f"exited with status {exitcode}"
+
+
+_worker_connection: Any = None  # in a worker: its pipe to the parent
+_worker_sending = threading.Lock()  # task code may report progress from a thread of its own
+
+
+def _send(message: tuple) -> None:
+    with _worker_sending:
+        _worker_connection.send(message)
+
+
+def _send_progress(**counters) -> None:
+    _send(("progress", counters))
+
+
+def _worker_main(connection, prepare, parent_pid: int, others: list) -> None:
+    """A worker: prepare, then run each job the parent sends over this worker's own pipe and
+    send back its progress and outcome. Nothing is shared with other workers, so a worker killed
+    at any instant leaves no lock held that another process waits on."""
+    global _progress_sink, _worker_connection
     _child_of(parent_pid)
-    _worker_progress_queue = progress_queue
-    _progress_sink = _put_progress
+    for other in others:  # forked: the parent's ends of the other workers' pipes
+        other.close()
+    _worker_connection = connection
+    _progress_sink = _send_progress
+    unprepared: BaseException | None = None
     if prepare is not None:
-        prepare()
+        try:
+            prepare()
+        except BaseException as error:  # noqa: BLE001 - each task then fails with it
+            unprepared = error
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            if unprepared is not None:
+                raise unprepared
+            outcome: tuple = ("done", _run_task(job))
+        except BaseException as error:  # noqa: BLE001 - raised again in the caller
+            outcome = ("failed", error)
+        try:
+            _send(outcome)
+        except (EOFError, OSError):
+            return
+        except Exception as error:  # noqa: BLE001 - the outcome does not pickle
+            _send(("failed", RuntimeError(f"a task's outcome could not be sent back: {error!r}")))
 
 
 def _run_task(job):
@@ -140,14 +233,41 @@ def _environment(variables: dict[str, str]):
                 os.environ[name] = value
 
 
+WORKER_STOP_SECONDS = 5.0  # for a SIGTERMed worker to go before it is SIGKILLed
+
+
+class _Worker:
+    """One worker process, its pipe, and the task it runs (None: idle)."""
+
+    def __init__(self, process, connection):
+        self.process = process
+        self.connection = connection
+        self.task: int | None = None
+
+    def stop(self) -> None:
+        if self.process.exitcode is None:
+            self.process.terminate()
+
+    def reap(self) -> None:
+        self.process.join(WORKER_STOP_SECONDS)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join()
+        self.connection.close()
+
+
 class LocalExecutor:
-    """A pool of worker processes (``default_start_method``). With one worker, or one task,
-    everything runs in this process.
+    """Worker processes (``default_start_method``), each with a pipe of its own. With one
+    worker, or one task, everything runs in this process.
 
     ``start()`` starts the workers ahead of the first run, so that their start-up (``prepare``,
     and under spawn the interpreter and imports) overlaps whatever the caller does meanwhile;
-    the pool then lives until ``close()`` and serves every run. Without it, each run starts
-    and stops its own pool.
+    they then live until ``close()`` and serve every run. Without it, each run starts and stops
+    its own workers.
+
+    A worker that dies mid-task (the out-of-memory killer, kill -9, a crash) is replaced and its
+    task run again, up to ``max_retries`` times; then the run raises ``TaskFailed``. A task
+    that raises stops the run with that exception.
     """
 
     def __init__(
@@ -157,14 +277,16 @@ class LocalExecutor:
         initargs: tuple = (),
         start_method: str | None = None,
         worker_env: dict[str, str] | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
     ):
         self.workers = max(1, workers or default_workers())
         self.start_method = start_method or default_start_method()
         self.worker_env = dict(worker_env or {})  # set in the workers from their first instruction
         self.initializer = initializer
         self.initargs = initargs
-        self._pool: Any = None  # multiprocessing.pool.Pool
-        self._progress_queue: Any = None
+        self.max_retries = max_retries
+        self._workers: list[_Worker] | None = None
+        self._prepare: Callable[[], None] | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._runs = 0
 
@@ -176,11 +298,21 @@ class LocalExecutor:
 
     def start(self, prepare: Callable[[], None] | None = None) -> None:
         """Start the workers now; each calls ``prepare()`` first (imports, warm-up)."""
-        if self._pool is not None or self.workers == 1:
+        if self._workers is not None or self.workers == 1:
             return
-        ctx = multiprocessing.get_context(self.start_method)
-        self._progress_queue = ctx.Queue()
+        self._prepare = prepare
         self._scratch = tempfile.TemporaryDirectory(prefix="tokcount-")
+        self._workers = []
+        for _ in range(self.workers):
+            self._workers.append(self._start_worker())
+
+    def _start_worker(self) -> _Worker:
+        ctx: Any = multiprocessing.get_context(self.start_method)
+        mine, theirs = ctx.Pipe()
+        forked = self.start_method == "fork"
+        # A forked child holds copies of every pipe end open here: it closes the other workers'
+        # (else a worker's death would not close its pipe) and its own parent end.
+        others = [w.connection for w in self._workers or []] + [mine] if forked else []
         with warnings.catch_warnings():
             # Python >= 3.12 warns on any fork of a process with threads (here: OpenBLAS's and
             # jemalloc's idle ones); default_start_method says why these workers are safe.
@@ -189,25 +321,27 @@ class LocalExecutor:
             # touch, and so copy, every page of the parent's heap (worker start-up 0.3 -> 0.22 s).
             gc.freeze()
             try:
-                with _environment(self.worker_env):  # what a forked or spawned child starts with
-                    self._pool = ctx.Pool(self.workers, _worker_init, (self._progress_queue, prepare, os.getpid()))
+                with _environment(self.worker_env), _signals_held_for_a_child():
+                    process = ctx.Process(
+                        target=_worker_main,
+                        args=(theirs, self._prepare, os.getpid(), others),
+                        name="tokcount-worker",
+                        daemon=True,
+                    )
+                    process.start()
             finally:
                 gc.unfreeze()
+        theirs.close()
+        return _Worker(process, mine)
 
     def close(self) -> None:
         """Stop the workers now rather than wait for their interpreter teardown (~0.4 s with
         numba and a tokenizer loaded); their tasks are done or no longer wanted."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-        progress_queue, self._progress_queue = self._progress_queue, None
-        if progress_queue is not None:
-            # A worker stopped while it wrote to this queue holds its write lock for ever, so a
-            # put of ours (a task's wake-up) would wait on it in the queue's feeder thread, and
-            # this process's exit would wait on that thread: leave it behind (it is discarded).
-            progress_queue.cancel_join_thread()
-            progress_queue.close()
+        workers, self._workers = self._workers, None
+        for worker in workers or []:
+            worker.stop()
+        for worker in workers or []:
+            worker.reap()
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -220,21 +354,24 @@ class LocalExecutor:
         on_progress: Callable[..., None] | None = None,
         initializer=None,
         initargs: tuple | None = None,
+        on_retry: Callable[[int, int, str], None] | None = None,
     ) -> Generator[tuple[int, Any], None, None]:
         """Yield (task index, result) as tasks finish; the most costly tasks start first. Every
         worker runs ``initializer(*initargs)`` (default: the constructor's) before its first
-        task of this run."""
+        task of this run. A task whose worker died is run again after
+        ``on_retry(task index, attempt, why it died)``; the progress it had reported is taken
+        back first (negative counters), so the totals end exact."""
         if initargs is None:
             initializer, initargs = self.initializer, self.initargs
         order = sorted(range(len(tasks)), key=lambda i: -costs[i])
         if self.workers == 1 or len(tasks) <= 1:
             yield from self._run_here(fn, tasks, order, on_progress, initializer, initargs)
-        elif self._pool is not None:
-            yield from self._run_pool(fn, tasks, order, on_progress, initializer, initargs)
+        elif self._workers is not None:
+            yield from self._run_workers(fn, tasks, order, on_progress, initializer, initargs, on_retry)
         else:
             try:
                 self.start()
-                yield from self._run_pool(fn, tasks, order, on_progress, initializer, initargs)
+                yield from self._run_workers(fn, tasks, order, on_progress, initializer, initargs, on_retry)
             finally:
                 self.close()
 
@@ -250,59 +387,98 @@ class LocalExecutor:
         finally:
             _progress_sink = previous
 
-    def _run_pool(self, fn, tasks, order, on_progress, initializer, initargs):
+    def _run_workers(self, fn, tasks, order, on_progress, initializer, initargs, on_retry):
         self._runs += 1
         key = (os.getpid(), id(self), self._runs)
         payload = pickle.dumps(initargs, protocol=pickle.HIGHEST_PROTOCOL)
         initargs_file = None
         if len(payload) > INITARGS_PIPE_BYTES:
+            assert self._scratch is not None
             initargs_file = os.path.join(self._scratch.name, f"initargs-{self._runs}.pkl")
             with open(initargs_file, "wb") as f:
                 f.write(payload)
             initargs = ()
-        progress_queue = self._progress_queue
+        waiting = collections.deque(order)
+        attempts = collections.Counter[int]()
+        reported: dict[int, collections.Counter] = {}  # progress of the tasks under way
+        remaining = len(order)
+
+        def hand_out() -> None:
+            for k, worker in enumerate(workers):
+                while worker.task is None and waiting:
+                    i = waiting.popleft()
+                    try:
+                        worker.connection.send((key, initializer, initargs, initargs_file, fn, tasks[i]))
+                    except (EOFError, OSError):  # it died idle: a new one takes the task
+                        waiting.appendleft(i)
+                        worker = workers[k] = self._replace(worker)
+                    else:
+                        worker.task = i
+
+        workers = self._workers
+        assert workers is not None
         try:
-            # The pool's result thread files each outcome here and posts a wake-up on the
-            # progress queue, so the loop sleeps on that one queue and hands results on at once.
-            finished: dict[int, tuple[bool, object]] = {}
-
-            def on_done(i, ok):
-                def record(outcome):
-                    finished[i] = (ok, outcome)
-                    progress_queue.put(None)
-
-                return record
-
-            for i in order:
-                job = (key, initializer, initargs, initargs_file, fn, tasks[i])
-                self._pool.apply_async(_run_task, (job,), callback=on_done(i, True), error_callback=on_done(i, False))
-            remaining = len(order)
+            hand_out()
             while remaining:
-                for i in list(finished):
-                    ok, outcome = finished.pop(i)
+                watched = {w.connection: w for w in workers} | {w.process.sentinel: w for w in workers}
+                for ready in multiprocessing.connection.wait(list(watched)):
+                    worker = watched[ready]
+                    if worker not in workers:
+                        continue  # replaced earlier in this round
+                    message = self._receive(worker)
+                    if message is None:  # the worker died
+                        i = worker.task
+                        workers[workers.index(worker)] = self._replace(worker)
+                        if i is None:
+                            continue  # idle: nothing lost
+                        attempts[i] += 1
+                        taken_back = reported.pop(i, None)
+                        if taken_back and on_progress is not None:
+                            on_progress(**{name: -value for name, value in taken_back.items()})
+                        reason = death_reason(worker.process.exitcode)
+                        if attempts[i] > self.max_retries:
+                            raise TaskFailed(i, attempts[i], reason)
+                        if on_retry is not None:
+                            on_retry(i, attempts[i] + 1, reason)
+                        waiting.appendleft(i)
+                        continue
+                    kind, content = message
+                    if kind == "progress":
+                        if worker.task is not None:
+                            reported.setdefault(worker.task, collections.Counter()).update(content)
+                        if on_progress is not None:
+                            on_progress(**content)
+                        continue
+                    if kind == "failed":
+                        raise content
+                    i, worker.task = worker.task, None
+                    reported.pop(i, None)
                     remaining -= 1
-                    if not ok:
-                        raise outcome
-                    yield i, outcome
-                if remaining:
-                    self._drain(progress_queue, on_progress, timeout=0.5)
-            self._drain(progress_queue, on_progress, timeout=0)
+                    hand_out()  # the worker goes on while the caller takes the result
+                    yield i, content
+                hand_out()
         except BaseException:
             self.close()  # Ctrl-C, a bug, or a caller that stopped early: stop the workers now
             raise
 
     @staticmethod
-    def _drain(progress_queue, on_progress, timeout: float) -> None:
-        """Hand on queued progress; wait up to `timeout` for the first item (None = a task
-        finished: return so the caller collects it)."""
+    def _receive(worker: _Worker) -> tuple | None:
+        """The worker's next message, or None if it died. A message sent just before dying is
+        still read: the pipe holds it after the process is gone."""
         try:
-            item = progress_queue.get(timeout=timeout) if timeout else progress_queue.get_nowait()
-            while item is not None:
-                if on_progress is not None:
-                    on_progress(**item)
-                item = progress_queue.get_nowait()
-        except queue.Empty:
-            pass
+            if worker.connection.poll():
+                return worker.connection.recv()
+        except (EOFError, OSError):
+            return None
+        # Woken by the pipe or the sentinel with nothing to read: it died, or is dying (its pipe
+        # closed first); its exit code says how.
+        worker.process.join(WORKER_STOP_SECONDS)
+        return None
+
+    def _replace(self, dead: _Worker) -> _Worker:
+        dead.stop()
+        dead.reap()
+        return self._start_worker()
 
 
 SERVICE_READY_SECONDS = 60.0  # for a service's object to be built (a large tokenizer: ~1 s)
@@ -353,7 +529,7 @@ class ServiceProcess:
         self._ready = False
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-            with _environment(env or {}):
+            with _environment(env or {}), _signals_held_for_a_child():
                 self._process = ctx.Process(
                     target=_serve,
                     args=(theirs, mine if start_method == "fork" else None, factory, os.getpid()),

@@ -15,22 +15,11 @@ from typing import Any
 
 from . import executors
 from .errors import UsageError
+from .executors import DEFAULT_MAX_RETRIES, TaskFailed
 
 RAY_MISSING = "the Ray executor (--executor ray) needs Ray: pip install 'tokcount[ray]'"
 
-# A worker process killed mid-task (OOM killer, a lost node, kill -9) is retried this often
-# before the unit fails the scan; tasks that raise are not retried (the same input fails again).
-DEFAULT_MAX_RETRIES = 3
 PROGRESS_POLL_SECONDS = 0.5
-
-
-class TaskFailed(Exception):
-    """A task whose worker process died on every attempt: ``index`` is its place in the tasks
-    handed to ``run``, so the caller can say which work unit it was."""
-
-    def __init__(self, index: int, attempts: int, reason: str):
-        self.index, self.attempts, self.reason = index, attempts, reason
-        super().__init__(f"task {index} failed {attempts} times: {reason}")
 
 
 def import_ray():
@@ -182,10 +171,18 @@ class RayExecutor:
                 pass
 
     def run(
-        self, fn: Callable, tasks: Sequence, costs: Sequence[int], on_progress=None, initializer=None, initargs=None
+        self,
+        fn: Callable,
+        tasks: Sequence,
+        costs: Sequence[int],
+        on_progress=None,
+        initializer=None,
+        initargs=None,
+        on_retry=None,
     ):
         """``LocalExecutor.run`` on the cluster: yield (task index, result) as tasks finish,
-        the most costly tasks first.
+        the most costly tasks first. Ray retries a task whose worker died by itself and says so
+        on stderr (``on_retry`` is not called).
         Raises ``TaskFailed`` for a task whose worker died on every attempt, and whatever a
         task raised."""
         ray = import_ray()

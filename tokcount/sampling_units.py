@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import FileCheckError
+from .executors import TaskFailed
 from .formats.base import BadRecord, TextPolicy, WorkUnit
 
 BYTES = "bytes"  # plain jsonl byte ranges: x = bytes of the lines a range owns
@@ -318,7 +320,10 @@ class RoundReader:
         try:
             for k in range(len(draws)):
                 while k not in done:
-                    i, reading = next(running)
+                    try:
+                        i, reading = next(running)
+                    except TaskFailed as failed:
+                        raise _named(failed, draws[failed.index][0]) from None
                     done[i] = reading
                     received += 1
                     if received == len(draws):
@@ -327,6 +332,18 @@ class RoundReader:
                 yield self.crediting.credit(draws[k][0], done.pop(k))
         finally:
             running.close()  # stopped early (a budget, Ctrl-C, a disagreement): the workers stop
+
+
+def _named(failed: TaskFailed, units: SamplingUnit) -> FileCheckError:
+    """A draw whose worker process died on every attempt, named by its file and place."""
+    from .scanning import describe_unit  # here only: the workers that import this module need none of it
+
+    return FileCheckError(
+        units[0].path,
+        "sampling",
+        f"the worker process reading it died on all {failed.attempts} attempts ({failed.reason})",
+        describe_unit(units[0]),
+    )
 
 
 __all__ = [

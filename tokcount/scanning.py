@@ -24,7 +24,7 @@ from .engines import HF_REQUESTED, EngineChoice, choose_engine
 from .engines.hf import worker_start_method
 from .engines.parity import GuardBudget, ParityGuard, ParityTotals, check_deferred, recount_on_disagreement
 from .errors import FileCheckError, UsageError
-from .executors import LocalExecutor, default_workers
+from .executors import LocalExecutor, TaskFailed, default_workers
 from .formats.base import TEXT, TextFormat, TokenFormat, WorkUnit
 from .formats.indexed import IndexedShard, check_tokens
 from .formats.registry import JSONL, TOKEN_MEMMAP
@@ -564,7 +564,15 @@ def _run_units(
         return None  # no worker, and no tokenizer built
     policy = text.policy()
     tasks = [(u, policy) for u in pending]
-    running = executor.run(count_unit, tasks, [u.cost for u in pending], progress.advance, start_worker, initargs)
+    running = executor.run(
+        count_unit,
+        tasks,
+        [u.cost for u in pending],
+        progress.advance,
+        start_worker,
+        initargs,
+        on_retry=functools.partial(_say_unit_retried, pending, progress, executor.max_retries),
+    )
     budget = GuardBudget()  # the run's: the guard's time grows with the engine's
     with contextlib.closing(running) as done, _unit_failures_named(pending):
         for _, unit_result in done:
@@ -620,10 +628,8 @@ def _keep_bounded(unit_result: UnitResult, file_results: list[UnitResult], spill
 
 @contextlib.contextmanager
 def _unit_failures_named(units: list[WorkUnit]):
-    """A unit whose worker process died on every attempt (Ray retries it) fails the scan,
-    named by its file and where the unit lies in it."""
-    from .ray_executor import TaskFailed
-
+    """A unit whose worker process died on every attempt (the executor retries it) fails the
+    scan, named by its file and where the unit lies in it."""
     try:
         yield
     except TaskFailed as e:
@@ -634,6 +640,16 @@ def _unit_failures_named(units: list[WorkUnit]):
             f"the worker process counting it died on all {e.attempts} attempts ({e.reason})",
             describe_unit(unit),
         ) from None
+
+
+def _say_unit_retried(units: list[WorkUnit], progress: Progress, retries: int, index: int, attempt: int, reason: str):
+    unit = units[index]
+    status = getattr(progress, "status", None)  # optional in a Progress
+    if status is not None:
+        status(
+            f"{unit.path} ({describe_unit(unit)}): the worker process counting it died ({reason});"
+            f" counting it again, attempt {attempt} of {retries + 1}"
+        )
 
 
 def describe_unit(unit: WorkUnit) -> str:

@@ -7,7 +7,8 @@ Text arrives as UTF-8 bytes (valid: Python encoded it). The pipeline per documen
 1. added tokens: leftmost-longest literal matches, first of the non-normalized set over the
    whole text, then of the normalized set inside each gap (each match is one token);
 2. pre-tokenization of each remaining piece with a hand-written matcher of the GPT-2 or the
-   Llama-3 regex (code point classes come from tables derived from the regex engine);
+   Llama-3 regex, or a sequence of simple splits (code point classes come from tables derived
+   from the regex engine);
 3. per pre-token, a count cache (open addressing, keys verified byte for byte); a miss runs
    byte-level BPE with the merge order of tokenizers' ``Word::merge_all`` and caches the count.
 
@@ -33,7 +34,7 @@ from .cache import (
     count_pending,
     short_key_hash,
 )
-from .pretokenize import next_added_token, pretoken_end
+from .pretokenize import PATTERN_SPLIT_SEQUENCE, next_added_token, pretoken_end, sequence_cuts
 from .primitives import prefetch_row
 
 # Cache misses are counted in batches of this many: BPE back to back keeps the merge tables in
@@ -53,6 +54,7 @@ def count_documents(
     pattern,
     classes,
     folds,
+    program,
     unnormalized_tokens,
     normalized_tokens,
     cache,
@@ -62,6 +64,9 @@ def count_documents(
     """Adds to counts[d], for each d in `documents`, the tokens of buf[starts[d]:ends[d]]
     (post-processor tokens excluded).
 
+    `pattern`, `classes`, `folds`: the matcher (pretokenize.PATTERN_*) and its tables; for
+    PATTERN_SPLIT_SEQUENCE, `classes` is the sequence's membership table and `program` its
+    steps (pretokenize.sequence_cuts), which other patterns leave empty.
     `unnormalized_tokens` / `normalized_tokens`: (patterns, starts, lengths, first_begin,
     first_end, first_mask, second_mask, uniform, lone_bytes) of the added tokens matched on the original and
     on the normalized text (for text that was normalized here, the caller passes an empty first
@@ -82,6 +87,12 @@ def count_documents(
     pending = np.empty((3, PENDING_MISSES), dtype=np.int64)  # rows: start, end, document
     ring = np.empty((4, RING), dtype=np.int64)  # rows: start, end, key word, hash
     n_pending = 0
+    sequence = pattern == PATTERN_SPLIT_SEQUENCE
+    longest = 0
+    if sequence:
+        for di in range(documents.shape[0]):
+            longest = max(longest, ends[documents[di]] - starts[documents[di]])
+    cuts = np.zeros(longest + 1, dtype=np.uint8)  # sequence_cuts' marks for one text segment
     pretokens = np.int64(0)
     hits = np.int64(0)
     hot_hits = np.int64(0)
@@ -120,13 +131,21 @@ def count_documents(
                     n_uniform,
                     n_lone,
                 )
+                segment = pos
+                if sequence and pos < inner_match:
+                    sequence_cuts(buf, pos, inner_match, classes, program, cuts)
                 while pos < inner_match:
                     # Split up to RING pre-tokens and prefetch their cache slots, then look them
                     # up: the slots' cache misses overlap instead of coming one after another.
                     mask = np.uint64(meta[META_SLOT_MASK])
                     n_ring = 0
                     while pos < inner_match and n_ring < RING:
-                        token_end = pretoken_end(pattern, buf, pos, inner_match, classes, folds)
+                        if sequence:
+                            token_end = pos + 1
+                            while cuts[token_end - segment] == 0:
+                                token_end += 1
+                        else:
+                            token_end = pretoken_end(pattern, buf, pos, inner_match, classes, folds)
                         # Written out: a helper returning (key, hash) measured 10% slower here.
                         length = token_end - pos
                         if length <= SHORT_KEY_BYTES:

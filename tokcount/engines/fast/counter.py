@@ -13,7 +13,7 @@ from ...tokenizer import TokenizerSpec
 from ..hf import TokenCounter
 from . import cache, count, pretokenize
 from .codepoints import codepoint_tables
-from .plan import LiteralSet, engine_plan, fast_support
+from .plan import NO_PROGRAM, LiteralSet, engine_plan, fast_support
 
 # Pre-tokens longer than this are not cached (BPE each time): long runs are rare and would
 # crowd the arena.
@@ -82,7 +82,9 @@ class FastCounter:
         self.add_special_tokens = add_special_tokens
         self.plan = engine_plan(spec)
         self.tables = codepoint_tables()
-        self._classes = getattr(self.tables, self.plan.class_table)
+        sequence = self.plan.sequence
+        self._classes = sequence.members if sequence is not None else getattr(self.tables, self.plan.class_table)
+        self._program = sequence.program if sequence is not None else NO_PROGRAM
         self.cache = PretokenCache(cache_bytes)
         # The slow path's reference; a worker passes its own so the tokenizer is built once.
         if reference is None or reference.add_special_tokens != add_special_tokens:
@@ -245,6 +247,7 @@ class FastCounter:
                 self.plan.pattern,
                 self._classes,
                 self.tables.folds,
+                self._program,
                 unnormalized,
                 self.plan.normalized.as_tuple(),
                 self.cache.as_tuple(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import pickle
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,14 @@ from ...tokenizer import TokenizerSpec, build_tokenizer
 from ..hf import post_processor_tokens
 from . import bpe, pretokenize
 from .code_version import engine_code_version
-from .codepoints import LLAMA3_PATTERN, QWEN2_PATTERN, QWEN35_PATTERN
+from .codepoints import (
+    CODE_POINTS,
+    LLAMA3_PATTERN,
+    QWEN2_PATTERN,
+    QWEN35_PATTERN,
+    isolated_digit_members,
+    regex_members,
+)
 
 PLANS_KEPT = 8  # on disk, least recently used first out (Llama-3's is 11 MB)
 # Merges in the small table of frequent (small-id) pairs: 64 KiB, which stays in the CPU caches.
@@ -176,12 +184,24 @@ class BpeModel:
 
 
 @dataclass(frozen=True)
+class SplitSequence:
+    """A pre-tokenizer Sequence of simple splits, as pretokenize.sequence_cuts takes it."""
+
+    members: np.ndarray  # uint8[0x110000]: a bit per class (SEQUENCE_SPACE_BIT is \s)
+    program: np.ndarray  # int64[steps, 2]: (pretokenize.STEP_*, class bit)
+
+
+NO_PROGRAM = np.zeros((0, 2), dtype=np.int64)
+
+
+@dataclass(frozen=True)
 class EnginePlan:
     """Everything the kernels need for one tokenizer; shared by all counters of that tokenizer."""
 
     description: str
     pattern: int
     class_table: str  # which of codepoints.CodepointTables' class tables the matcher reads
+    sequence: SplitSequence | None  # for PATTERN_SPLIT_SEQUENCE, which reads no class table
     nfc: bool
     unnormalized: LiteralSet
     normalized: LiteralSet
@@ -235,7 +255,15 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
     model = config.get("model") or {}
     if model.get("type") != "BPE":
         raise Unsupported(f"model is {model.get('type')}, the fast engine handles byte-level BPE only")
-    pattern, class_table, pattern_name = _pre_tokenizer_pattern(config.get("pre_tokenizer"))
+    sequence = None
+    try:
+        pattern, class_table, pattern_name = _pre_tokenizer_pattern(config.get("pre_tokenizer"))
+    except Unsupported as why:
+        sequence = split_sequence(config.get("pre_tokenizer"))
+        if sequence is None:
+            raise why from None
+        pattern, class_table = pretokenize.PATTERN_SPLIT_SEQUENCE, ""
+        pattern_name = f"sequence of {sequence.program.shape[0]} splits"
     nfc = _normalizer_is_nfc(config.get("normalizer"))
     if model.get("dropout") not in (None, 0, 0.0):
         raise Unsupported("BPE dropout makes counts random")
@@ -243,6 +271,8 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
         if model.get(option):
             raise Unsupported(f"BPE {option} is set")
     tokenizer = build_tokenizer(spec)
+    if sequence is not None:
+        _check_sequence_on_probes(sequence, tokenizer)
     if getattr(tokenizer, "encode_special_tokens", False):
         raise Unsupported("encode_special_tokens is on (special tokens are not split off)")
     unnormalized, normalized = _added_token_sets(config, tokenizer)
@@ -254,7 +284,9 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
     if missing.size:
         listed = ", ".join(f"0x{b:02X}" for b in missing.tolist())
         description += f"; texts with a byte that has no token ({listed}) are counted by tokenizers"
-    return EnginePlan(description, pattern, class_table, nfc, unnormalized, normalized, post_tokens, bpe, unencodable)
+    return EnginePlan(
+        description, pattern, class_table, sequence, nfc, unnormalized, normalized, post_tokens, bpe, unencodable
+    )
 
 
 def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str, str]:
@@ -295,6 +327,89 @@ def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str, str]:
         "Digits(individual_digits=true)) nor Split(the Llama-3, Qwen2 or Qwen3.5 regex) + "
         f"ByteLevel(use_regex=false): {described}"
     )
+
+
+# A character class the regex engine evaluates for us (any bracket expression without nested
+# brackets, or a \p{...} property): one code point, whatever it holds.
+_CLASS = r"(\[(?:[^\[\]\\]|\\[rntfv])+\]|\\p\{[A-Za-z_]+\})"
+SEQUENCE_STEP_SHAPES = (
+    (re.compile(_CLASS), pretokenize.STEP_ISOLATE),
+    (re.compile(_CLASS + r"\+"), pretokenize.STEP_RUN),
+    (re.compile(r"\\s\?" + _CLASS + r"\+"), pretokenize.STEP_SPACE_RUN),
+    (re.compile(r"\\s\+\$"), pretokenize.STEP_TRAILING_SPACE),
+)
+DIGITS_CLASS = "Digits"  # the class of Digits: Rust's char::is_numeric, read off Digits itself
+
+
+def split_sequence(pre_tokenizer: dict | None) -> SplitSequence | None:
+    r"""The steps of Sequence([Split(regex, Isolated) or Digits, ..., ByteLevel(use_regex=false)])
+    when every regex has one of the SEQUENCE_STEP_SHAPES (DeepSeek-LLM: [\r\n], \s?[letters]+,
+    \s?[punctuation]+, \s+$, [CJK]+, then Digits(individual_digits=true)); else None. Which code
+    points each class holds is asked of tokenizers' own regex engine (or of Digits), one pass
+    over every code point per class."""
+    if not pre_tokenizer or pre_tokenizer.get("type") != "Sequence":
+        return None
+    parts = pre_tokenizer.get("pretokenizers") or []
+    last = parts[-1] if parts else {}
+    if not (
+        last.get("type") == "ByteLevel" and not last.get("add_prefix_space", True) and not last.get("use_regex", True)
+    ):
+        return None
+    steps: list[tuple[int, str]] = []
+    for part in parts[:-1]:
+        if part.get("type") == "Digits":
+            individual = bool(part.get("individual_digits", False))
+            steps.append((pretokenize.STEP_ISOLATE if individual else pretokenize.STEP_RUN, DIGITS_CLASS))
+            continue
+        regex = (part.get("pattern") or {}).get("Regex")
+        if part.get("type") != "Split" or part.get("behavior") != "Isolated" or part.get("invert") or regex is None:
+            return None
+        for shape, kind in SEQUENCE_STEP_SHAPES:
+            matched = shape.fullmatch(regex)
+            if matched:
+                steps.append((kind, matched.group(1) if matched.groups() else ""))
+                break
+        else:
+            return None
+    classes = sorted({cls for _, cls in steps if cls})
+    if not steps or len(classes) > 7:  # a bit each, beside the one of \s
+        return None
+    bit_of = {cls: 2 << i for i, cls in enumerate(classes)}
+    return SplitSequence(
+        _sequence_members(tuple(classes)),
+        np.array([(kind, bit_of.get(cls, 0)) for kind, cls in steps], dtype=np.int64).reshape(-1, 2),
+    )
+
+
+def _sequence_members(classes: tuple[str, ...]) -> np.ndarray:
+    members = np.zeros(CODE_POINTS, dtype=np.uint8)
+    members[regex_members(r"\s")] |= pretokenize.SEQUENCE_SPACE_BIT
+    for i, cls in enumerate(classes):
+        found = isolated_digit_members() if cls == DIGITS_CLASS else regex_members(cls)
+        members[found] |= 2 << i
+    return members
+
+
+SEQUENCE_PROBES = (
+    "Hello, World! 123 4567  \r\n\n  tab\there\u3000\u3000x\u3000,",
+    " héllo wörld ÀÖØ µ ﬀ Ｆｕｌｌ！ ‘quoted’ “双” 。 ，",
+    "中文字符串，日本語のテキスト 한국어 텍스트 ١٢٣ ४५६ ๗๘  ",
+    "a  \t b\x0b\x0c\x85\xa0\u1680\u2000\u2028\u2029\u202f\u205f end   ",
+    "'s 've x'll ǅ ǈ Ⰰ Ꙁ 𐐀𐑏 𞤀 ⅰⅱ ½ ¹ 𝟘 🙂 \U00010000 ",
+)
+
+
+def _check_sequence_on_probes(sequence: SplitSequence, tokenizer: Tokenizer) -> None:
+    """The derived steps split a few probe texts exactly as the tokenizer's pre-tokenizer does;
+    the differential tests check far more, this catches a misread pre-tokenizer at load."""
+    pre_tokenizer = tokenizer.pre_tokenizer
+    assert pre_tokenizer is not None  # a Sequence was read from its JSON
+    for text in SEQUENCE_PROBES:
+        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        ends = pretokenize.sequence_boundaries(data, sequence.members, sequence.program).tolist()
+        expected = [len(text[:end].encode("utf-8")) for _, (_, end) in pre_tokenizer.pre_tokenize_str(text)]
+        if ends != expected:
+            raise Unsupported(f"the sequence of splits, as read, splits {text!r} unlike tokenizers")
 
 
 def _normalizer_is_nfc(normalizer: dict | None) -> bool:

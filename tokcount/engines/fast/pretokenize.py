@@ -468,3 +468,103 @@ def documents_with_bytes(buf, starts, ends, marked):
                 break
             pos += 1
     return out[:n]
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequences of simple splits (DeepSeek-LLM): each step cuts every piece the steps before it left
+
+
+PATTERN_SPLIT_SEQUENCE = 3  # the pieces come from sequence_cuts, not from a matcher
+
+STEP_ISOLATE = 0  # [C]: each member a piece of its own (also Digits(individual_digits=true))
+STEP_RUN = 1  # [C]+: each run of members a piece (also Digits(individual_digits=false))
+STEP_SPACE_RUN = 2  # \s?[C]+: a run of members, with the whitespace character before it
+STEP_TRAILING_SPACE = 3  # \s+$: the whitespace a piece ends with
+SEQUENCE_SPACE_BIT = 1  # bit of \s in a sequence's membership table; the steps' classes get others
+
+
+@numba.njit(cache=True)
+def sequence_cuts(buf, start, end, members, program, cuts):
+    """Marks cuts[k] = 1 at every offset k from `start` where a piece of buf[start:end] begins
+    or ends (cuts[0] and cuts[end - start] included), for a Sequence of Split(regex, Isolated)
+    steps whose regexes have the shapes STEP_*. `members[cp]` holds a bit per class (bit
+    SEQUENCE_SPACE_BIT: \\s); `program` rows are (STEP_*, class bit).
+
+    Each step works as tokenizers' Sequence does: on every piece the steps before it left, on
+    its own (a match never crosses a cut; `$` is a piece's end), scanning leftmost-first as
+    Oniguruma does; a piece is the text between two cuts, so steps only ever add cuts."""
+    n = end - start
+    for k in range(n + 1):
+        cuts[k] = 0
+    cuts[0] = 1
+    cuts[n] = 1
+    for s in range(program.shape[0]):
+        kind = program[s, 0]
+        bit = program[s, 1]
+        p = start
+        if kind == STEP_ISOLATE:
+            while p < end:
+                cp, width = decode_utf8(buf, p)
+                if members[cp] & bit:
+                    cuts[p - start] = 1
+                    cuts[p + width - start] = 1
+                p += width
+        elif kind == STEP_RUN:
+            inside = False
+            while p < end:
+                cp, width = decode_utf8(buf, p)
+                member = (members[cp] & bit) != 0
+                if member != inside:
+                    cuts[p - start] = 1
+                    inside = member
+                p += width
+        elif kind == STEP_SPACE_RUN:
+            while p < end:
+                cp, width = decode_utf8(buf, p)
+                after = p + width
+                run_from = -1
+                # \s? takes the whitespace when a member follows it in the same piece; else it
+                # matches empty and the run must start here (U+3000 is both \s and CJK punctuation)
+                if (members[cp] & SEQUENCE_SPACE_BIT) and after < end and cuts[after - start] == 0:
+                    c1, w1 = decode_utf8(buf, after)
+                    if members[c1] & bit:
+                        run_from = after + w1
+                if run_from < 0 and (members[cp] & bit):
+                    run_from = after
+                if run_from < 0:
+                    p = after
+                    continue
+                q = run_from
+                while q < end and cuts[q - start] == 0:
+                    c2, w2 = decode_utf8(buf, q)
+                    if not (members[c2] & bit):
+                        break
+                    q += w2
+                cuts[p - start] = 1
+                cuts[q - start] = 1
+                p = q
+        else:  # STEP_TRAILING_SPACE
+            trailing_from = start  # where the current piece's final whitespace run begins
+            while p < end:
+                cp, width = decode_utf8(buf, p)
+                p += width
+                if not (members[cp] & SEQUENCE_SPACE_BIT):
+                    trailing_from = p
+                if cuts[p - start]:  # the piece ends here
+                    cuts[trailing_from - start] = 1
+                    trailing_from = p
+    return cuts
+
+
+@numba.njit(cache=True)
+def sequence_boundaries(buf, members, program):
+    """All piece ends of one text (for tests and diagnostics, like pretoken_boundaries)."""
+    cuts = np.zeros(buf.shape[0] + 1, dtype=np.uint8)
+    sequence_cuts(buf, 0, buf.shape[0], members, program, cuts)
+    ends = np.empty(buf.shape[0], dtype=np.int64)
+    n = 0
+    for k in range(1, buf.shape[0] + 1):
+        if cuts[k]:
+            ends[n] = k
+            n += 1
+    return ends[:n]
