@@ -4,8 +4,8 @@ The reference count is always `len(Tokenizer.from_str(json).encode(text, add_spe
 from a tokenizer built here, never anything produced by the engine. Tokenizers: small byte-level
 BPEs trained on the spot (GPT-2 pattern; Llama-3 pattern with ignore_merges; GPT-2 pattern with
 NFC and NeoX-style whitespace added tokens; Digits(individual) before the GPT-2 pattern, with and
-without NFC, one lacking a single-byte token; the Qwen2 and Qwen3.5 split patterns; a
-DeepSeek-LLM-shaped sequence of splits), plus the real GPT-2, GPT-NeoX-20B, Llama-3, Refact, Command-R, Qwen3.5 and DeepSeek-LLM from ../shared
+without NFC, one lacking a single-byte token; the Qwen2, Qwen3.5, o200k and Tekken split
+patterns and tiktoken's cl100k regex; a DeepSeek-LLM-shaped sequence of splits), plus the real GPT-2, GPT-NeoX-20B, Llama-3, Refact, Command-R, Qwen3.5 and DeepSeek-LLM from ../shared
 when present.
 """
 
@@ -28,10 +28,13 @@ if not fixtures.TRAINABLE:
 
 from tokcount.engines.fast import FastCounter, bpe, count, fast_support, pretokenize
 from tokcount.engines.fast.codepoints import (
+    CL100K_TIKTOKEN_PATTERN,
     GPT2_PATTERN,
     LLAMA3_PATTERN,
+    O200K_PATTERN,
     QWEN2_PATTERN,
     QWEN35_PATTERN,
+    TEKKEN_PATTERN,
     codepoint_tables,
     isolated_digit_members,
 )
@@ -514,7 +517,7 @@ def assert_same_boundaries(split, pattern: int, classes: np.ndarray, texts: list
 
 def boundary_texts(seed: int = 5, count: int = 300) -> list[str]:
     rng = np.random.default_rng(seed)
-    pieces = ADVERSARIAL_PIECES + [" " * k for k in range(1, 5)] + ["\r\n\r\n", "'S'"]
+    pieces = ADVERSARIAL_PIECES + [" " * k for k in range(1, 5)] + ["\r\n\r\n", "'S'", "1234567", " \n \n "]
     return ["".join(rng.choice(pieces, size=rng.integers(1, 30)).tolist()) for _ in range(count)]
 
 
@@ -525,6 +528,9 @@ def boundary_texts(seed: int = 5, count: int = 300) -> list[str]:
         (pretokenize.PATTERN_LLAMA3, LLAMA3_PATTERN, "classes"),
         (pretokenize.PATTERN_QWEN2, QWEN2_PATTERN, "classes"),
         (pretokenize.PATTERN_QWEN2, QWEN35_PATTERN, "classes_marks_as_letters"),
+        (pretokenize.PATTERN_O200K, O200K_PATTERN, "classes_cased"),
+        (pretokenize.PATTERN_TEKKEN, TEKKEN_PATTERN, "classes_cased"),
+        (pretokenize.PATTERN_CL100K_TIKTOKEN, CL100K_TIKTOKEN_PATTERN, "classes"),
     ],
 )
 def test_pretoken_boundaries_match_the_regex(pattern, regex, class_table):

@@ -283,6 +283,49 @@ def qwen35_style_bpe() -> str:
     return _save(tokenizer, "qwen35_style_bpe")
 
 
+# o200k (GPT-4o, gpt-oss) and Tekken (Mistral-Nemo), as their tokenizer.json files declare them.
+O200K_REGEX = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+TEKKEN_REGEX = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*"
+    r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+# tiktoken's cl100k pattern (0.12), possessive forms and all, as a converted tokenizer.json holds it.
+CL100K_TIKTOKEN_REGEX = (
+    r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$"
+    r"|\s*[\r\n]|\s+(?!\S)|\s"
+)
+
+
+@functools.cache
+def cl100k_tiktoken_style_bpe() -> str:
+    """cl100k as tiktoken writes its regex: Split(that regex) then ByteLevel(use_regex=false)."""
+    tokenizer = _byte_level_family(_split_then_byte_level(CL100K_TIKTOKEN_REGEX), ["<|endoftext|>", "<|fim_prefix|>"])
+    return _save(tokenizer, "cl100k_tiktoken_style_bpe")
+
+
+@functools.cache
+def o200k_style_bpe() -> str:
+    """GPT-4o / gpt-oss: Split(o200k regex) then ByteLevel(use_regex=false), no normalizer."""
+    tokenizer = _byte_level_family(_split_then_byte_level(O200K_REGEX), ["<|endoftext|>", "<|return|>"])
+    return _save(tokenizer, "o200k_style_bpe")
+
+
+@functools.cache
+def tekken_style_bpe() -> str:
+    """Mistral-Nemo's Tekken: Split(Tekken regex) then ByteLevel(use_regex=false), ignore_merges."""
+    tokenizer = _byte_level_family(_split_then_byte_level(TEKKEN_REGEX), ["<unk>", "<s>", "</s>"])
+    data = json.loads(tokenizer.to_str())
+    data["model"]["ignore_merges"] = True
+    return _save(Tokenizer.from_str(json.dumps(data)), "tekken_style_bpe")
+
+
 # DeepSeek-LLM's pre-tokenizer shape (its letter class shortened to its first ranges; the
 # real file is ../shared/tokenizers/deepseek-llm.json): a Sequence of Splits, each cutting
 # the pieces the ones before it left, then single digits.
@@ -322,6 +365,9 @@ BYTE_LEVEL_FAMILIES = {
     "qwen2_style_bpe": qwen2_style_bpe,
     "qwen35_style_bpe": qwen35_style_bpe,
     "deepseek_llm_style_bpe": deepseek_llm_style_bpe,
+    "o200k_style_bpe": o200k_style_bpe,
+    "cl100k_tiktoken_style_bpe": cl100k_tiktoken_style_bpe,
+    "tekken_style_bpe": tekken_style_bpe,
 }
 SHARED_NAMES = ("gpt2", "gpt-neox-20b", "llama3", "llama2")
 

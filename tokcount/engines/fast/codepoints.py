@@ -50,6 +50,12 @@ CLASS_LETTER = 1
 CLASS_NUMBER = 2
 CLASS_SPACE = 3
 CLASS_DIGIT = 4  # a digit that Digits(individual_digits=true) isolates: always a piece of its own
+# Added to the class in the o200k table (``classes_cased``): the two letter sets of the o200k
+# and Tekken patterns' case-structured runs. Marks are in both (and CLASS_OTHER), as are \p{Lm}
+# and \p{Lo}; \p{Lu} and \p{Lt} are only upper, \p{Ll} only lower.
+CASE_UPPER = 0x10  # [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]
+CASE_LOWER = 0x20  # [\p{Ll}\p{Lm}\p{Lo}\p{M}]
+CLASS_MASK = 0x0F
 
 # Bits of the fold table: which letter of the contractions 's 't 're 've 'm 'll 'd a code point
 # matches under (?i).
@@ -69,9 +75,28 @@ QWEN35_PATTERN = (
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 LLAMA3_CONTRACTIONS = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+# tiktoken's cl100k pattern (0.12), as a tokenizer.json converted from tiktoken may hold it.
+CL100K_TIKTOKEN_PATTERN = (
+    r"'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$"
+    r"|\s*[\r\n]|\s+(?!\S)|\s"
+)
+# o200k (GPT-4o, gpt-oss) and Mistral's Tekken (as llama.cpp calls it, "nemo"): letter runs
+# structured by case, a contraction suffix (o200k only), "/" after punctuation runs.
+_UPPER_SET = r"[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]"
+_LOWER_SET = r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]"
+O200K_PATTERN = (
+    rf"[^\r\n\p{{L}}\p{{N}}]?{_UPPER_SET}*{_LOWER_SET}+{LLAMA3_CONTRACTIONS}?"
+    rf"|[^\r\n\p{{L}}\p{{N}}]?{_UPPER_SET}+{_LOWER_SET}*{LLAMA3_CONTRACTIONS}?"
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+TEKKEN_PATTERN = (
+    rf"[^\r\n\p{{L}}\p{{N}}]?{_UPPER_SET}*{_LOWER_SET}+"
+    rf"|[^\r\n\p{{L}}\p{{N}}]?{_UPPER_SET}+{_LOWER_SET}*"
+    r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
-TABLES_FORMAT = 3  # bump when the derivation changes
-CLASS_TABLES = ("classes", "classes_isolated_digits", "classes_marks_as_letters")
+TABLES_FORMAT = 4  # bump when the derivation changes
+CLASS_TABLES = ("classes", "classes_isolated_digits", "classes_marks_as_letters", "classes_cased")
 
 
 @dataclass(frozen=True)
@@ -79,6 +104,7 @@ class CodepointTables:
     classes: np.ndarray  # uint8[0x110000]: CLASS_* (letter, number, space, other)
     classes_isolated_digits: np.ndarray  # classes, with Digits' digits as CLASS_DIGIT
     classes_marks_as_letters: np.ndarray  # classes, with \p{M} as CLASS_LETTER (Qwen3.5)
+    classes_cased: np.ndarray  # classes, with CASE_UPPER / CASE_LOWER added (o200k, Tekken)
     folds: np.ndarray  # uint8[0x110000]: FOLD_* bits
     nfc_safe: np.ndarray  # uint8[0x110000]: 1 = a text made of such code points is already NFC
 
@@ -174,8 +200,15 @@ def derive_tables() -> CodepointTables:
     marks_as_letters[marks] = CLASS_LETTER
     _check_classes_in_qwen35_pattern(marks_as_letters)
 
+    cased = classes.copy()
+    upper, lower = regex_members(_UPPER_SET), regex_members(_LOWER_SET)
+    if not np.array_equal(np.union1d(upper, lower), np.union1d(letters, marks)):
+        raise RuntimeError("tokenizers' regex engine: o200k's two letter sets are not \\p{L} and \\p{M} together")
+    cased[upper] |= CASE_UPPER
+    cased[lower] |= CASE_LOWER
+
     nfc_safe = _nfc_safe_table()
-    return CodepointTables(classes, isolated_digits, marks_as_letters, folds, nfc_safe)
+    return CodepointTables(classes, isolated_digits, marks_as_letters, cased, folds, nfc_safe)
 
 
 def isolated_digit_members() -> np.ndarray:

@@ -23,10 +23,13 @@ from ..hf import post_processor_tokens
 from . import bpe, pretokenize
 from .code_version import engine_code_version
 from .codepoints import (
+    CL100K_TIKTOKEN_PATTERN,
     CODE_POINTS,
     LLAMA3_PATTERN,
+    O200K_PATTERN,
     QWEN2_PATTERN,
     QWEN35_PATTERN,
+    TEKKEN_PATTERN,
     isolated_digit_members,
     regex_members,
 )
@@ -46,6 +49,13 @@ SPLIT_PATTERNS = {
         "classes_marks_as_letters",
         "Qwen3.5 (single digits, marks in letter runs)",
     ),
+    CL100K_TIKTOKEN_PATTERN: (
+        pretokenize.PATTERN_CL100K_TIKTOKEN,
+        "classes",
+        "cl100k as tiktoken writes it (any digit run, trailing whitespace whole)",
+    ),
+    O200K_PATTERN: (pretokenize.PATTERN_O200K, "classes_cased", "o200k (GPT-4o, gpt-oss)"),
+    TEKKEN_PATTERN: (pretokenize.PATTERN_TEKKEN, "classes_cased", "Tekken (Mistral-Nemo, single digits)"),
 }
 
 
@@ -324,7 +334,7 @@ def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str, str]:
     described = json.dumps(pre_tokenizer)[:200]
     raise Unsupported(
         "pre-tokenizer is not ByteLevel(add_prefix_space=false) with the GPT-2 regex (alone or after "
-        "Digits(individual_digits=true)) nor Split(the Llama-3, Qwen2 or Qwen3.5 regex) + "
+        "Digits(individual_digits=true)) nor Split(the Llama-3, cl100k, Qwen2, Qwen3.5, o200k or Tekken regex) + "
         f"ByteLevel(use_regex=false): {described}"
     )
 

@@ -17,8 +17,11 @@ import numba
 import numpy as np
 
 from .codepoints import (
+    CASE_LOWER,
+    CASE_UPPER,
     CLASS_DIGIT,
     CLASS_LETTER,
+    CLASS_MASK,
     CLASS_NUMBER,
     CLASS_OTHER,
     CLASS_SPACE,
@@ -36,8 +39,16 @@ from .primitives import load_u64, trailing_zeros
 PATTERN_GPT2 = 0
 PATTERN_LLAMA3 = 1  # digit runs of up to 3
 PATTERN_QWEN2 = 2  # the Llama-3 matcher, single digits
+PATTERN_O200K = 4  # case-structured letter runs, contraction suffix, digit runs of up to 3
+PATTERN_TEKKEN = 5  # the o200k matcher, no contraction suffix, single digits
+# tiktoken's cl100k regex as tokenizers runs it: the Llama-3 matcher, where \p{N}{1,3}+ is
+# Oniguruma's nested repeat (any run of digits, not a possessive {1,3}) and \s++$ keeps a
+# whitespace run that reaches the end whole.
+PATTERN_CL100K_TIKTOKEN = 6
+UNBOUNDED_DIGITS = 1 << 62
 
 APOSTROPHE = 39
+SLASH = 47
 SPACE = 32
 LF = 10
 CR = 13
@@ -147,13 +158,14 @@ def gpt2_pretoken_end(buf, pos, end, classes):
         return after
     if cls != CLASS_SPACE:
         return class_run_end(buf, after, end, cls, classes)
-    return whitespace_end(buf, pos, end, classes, False)
+    return whitespace_end(buf, pos, end, classes, False, False)
 
 
 @numba.njit(inline="always")
-def whitespace_end(buf, pos, end, classes, line_breaks_end_match):
+def whitespace_end(buf, pos, end, classes, line_breaks_end_match, whole_at_end):
     """\\s+(?!\\S)|\\s+ over the whitespace run at `pos`; with `line_breaks_end_match`, first
-    \\s*[\\r\\n]+ (Llama-3), which ends right after the run's last line break."""
+    \\s*[\\r\\n]+ (Llama-3), which ends right after the run's last line break; with
+    `whole_at_end`, before that \\s++$ (tiktoken's cl100k): a run that reaches the end is whole."""
     last_start = pos
     count = 0
     after_line_break = -1
@@ -169,6 +181,8 @@ def whitespace_end(buf, pos, end, classes, line_breaks_end_match):
         last_start = q
         count += 1
         q += width
+    if whole_at_end and q == end:
+        return q
     if line_breaks_end_match and after_line_break >= 0:
         return after_line_break
     if q == end or count == 1 or stop == CLASS_DIGIT:
@@ -178,7 +192,25 @@ def whitespace_end(buf, pos, end, classes, line_breaks_end_match):
 
 
 @numba.njit(inline="always")
-def llama3_pretoken_end(buf, pos, end, classes, folds, max_digits):
+def contraction_end(buf, pos, end, folds):
+    """End of (?i:'s|'t|'re|'ve|'m|'ll|'d) at `pos`, or `pos` where none matches."""
+    if pos >= end or buf[pos] != APOSTROPHE or pos + 1 >= end:
+        return pos
+    after = pos + 1
+    c1, w1 = decode_utf8(buf, after)
+    f1 = folds[c1]
+    if f1 & (FOLD_S | FOLD_T | FOLD_M | FOLD_D):
+        return after + w1
+    if f1 & (FOLD_R | FOLD_V | FOLD_L) and after + w1 < end:
+        c2, w2 = decode_utf8(buf, after + w1)
+        f2 = folds[c2]
+        if ((f1 & (FOLD_R | FOLD_V)) and (f2 & FOLD_E)) or ((f1 & FOLD_L) and (f2 & FOLD_L)):
+            return after + w1 + w2
+    return pos
+
+
+@numba.njit(inline="always")
+def llama3_pretoken_end(buf, pos, end, classes, folds, max_digits, whole_at_end):
     """End of the pre-token at `pos` for the Llama-3 / cl100k pattern
     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*
     |\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+, with \\p{N}{1,max_digits}.
@@ -188,16 +220,10 @@ def llama3_pretoken_end(buf, pos, end, classes, folds, max_digits):
     may be a mark only where the run could start with it."""
     cp, width = decode_utf8(buf, pos)
     after = pos + width
-    if cp == APOSTROPHE and after < end:
-        c1, w1 = decode_utf8(buf, after)
-        f1 = folds[c1]
-        if f1 & (FOLD_S | FOLD_T | FOLD_M | FOLD_D):
-            return after + w1
-        if f1 & (FOLD_R | FOLD_V | FOLD_L) and after + w1 < end:
-            c2, w2 = decode_utf8(buf, after + w1)
-            f2 = folds[c2]
-            if ((f1 & (FOLD_R | FOLD_V)) and (f2 & FOLD_E)) or ((f1 & FOLD_L) and (f2 & FOLD_L)):
-                return after + w1 + w2
+    if cp == APOSTROPHE:
+        q = contraction_end(buf, pos, end, folds)
+        if q > pos:
+            return q
     cls = classes[cp]
     if cls == CLASS_LETTER:
         return class_run_end(buf, after, end, CLASS_LETTER, classes)
@@ -223,14 +249,116 @@ def llama3_pretoken_end(buf, pos, end, classes, folds, max_digits):
     if cls == CLASS_OTHER:
         q = class_run_end(buf, after, end, CLASS_OTHER, classes)
         return line_break_run_end(buf, q, end)
-    return whitespace_end(buf, pos, end, classes, True)
+    return whitespace_end(buf, pos, end, classes, True, whole_at_end)
+
+
+@numba.njit(inline="always")
+def case_run_end(buf, pos, end, cased, bit):
+    """(end of the run of code points with `bit` at `pos`, end of the last one in it that has
+    both case bits, or -1)."""
+    last_both = np.int64(-1)
+    while pos < end:
+        cp, width = decode_utf8(buf, pos)
+        t = cased[cp]
+        if not (t & bit):
+            break
+        pos += width
+        if (t & (CASE_UPPER | CASE_LOWER)) == (CASE_UPPER | CASE_LOWER):
+            last_both = pos
+    return pos, last_both
+
+
+@numba.njit(inline="always")
+def upper_then_lower_end(buf, pos, end, cased):
+    """End of UPPER*LOWER+ at `pos` as a backtracking engine finds it, or -1: the upper run
+    greedily, then a lower run; if none follows, the upper run gives back code points until
+    one in both sets can be the lower part (it then ends the match: what follows it in the
+    run is upper only)."""
+    q, last_both = case_run_end(buf, pos, end, cased, CASE_UPPER)
+    if q < end:
+        cp, _ = decode_utf8(buf, q)
+        if cased[cp] & CASE_LOWER:
+            r, _ = case_run_end(buf, q, end, cased, CASE_LOWER)
+            return r
+    return last_both
+
+
+@numba.njit(inline="always")
+def upper_and_lower_end(buf, pos, end, cased):
+    """End of UPPER+LOWER* at `pos`, or -1."""
+    q, _ = case_run_end(buf, pos, end, cased, CASE_UPPER)
+    if q == pos:
+        return np.int64(-1)
+    r, _ = case_run_end(buf, q, end, cased, CASE_LOWER)
+    return r
+
+
+@numba.njit(inline="always")
+def o200k_pretoken_end(buf, pos, end, cased, folds, max_digits, contractions):
+    r"""End of the pre-token at `pos` for o200k's pattern
+    [^\r\n\p{L}\p{N}]?UPPER*LOWER+C?|[^\r\n\p{L}\p{N}]?UPPER+LOWER*C?|\p{N}{1,3}
+    | ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+ (C: the (?i) contractions),
+    or Tekken's (no C, \p{N}). UPPER is [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}], LOWER
+    [\p{Ll}\p{Lm}\p{Lo}\p{M}]: `cased` holds the class and the two set bits.
+
+    Alternatives are tried in order, each with the optional prefix first and then without it,
+    as Oniguruma backtracks."""
+    cp, width = decode_utf8(buf, pos)
+    after = pos + width
+    t = cased[cp]
+    cls = t & CLASS_MASK
+    prefix = cls != CLASS_LETTER and cls != CLASS_NUMBER and cp != LF and cp != CR and after < end
+    r = np.int64(-1)
+    if prefix:
+        r = upper_then_lower_end(buf, after, end, cased)
+    if r < 0:
+        r = upper_then_lower_end(buf, pos, end, cased)
+    if r < 0 and prefix:
+        r = upper_and_lower_end(buf, after, end, cased)
+    if r < 0:
+        r = upper_and_lower_end(buf, pos, end, cased)
+    if r >= 0:
+        return contraction_end(buf, r, end, folds) if contractions else r
+    if cls == CLASS_NUMBER:
+        q = after
+        digits = 1
+        while digits < max_digits and q < end:
+            c1, w1 = decode_utf8(buf, q)
+            if (cased[c1] & CLASS_MASK) != CLASS_NUMBER:
+                break
+            q += w1
+            digits += 1
+        return q
+    q = -1
+    if cls == CLASS_OTHER:
+        q = after
+    elif cp == SPACE and after < end:
+        c1, w1 = decode_utf8(buf, after)
+        if (cased[c1] & CLASS_MASK) == CLASS_OTHER:
+            q = after + w1
+    if q >= 0:
+        while q < end:
+            c2, w2 = decode_utf8(buf, q)
+            if (cased[c2] & CLASS_MASK) != CLASS_OTHER:
+                break
+            q += w2
+        while q < end and (buf[q] == LF or buf[q] == CR or buf[q] == SLASH):
+            q += 1
+        return q
+    return whitespace_end(buf, pos, end, cased, True, False)
 
 
 @numba.njit(inline="always")
 def pretoken_end(pattern, buf, pos, end, classes, folds):
     if pattern == PATTERN_GPT2:
         return gpt2_pretoken_end(buf, pos, end, classes)
-    return llama3_pretoken_end(buf, pos, end, classes, folds, 3 if pattern == PATTERN_LLAMA3 else 1)
+    if pattern == PATTERN_O200K or pattern == PATTERN_TEKKEN:
+        return o200k_pretoken_end(
+            buf, pos, end, classes, folds, 3 if pattern == PATTERN_O200K else 1, pattern == PATTERN_O200K
+        )
+    if pattern == PATTERN_CL100K_TIKTOKEN:
+        return llama3_pretoken_end(buf, pos, end, classes, folds, UNBOUNDED_DIGITS, True)
+    return llama3_pretoken_end(buf, pos, end, classes, folds, 3 if pattern == PATTERN_LLAMA3 else 1, False)
 
 
 @numba.njit(cache=True)
