@@ -336,14 +336,9 @@ class RoundReader:
 
 def _named(failed: TaskFailed, units: SamplingUnit) -> FileCheckError:
     """A draw whose worker process died on every attempt, named by its file and place."""
-    from .scanning import describe_unit  # here only: the workers that import this module need none of it
+    from .scanning import worker_died  # here only: the workers that import this module need none of it
 
-    return FileCheckError(
-        units[0].path,
-        "sampling",
-        f"the worker process reading it died on all {failed.attempts} attempts ({failed.reason})",
-        describe_unit(units[0]),
-    )
+    return worker_died(failed, units[0], "sampling", "reading")
 
 
 __all__ = [

@@ -633,13 +633,17 @@ def _unit_failures_named(units: list[WorkUnit]):
     try:
         yield
     except TaskFailed as e:
-        unit = units[e.index]
-        raise FileCheckError(
-            unit.path,
-            "counting",
-            f"the worker process counting it died on all {e.attempts} attempts ({e.reason})",
-            describe_unit(unit),
-        ) from None
+        raise worker_died(e, units[e.index], "counting", "counting") from None
+
+
+def worker_died(failed: TaskFailed, unit: WorkUnit, check: str, doing: str) -> FileCheckError:
+    """A unit whose worker process died on every attempt, as a failure naming its file and place."""
+    return FileCheckError(
+        unit.path,
+        check,
+        f"the worker process {doing} it died on all {failed.attempts} attempts ({failed.reason})",
+        describe_unit(unit),
+    )
 
 
 def _say_unit_retried(units: list[WorkUnit], progress: Progress, retries: int, index: int, attempt: int, reason: str):

@@ -39,6 +39,7 @@ from .primitives import load_u64, trailing_zeros
 PATTERN_GPT2 = 0
 PATTERN_LLAMA3 = 1  # digit runs of up to 3
 PATTERN_QWEN2 = 2  # the Llama-3 matcher, single digits
+PATTERN_SPLIT_SEQUENCE = 3  # no matcher: the pieces come from sequence_cuts
 PATTERN_O200K = 4  # case-structured letter runs, contraction suffix, digit runs of up to 3
 PATTERN_TEKKEN = 5  # the o200k matcher, no contraction suffix, single digits
 # tiktoken's cl100k regex as tokenizers runs it: the Llama-3 matcher, where \p{N}{1,3}+ is
@@ -601,8 +602,6 @@ def documents_with_bytes(buf, starts, ends, marked):
 # ----------------------------------------------------------------------------------------------
 # Sequences of simple splits (DeepSeek-LLM): each step cuts every piece the steps before it left
 
-
-PATTERN_SPLIT_SEQUENCE = 3  # the pieces come from sequence_cuts, not from a matcher
 
 STEP_ISOLATE = 0  # [C]: each member a piece of its own (also Digits(individual_digits=true))
 STEP_RUN = 1  # [C]+: each run of members a piece (also Digits(individual_digits=false))
