@@ -10,6 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .pretokenize import decode_utf8
 from .primitives import load_u64
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
@@ -256,7 +257,29 @@ def heap_pop(heap_keys, heap_pairs, size):
 
 @numba.njit
 def bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, workspace):
-    """Number of tokens tokenizers' BPE produces for the byte-level word buf[start:end].
+    """Number of tokens tokenizers' BPE produces for the byte-level word buf[start:end]."""
+    n = end - start
+    if n <= 1:
+        return n
+    if workspace.shape[1] < 3 * n + 1:
+        workspace = np.empty((6, 3 * n + 1), dtype=np.int64)
+    symbol = workspace[0]
+    heap_keys = workspace[4]
+    heap_pairs = workspace[5]
+    for i in range(n):
+        symbol[i] = byte_ids[buf[start + i]]
+    size = 0
+    for i in range(n - 1):
+        rank = np.int64(byte_pair_ranks[(np.int64(buf[start + i]) << 8) | np.int64(buf[start + i + 1])])
+        if rank >= 0:
+            size = heap_push(heap_keys, heap_pairs, size, (rank << 32) | i, (symbol[i] << id_bits) | symbol[i + 1])
+    return heap_merge_all(workspace, n, size, merges, merge_ids, id_bits, rank_bits)
+
+
+@numba.njit(inline="always")
+def heap_merge_all(workspace, n, size, merges, merge_ids, id_bits, rank_bits):
+    """Merges the n symbols in workspace[0], whose initial candidates (`size` of them) are in
+    the heap rows, and returns how many symbols remain.
 
     Follows ``Word::merge_all``: a min-heap of (rank, position) candidates; a popped candidate
     is applied when its position is still alive, has a right neighbour, and the current pair
@@ -265,11 +288,6 @@ def bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_id
     The candidate's new id is merge_ids[rank] (the map is single-valued, so the rank pushed
     for a pair determines the id tokenizers pushed).
     """
-    n = end - start
-    if n <= 1:
-        return n
-    if workspace.shape[1] < 3 * n + 1:
-        workspace = np.empty((6, 3 * n + 1), dtype=np.int64)
     symbol = workspace[0]
     prev = workspace[1]
     nxt = workspace[2]
@@ -277,16 +295,10 @@ def bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, merge_id
     heap_keys = workspace[4]
     heap_pairs = workspace[5]
     for i in range(n):
-        symbol[i] = byte_ids[buf[start + i]]
         prev[i] = i - 1
         nxt[i] = i + 1
         alive[i] = 1
     nxt[n - 1] = -1
-    size = 0
-    for i in range(n - 1):
-        rank = np.int64(byte_pair_ranks[(np.int64(buf[start + i]) << 8) | np.int64(buf[start + i + 1])])
-        if rank >= 0:
-            size = heap_push(heap_keys, heap_pairs, size, (rank << 32) | i, (symbol[i] << id_bits) | symbol[i + 1])
     remaining = n
     while size > 0:
         top = heap_keys[0]
@@ -348,6 +360,15 @@ def scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, mer
     for i in range(n - 1):
         r = np.int64(byte_pair_ranks[(np.int64(buf[start + i]) << 8) | np.int64(buf[start + i + 1])])
         rank[i] = r if r >= 0 else NO_MERGE
+    return scan_merge_all(workspace, n, merges, merge_ids, id_bits, rank_bits)
+
+
+@numba.njit(inline="always")
+def scan_merge_all(workspace, n, merges, merge_ids, id_bits, rank_bits):
+    """Merges the n symbols in workspace[0], the rank of each adjacent pair (NO_MERGE for none)
+    in workspace[1], and returns how many symbols remain."""
+    symbol = workspace[0]
+    rank = workspace[1]
     m = n
     while m > 1:
         best = NO_MERGE
@@ -373,13 +394,112 @@ def scan_bpe_token_count(buf, start, end, byte_ids, byte_pair_ranks, merges, mer
     return m
 
 
+# ----------------------------------------------------------------------------------------------
+# SentencePiece-style BPE: characters, not bytes, with byte fallback
+
+
+@numba.njit(inline="always")
+def sentencepiece_symbols(buf, start, end, prepend, char_ids, byte_token_ids, meta_id, symbol):
+    """Fills `symbol` with the initial ids of tokenizers' BPE for the normalized unit: one per
+    character (a space is the meta symbol, the Replace normalizer's), or for a character
+    without a token one per UTF-8 byte (byte fallback); `prepend` puts a meta symbol first
+    (the Prepend normalizer's). Returns how many."""
+    n = 0
+    if prepend:
+        symbol[0] = meta_id
+        n = 1
+    pos = start
+    while pos < end:
+        b0 = buf[pos]
+        if b0 < 0x80:
+            cp, width = np.int64(b0), 1
+        else:
+            cp, width = decode_utf8(buf, pos)
+        token = char_ids[cp] if cp < char_ids.shape[0] else -1
+        if token >= 0:
+            symbol[n] = token
+            n += 1
+        else:
+            for k in range(width):
+                symbol[n] = byte_token_ids[buf[pos + k]]
+                n += 1
+        pos += width
+    return n
+
+
+@numba.njit
+def sentencepiece_token_count(
+    buf,
+    start,
+    end,
+    prepend,
+    char_ids,
+    byte_token_ids,
+    meta_id,
+    merges,
+    merge_ids,
+    id_bits,
+    rank_bits,
+    scan_ok,
+    workspace,
+):
+    """Number of tokens tokenizers' BPE (byte_fallback) produces for the unit buf[start:end]
+    normalized (spaces as the meta symbol, `prepend`: one more in front)."""
+    most = end - start + 1  # symbols: at most one per byte, and the prepended one
+    if workspace.shape[1] < 3 * most + 1:
+        workspace = np.empty((6, 3 * most + 1), dtype=np.int64)
+    symbol = workspace[0]
+    n = sentencepiece_symbols(buf, start, end, prepend, char_ids, byte_token_ids, meta_id, symbol)
+    if n <= 1:
+        return n
+    if scan_ok and n <= SCAN_BPE_MAX_BYTES:
+        rank = workspace[1]
+        for i in range(n - 1):
+            r = merge_rank(merges, (symbol[i] << id_bits) | symbol[i + 1], rank_bits)
+            rank[i] = r if r >= 0 else NO_MERGE
+        return scan_merge_all(workspace, n, merges, merge_ids, id_bits, rank_bits)
+    heap_keys = workspace[4]
+    heap_pairs = workspace[5]
+    size = 0
+    for i in range(n - 1):
+        pair = (symbol[i] << id_bits) | symbol[i + 1]
+        r = merge_rank(merges, pair, rank_bits)
+        if r >= 0:
+            size = heap_push(heap_keys, heap_pairs, size, (r << 32) | i, pair)
+    return heap_merge_all(workspace, n, size, merges, merge_ids, id_bits, rank_bits)
+
+
+@numba.njit(inline="always")
+def prepended_token_count(model, buf, start, end, workspace):
+    """Tokens of the SentencePiece unit buf[start:end] behind the Prepend normalizer's meta
+    symbol (the first unit of a text or of a gap between added tokens)."""
+    merges, merge_ids, id_bits, rank_bits, scan_ok = model[2], model[3], model[4], model[5], model[6]
+    char_ids, byte_token_ids, meta_id = model[14], model[15], model[16]
+    return sentencepiece_token_count(
+        buf,
+        start,
+        end,
+        True,
+        char_ids,
+        byte_token_ids,
+        meta_id,
+        merges,
+        merge_ids,
+        id_bits,
+        rank_bits,
+        scan_ok,
+        workspace,
+    )
+
+
 @numba.njit(inline="always")
 def word_token_count(model, buf, start, end, workspace):
     """Tokens of the word: 1 when ignore_merges is on and the word is a vocabulary token, else
-    its BPE count. The vocabulary is asked first, as tokenizers does: a quarter of Llama-3's
-    new words are vocabulary tokens, whose BPE is the costliest kind (every byte merges), and
-    a bit filter of the vocabulary's hashes answers most of the others without the table
-    (whose lines are rarely in the CPU caches). Distinct words of 16 MB, A/B: -3 % time."""
+    its BPE count (byte-level, or SentencePiece-style for a `sentencepiece` model). The
+    vocabulary is asked first, as tokenizers does: a quarter of Llama-3's new words are
+    vocabulary tokens, whose BPE is the costliest kind (every byte merges), and a bit filter of
+    the vocabulary's hashes answers most of the others without the table (whose lines are
+    rarely in the CPU caches). Distinct words of 16 MB, A/B: -3 % time."""
     (
         byte_ids,
         byte_pair_ranks,
@@ -394,10 +514,30 @@ def word_token_count(model, buf, start, end, workspace):
         vocab_keys,
         vocab_starts,
         vocab_lengths,
+        sentencepiece,
+        char_ids,
+        byte_token_ids,
+        meta_id,
     ) = model
     n = end - start
     if n <= 1:
         return n
+    if sentencepiece:
+        return sentencepiece_token_count(
+            buf,
+            start,
+            end,
+            False,
+            char_ids,
+            byte_token_ids,
+            meta_id,
+            merges,
+            merge_ids,
+            id_bits,
+            rank_bits,
+            scan_ok,
+            workspace,
+        )
     if ignore_merges:
         h = hash_bytes(buf, start, end)
         bit = filter_bit(h, vocab_filter)

@@ -12,6 +12,9 @@ Text arrives as UTF-8 bytes (valid: Python encoded it). The pipeline per documen
 3. per pre-token, a count cache (open addressing, keys verified byte for byte); a miss runs
    byte-level BPE with the merge order of tokenizers' ``Word::merge_all`` and caches the count.
 
+With no pre-tokenizer (SentencePiece-style BPE), the pre-tokens are units no merge can span
+(pretokenize.sentencepiece_unit_end) and the BPE is over characters with byte fallback.
+
 The stages live in their own modules so that each can be read and tested alone.
 """
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .bpe import hash_bytes, pack_short_key
+from .bpe import hash_bytes, pack_short_key, prepended_token_count
 from .cache import (
     INFO_COUNT_SHIFT,
     INFO_LENGTH_MASK,
@@ -34,7 +37,13 @@ from .cache import (
     count_pending,
     short_key_hash,
 )
-from .pretokenize import PATTERN_SPLIT_SEQUENCE, next_added_token, pretoken_end, sequence_cuts
+from .pretokenize import (
+    PATTERN_SENTENCEPIECE_PREPEND,
+    PATTERN_SPLIT_SEQUENCE,
+    next_added_token,
+    pretoken_end,
+    sequence_cuts,
+)
 from .primitives import prefetch_row
 
 # Cache misses are counted in batches of this many: BPE back to back keeps the merge tables in
@@ -73,7 +82,8 @@ def count_documents(
     set: tokenizers matches it only before normalizing).
     `cache`: (slots, arena, meta, max_key_length, hot): PretokenCache.as_tuple().
     `model`: (byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, scan_ok, ignore_merges,
-    vocab_filter, vocab_slots, vocab_keys, vocab_starts, vocab_lengths).
+    vocab_filter, vocab_slots, vocab_keys, vocab_starts, vocab_lengths, sentencepiece, char_ids,
+    byte_token_ids, meta_id): plan.BpeModel.as_tuple().
     `pretokens_only`: count each pre-token as 1 (tests compare the splitting with tokenizers'
     pre-tokenizer under a one-token-per-word model).
     """
@@ -88,6 +98,7 @@ def count_documents(
     ring = np.empty((4, RING), dtype=np.int64)  # rows: start, end, key word, hash
     n_pending = 0
     sequence = pattern == PATTERN_SPLIT_SEQUENCE
+    prepend = pattern == PATTERN_SENTENCEPIECE_PREPEND
     longest = 0
     if sequence:
         for di in range(documents.shape[0]):
@@ -116,6 +127,14 @@ def count_documents(
                 u_uniform,
                 u_lone,
             )
+            if prepend and pos < outer_match:
+                # The Prepend normalizer runs on each gap between non-normalized added tokens
+                # (the plan allows no normalized ones): the gap's first unit has its meta
+                # symbol, and a count of its own, outside the cache.
+                unit_end = pretoken_end(pattern, buf, pos, outer_match, classes, folds)
+                total += 1 if pretokens_only else prepended_token_count(model, buf, pos, unit_end, workspace)
+                pretokens += 1
+                pos = unit_end
             while pos < outer_match:
                 inner_match, inner_length = next_added_token(
                     buf,

@@ -83,7 +83,12 @@ class FastCounter:
         self.plan = engine_plan(spec)
         self.tables = codepoint_tables()
         sequence = self.plan.sequence
-        self._classes = sequence.members if sequence is not None else getattr(self.tables, self.plan.class_table)
+        if sequence is not None:
+            self._classes = sequence.members
+        elif self.plan.sticky is not None:
+            self._classes = self.plan.sticky
+        else:
+            self._classes = getattr(self.tables, self.plan.class_table)
         self._program = sequence.program if sequence is not None else NO_PROGRAM
         self.cache = PretokenCache(cache_bytes)
         # The slow path's reference; a worker passes its own so the tokenizer is built once.

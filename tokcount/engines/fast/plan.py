@@ -11,7 +11,7 @@ import functools
 import json
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tokenizers
@@ -157,6 +157,10 @@ class LiteralSet:
         return self.lengths.shape[0] == 0
 
 
+NO_CHAR_IDS = np.full(1, -1, dtype=np.int32)
+NO_BYTE_TOKENS = np.full(256, -1, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class BpeModel:
     """Arrays for bpe.word_token_count."""
@@ -174,6 +178,11 @@ class BpeModel:
     vocab_keys: np.ndarray
     vocab_starts: np.ndarray
     vocab_lengths: np.ndarray
+    # SentencePiece-style BPE (bpe.sentencepiece_token_count): symbols are characters, not bytes
+    sentencepiece: bool = False
+    char_ids: np.ndarray = field(default_factory=lambda: NO_CHAR_IDS)  # int32[code point]: the character's token, or -1
+    byte_token_ids: np.ndarray = field(default_factory=lambda: NO_BYTE_TOKENS)  # int64[byte]: <0xXX>, the byte fallback's token
+    meta_id: int = -1  # the token of the meta symbol (U+2581), which spaces become
 
     def as_tuple(self) -> tuple:
         return (
@@ -190,6 +199,10 @@ class BpeModel:
             self.vocab_keys,
             self.vocab_starts,
             self.vocab_lengths,
+            self.sentencepiece,
+            self.char_ids,
+            self.byte_token_ids,
+            np.int64(self.meta_id),
         )
 
 
@@ -220,6 +233,9 @@ class EnginePlan:
     # uint8[256]: 1 for a byte UTF-8 text can hold that has no token; a text holding one is
     # counted by tokenizers (what BPE does with an unknown character is not ours to redo).
     unencodable_bytes: np.ndarray
+    # For the SentencePiece patterns, the classes the unit splitter reads (its sticky characters:
+    # pretokenize.sentencepiece_unit_end), which are the tokenizer's, not a Unicode table.
+    sticky: np.ndarray | None = None
 
     @property
     def has_unencodable_bytes(self) -> bool:
@@ -264,7 +280,9 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
     config = json.loads(spec.json)
     model = config.get("model") or {}
     if model.get("type") != "BPE":
-        raise Unsupported(f"model is {model.get('type')}, the fast engine handles byte-level BPE only")
+        raise Unsupported(f"model is {model.get('type')}, the fast engine handles BPE only")
+    if config.get("pre_tokenizer") is None:
+        return _sentencepiece_plan(spec, config, model)
     sequence = None
     try:
         pattern, class_table, pattern_name = _pre_tokenizer_pattern(config.get("pre_tokenizer"))
@@ -275,11 +293,7 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
         pattern, class_table = pretokenize.PATTERN_SPLIT_SEQUENCE, ""
         pattern_name = f"sequence of {sequence.program.shape[0]} splits"
     nfc = _normalizer_is_nfc(config.get("normalizer"))
-    if model.get("dropout") not in (None, 0, 0.0):
-        raise Unsupported("BPE dropout makes counts random")
-    for option in ("continuing_subword_prefix", "end_of_word_suffix"):
-        if model.get(option):
-            raise Unsupported(f"BPE {option} is set")
+    _check_plain_bpe(model)
     tokenizer = build_tokenizer(spec)
     if sequence is not None:
         _check_sequence_on_probes(sequence, tokenizer)
@@ -297,6 +311,120 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
     return EnginePlan(
         description, pattern, class_table, sequence, nfc, unnormalized, normalized, post_tokens, bpe, unencodable
     )
+
+
+def _check_plain_bpe(model: dict) -> None:
+    if model.get("dropout") not in (None, 0, 0.0):
+        raise Unsupported("BPE dropout makes counts random")
+    for option in ("continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(option):
+            raise Unsupported(f"BPE {option} is set")
+
+
+META = "\u2581"  # SentencePiece's meta symbol, which stands for a space
+SENTENCEPIECE_REPLACE = {"type": "Replace", "pattern": {"String": " "}, "content": META}
+SENTENCEPIECE_PREPEND = {"type": "Prepend", "prepend": META}
+
+
+def _sentencepiece_plan(spec: TokenizerSpec, config: dict, model: dict) -> EnginePlan:
+    """The plan of BPE over whole texts (no pre-tokenizer) behind SentencePiece's normalizer,
+    Replace(" " -> U+2581) with or without Prepend(U+2581) first, and byte fallback: Llama-2,
+    Mistral-7B v0.1, Phi-3, Gemma. The counter splits texts into units no merge spans."""
+    normalizer = config.get("normalizer")
+    steps = normalizer.get("normalizers") if normalizer and normalizer.get("type") == "Sequence" else [normalizer]
+    if steps == [SENTENCEPIECE_PREPEND, SENTENCEPIECE_REPLACE]:
+        prepend = True
+    elif steps == [SENTENCEPIECE_REPLACE]:
+        prepend = False
+    else:
+        raise Unsupported(
+            "no pre-tokenizer, and the normalizer is not SentencePiece's Replace(' ' -> U+2581), alone or after "
+            f"Prepend(U+2581): {json.dumps(normalizer)[:200]}"
+        )
+    _check_plain_bpe(model)
+    if model.get("ignore_merges"):
+        raise Unsupported("ignore_merges with no pre-tokenizer")
+    vocab: dict[str, int] = model.get("vocab") or {}
+    byte_tokens = [vocab.get(f"<0x{b:02X}>") for b in range(256)]
+    if not model.get("byte_fallback") or None in byte_tokens:
+        raise Unsupported("no pre-tokenizer and no byte fallback over all 256 <0xXX> tokens (unknown characters)")
+    if META not in vocab:
+        raise Unsupported("no pre-tokenizer, and the meta symbol U+2581 has no token")
+    tokenizer = build_tokenizer(spec)
+    if getattr(tokenizer, "encode_special_tokens", False):
+        raise Unsupported("encode_special_tokens is on (special tokens are not split off)")
+    unnormalized, normalized = _added_token_sets(config, tokenizer)
+    if not normalized.empty:
+        raise Unsupported("added tokens matched after SentencePiece's normalizer (normalized=true)")
+    merges, merge_ids, id_bits, rank_bits, results = _merge_tables(model)
+    singles = {token: token_id for token, token_id in vocab.items() if len(token) == 1}
+    char_ids = np.full(max(ord(c) for c in singles) + 1, -1, dtype=np.int32)
+    for char, token_id in singles.items():
+        char_ids[ord(char)] = token_id
+    char_ids[ord(" ")] = vocab[META]  # the Replace normalizer's
+    byte_token_ids = np.array(byte_tokens, dtype=np.int64)
+    sticky = _sticky_characters(results, char_ids)
+    bpe_model = BpeModel(
+        byte_token_ids,
+        np.full(1, -1, dtype=np.int32),
+        merges,
+        merge_ids,
+        id_bits,
+        rank_bits,
+        len(set(vocab.values())) == len(vocab),
+        False,
+        np.zeros(1, dtype=np.uint64),
+        np.zeros(16, dtype=np.int64),
+        np.zeros(1, dtype=np.uint8),
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int64),
+        True,
+        char_ids,
+        byte_token_ids,
+        vocab[META],
+    )
+    sticky_count = int(sticky.sum()) if sticky.shape[0] > 1 else 0
+    description = (
+        "SentencePiece-style BPE with byte fallback, no pre-tokenizer, "
+        + ("Prepend + Replace" if prepend else "Replace")
+        + " normalizer, "
+        + (f"{sticky_count} code points joined to the next unit" if sticky_count else "units split at every space")
+    )
+    return EnginePlan(
+        description,
+        pretokenize.PATTERN_SENTENCEPIECE_PREPEND if prepend else pretokenize.PATTERN_SENTENCEPIECE,
+        "",
+        None,
+        False,
+        unnormalized,
+        normalized,
+        _post_processor_tokens(tokenizer),
+        bpe_model,
+        np.zeros(256, dtype=np.uint8),
+        sticky,
+    )
+
+
+def _sticky_characters(merge_results: list[str], char_ids: np.ndarray) -> np.ndarray:
+    """uint8[code point]: 1 for a character some merge's result holds right before the meta
+    symbol, so a unit may not end after it; one zero element when there is none. A result
+    holding '>' there makes every character without a token sticky too: its byte-fallback
+    tokens' strings end in '>'."""
+    found = {
+        result[i - 1]
+        for result in merge_results
+        for i in range(1, len(result))
+        if result[i] == META and result[i - 1] != META
+    }
+    if not found:
+        return np.zeros(1, dtype=np.uint8)
+    sticky = np.zeros(CODE_POINTS, dtype=np.uint8)
+    if ">" in found:
+        sticky[char_ids.shape[0] :] = 1
+        sticky[: char_ids.shape[0]][char_ids < 0] = 1
+    for char in found:
+        sticky[ord(char)] = 1
+    return sticky
 
 
 def _pre_tokenizer_pattern(pre_tokenizer: dict | None) -> tuple[int, str, str]:
@@ -466,28 +594,18 @@ def _next_power_of_two(n: int) -> int:
     return 1 << max(4, (max(1, n) - 1).bit_length())
 
 
-def _bpe_model(model: dict) -> tuple[BpeModel, np.ndarray]:
-    """The model's arrays, and the bytes UTF-8 text can hold that have no token."""
-    alphabet = checked_byte_level_alphabet()
+def _merge_tables(model: dict) -> tuple[tuple, np.ndarray, int, int, list[str]]:
+    """(merges for bpe.merge_rank, merge_ids, id_bits, rank_bits, each merge's result string)."""
     vocab: dict[str, int] = model.get("vocab") or {}
-    byte_ids = np.full(256, -1, dtype=np.int64)
-    unencodable = np.zeros(256, dtype=np.uint8)
-    for b, char in alphabet.items():
-        token_id = vocab.get(char)
-        if token_id is None:
-            # The unknown-token / byte-fallback path, which texts holding the byte take in
-            # tokenizers (the counter sends them there); the kernels never see the byte.
-            unencodable[b] = b not in IMPOSSIBLE_UTF8_BYTES
-            continue
-        byte_ids[b] = token_id
-
     # (left, right) -> (rank, new id), the map tokenizers' BpeBuilder builds.
     lefts, rights, new_ids = [], [], []
+    results: list[str] = []
     for entry in model.get("merges") or []:
         left, right = entry.split(" ") if isinstance(entry, str) else entry
         lefts.append(vocab[left])
         rights.append(vocab[right])
         new_ids.append(vocab[left + right])
+        results.append(left + right)
     # One int64 per merge-table slot: pair key and rank packed, non-negative (-1 = empty).
     id_bits = max(1, max(vocab.values(), default=0).bit_length())
     rank_bits = max(1, (len(lefts) - 1).bit_length())
@@ -517,6 +635,25 @@ def _bpe_model(model: dict) -> tuple[BpeModel, np.ndarray]:
     rest_filter = bpe.build_pair_filter(pair_keys[~hot], _next_power_of_two(int((~hot).sum()) // 16 + 1))
     merges = (table(hot), table(~hot), np.int64(hot_below), np.int64(id_bits), rest_filter)
     merge_ids = np.array(new_ids, dtype=np.int32) if new_ids else np.zeros(1, np.int32)
+    return merges, merge_ids, id_bits, rank_bits, results
+
+
+def _bpe_model(model: dict) -> tuple[BpeModel, np.ndarray]:
+    """The model's arrays, and the bytes UTF-8 text can hold that have no token."""
+    alphabet = checked_byte_level_alphabet()
+    vocab: dict[str, int] = model.get("vocab") or {}
+    byte_ids = np.full(256, -1, dtype=np.int64)
+    unencodable = np.zeros(256, dtype=np.uint8)
+    for b, char in alphabet.items():
+        token_id = vocab.get(char)
+        if token_id is None:
+            # The unknown-token / byte-fallback path, which texts holding the byte take in
+            # tokenizers (the counter sends them there); the kernels never see the byte.
+            unencodable[b] = b not in IMPOSSIBLE_UTF8_BYTES
+            continue
+        byte_ids[b] = token_id
+
+    merges, merge_ids, id_bits, rank_bits, _ = _merge_tables(model)
     byte_pair_ranks = bpe.build_byte_pair_ranks(byte_ids, merges, id_bits, rank_bits)
 
     ignore_merges = bool(model.get("ignore_merges", False))

@@ -46,6 +46,10 @@ PATTERN_TEKKEN = 5  # the o200k matcher, no contraction suffix, single digits
 # Oniguruma's nested repeat (any run of digits, not a possessive {1,3}) and \s++$ keeps a
 # whitespace run that reaches the end whole.
 PATTERN_CL100K_TIKTOKEN = 6
+# No pre-tokenizer (SentencePiece-style BPE over whole texts): units that no merge spans, see
+# sentencepiece_unit_end; the PREPEND form also has the Prepend normalizer's meta symbol.
+PATTERN_SENTENCEPIECE = 7
+PATTERN_SENTENCEPIECE_PREPEND = 8
 UNBOUNDED_DIGITS = 1 << 62
 
 APOSTROPHE = 39
@@ -350,7 +354,65 @@ def o200k_pretoken_end(buf, pos, end, cased, folds, max_digits, contractions):
 
 
 @numba.njit(inline="always")
+def meta_width(buf, pos):
+    """Bytes of the meta character at pos (a space, or U+2581 as E2 96 81; the Replace
+    normalizer makes both the meta symbol), or 0. The text is valid UTF-8 to its segment's
+    end, so the two bytes after an E2 lead byte are there."""
+    b0 = buf[pos]
+    if b0 == SPACE:
+        return 1
+    if b0 == 0xE2 and buf[pos + 1] == 0x96 and buf[pos + 2] == 0x81:
+        return 3
+    return 0
+
+
+@numba.njit(inline="always")
+def utf8_width(b0):
+    if b0 < 0x80:
+        return 1
+    if b0 < 0xE0:
+        return 2
+    if b0 < 0xF0:
+        return 3
+    return 4
+
+
+@numba.njit(inline="always")
+def sentencepiece_unit_end(buf, pos, end, sticky):
+    """End of the unit at pos: a run of meta characters, then of others, up to the next meta
+    run unless the character before it is sticky (`sticky[cp]` is 1 when some merge's result
+    holds that character followed by the meta symbol; a one-element table means none is).
+    No merge can then join symbols across a unit's end, so BPE over the units one by one
+    gives the counts of BPE over the whole text, and units can be cached."""
+    while pos < end:
+        width = meta_width(buf, pos)
+        if width == 0:
+            break
+        pos += width
+    while pos < end:
+        last = pos
+        while pos < end:
+            if meta_width(buf, pos):
+                break
+            last = pos
+            pos += utf8_width(buf[pos])
+        if pos >= end or sticky.shape[0] == 1:
+            return pos
+        cp, _ = decode_utf8(buf, last)
+        if sticky[cp] == 0:
+            return pos
+        while pos < end:
+            width = meta_width(buf, pos)
+            if width == 0:
+                break
+            pos += width
+    return pos
+
+
+@numba.njit(inline="always")
 def pretoken_end(pattern, buf, pos, end, classes, folds):
+    if pattern == PATTERN_SENTENCEPIECE or pattern == PATTERN_SENTENCEPIECE_PREPEND:
+        return sentencepiece_unit_end(buf, pos, end, classes)
     if pattern == PATTERN_GPT2:
         return gpt2_pretoken_end(buf, pos, end, classes)
     if pattern == PATTERN_O200K or pattern == PATTERN_TEKKEN:
