@@ -132,12 +132,19 @@ LOCAL = {
     "llama3_style_bpe": llama3_style_bpe,
     "neox_style_bpe": neox_style_bpe,
     **fixtures.BYTE_LEVEL_FAMILIES,
+    **fixtures.SENTENCEPIECE_FAMILIES,
 }
-SHARED = ("gpt2", "gpt-neox-20b", "llama3", "refact", "command-r", "qwen35", "deepseek-llm")
+SHARED = ("gpt2", "gpt-neox-20b", "llama3", "refact", "command-r", "qwen35", "deepseek-llm", "llama2", "gemma-4")
 ALL_NAMES = list(LOCAL) + list(SHARED)
 # The tokenizers standing for each pre-tokenizer shape in the every-code-point tests.
 NEW_FAMILIES = list(fixtures.BYTE_LEVEL_FAMILIES)
-PATTERN_REPRESENTATIVES = ["bytelevel_bpe", "llama3_style_bpe", "neox_style_bpe", *NEW_FAMILIES]
+PATTERN_REPRESENTATIVES = [
+    "bytelevel_bpe",
+    "llama3_style_bpe",
+    "neox_style_bpe",
+    *NEW_FAMILIES,
+    *fixtures.SENTENCEPIECE_FAMILIES,
+]
 
 
 def tokenizer_path(name: str) -> str:
@@ -191,15 +198,15 @@ def assert_same_counts(name: str, texts: list[str], add_special_tokens: bool, fa
 def test_supported_tokenizers(name):
     supported, why = fast_support(spec_of(name))
     assert supported, why
-    assert "byte-level BPE" in why
+    sentencepiece = json.loads(Path(tokenizer_path(name)).read_text())["pre_tokenizer"] is None
+    assert ("SentencePiece-style BPE" if sentencepiece else "byte-level BPE") in why
 
 
 @pytest.mark.parametrize(
     "name, reason",
     [
-        ("llama_style_bpe", "no pre-tokenizer"),
         ("wordpiece", "WordPiece"),
-        ("llama2", "no pre-tokenizer"),
+        ("phi-3", "rstrip"),
     ],
 )
 def test_unsupported_tokenizers_say_why(name, reason):
@@ -433,6 +440,46 @@ def test_edge_texts(name):
     ]
     for flag in (True, False):
         assert_same_counts(name, texts, flag)
+
+
+SENTENCEPIECE_NAMES = [*fixtures.SENTENCEPIECE_FAMILIES, "llama2", "gemma-4"]
+SENTENCEPIECE_PIECES = (" ", "  ", "\u2581", " \u2581", "a", "ab", ">", "<", "</", "\n", "\t", "中文", "é", "🙂", "x ")
+
+
+@pytest.mark.parametrize("name", SENTENCEPIECE_NAMES)
+def test_sentencepiece_units_with_added_tokens_and_meta_characters(name):
+    """Texts built from the pieces that decide units and Prepend (spaces and U+2581 in runs,
+    '>' before them, characters left to byte fallback, added tokens at either end and in a
+    row), against tokenizers: any unit cut that a merge spans, or a Prepend put in the wrong
+    gap, changes some count."""
+    config = json.loads(Path(tokenizer_path(name)).read_text())
+    added = [token["content"] for token in config["added_tokens"]][:6]
+    rng = np.random.default_rng(11)
+    alphabet = [*SENTENCEPIECE_PIECES, *added]
+    texts = ["".join(rng.choice(alphabet, size=rng.integers(0, 24))) for _ in range(3000)]
+    texts += [" " * n + "x" for n in range(40)] + ["x" + " " * n for n in range(40)] + [added[0] * 3, ""]
+    for flag in (True, False):
+        assert_same_counts(name, texts, flag)
+
+
+def test_sentencepiece_sticky_characters_come_from_the_merges():
+    """A character that some merge joins to a following U+2581 keeps the next unit attached."""
+    from tokcount.engines.fast import engine_plan
+
+    config = json.loads(Path(tokenizer_path("llama_style_bpe")).read_text())
+    merges = [m.split(" ") if isinstance(m, str) else m for m in config["model"]["merges"]]
+    joined = {
+        (left + right)[i - 1]
+        for left, right in merges
+        for i in range(1, len(left + right))
+        if (left + right)[i] == "\u2581" and (left + right)[i - 1] != "\u2581"
+    }
+    sticky = engine_plan(spec_of("llama_style_bpe")).sticky
+    assert joined, "the fixture was trained across spaces, so some merge joins a character to a following U+2581"
+    assert sticky is not None and {chr(c) for c in np.flatnonzero(sticky) if c < 0x80} >= {
+        c for c in joined if c < "\x80"
+    }
+    assert engine_plan(spec_of("gemma_style_bpe")).sticky.shape == (1,)  # trained on U+2581-led words: none
 
 
 def test_lone_surrogate_is_reported_like_the_reference():

@@ -108,8 +108,8 @@ def test_refusals_name_the_reason():
     assert choose_engine(spec, "auto").engine == "hf"
 
 
-def test_auto_takes_gigatoken_where_the_fast_engine_cannot_and_guards_it():
-    spec = load_tokenizer_spec(fixtures.llama_style_bpe())  # no pre-tokenizer: not the fast engine's
+def test_auto_takes_gigatoken_first_and_guards_it():
+    spec = load_tokenizer_spec(fixtures.llama_style_bpe())  # both count it; AUTO_ORDER puts gigatoken first
     choice = choose_engine(spec, "auto")
     assert (choice.engine, choice.guarded) == ("gigatoken", True), choice.reason
 

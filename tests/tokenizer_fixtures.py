@@ -137,15 +137,7 @@ def llama_style_bpe() -> str:
     )
     _train(tokenizer, trainer)
 
-    # As in Llama's tokenizer.json, the byte tokens sit in the model vocab at ids 3..258, not as
-    # added tokens (so the text "<0x41>" is not matched as a token); merges refer to strings and
-    # survive the renumbering.
-    data = json.loads(tokenizer.to_str())
-    learned = [t for t, _ in sorted(data["model"]["vocab"].items(), key=lambda item: item[1])]
-    learned = [t for t in learned if t not in LLAMA_SPECIAL_TOKENS and t not in BYTE_TOKENS]
-    ordered = LLAMA_SPECIAL_TOKENS + BYTE_TOKENS + learned
-    data["model"]["vocab"] = {token: index for index, token in enumerate(ordered)}
-    tokenizer = Tokenizer.from_str(json.dumps(data))
+    tokenizer = _with_byte_tokens_first(tokenizer)
 
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)]
@@ -154,6 +146,43 @@ def llama_style_bpe() -> str:
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
     return _save(tokenizer, "llama_style_bpe")
+
+
+def _with_byte_tokens_first(tokenizer: Tokenizer) -> Tokenizer:
+    """As in Llama's tokenizer.json, the byte tokens sit in the model vocab at ids 3..258, not as
+    added tokens (so the text "<0x41>" is not matched as a token); merges refer to strings and
+    survive the renumbering."""
+    data = json.loads(tokenizer.to_str())
+    learned = [t for t, _ in sorted(data["model"]["vocab"].items(), key=lambda item: item[1])]
+    learned = [t for t in learned if t not in LLAMA_SPECIAL_TOKENS and t not in BYTE_TOKENS]
+    ordered = LLAMA_SPECIAL_TOKENS + BYTE_TOKENS + learned
+    data["model"]["vocab"] = {token: index for index, token in enumerate(ordered)}
+    return Tokenizer.from_str(json.dumps(data))
+
+
+@functools.cache
+def gemma_style_bpe() -> str:
+    """Gemma style: Replace(' ' -> '▁') alone (no Prepend), no pre-tokenizer, byte fallback.
+    Trained on ▁-led words (Metaspace), so no merge joins a character to a following ▁."""
+    if not TRAINABLE:
+        import pytest
+
+        pytest.skip("tokenizers 1.x has no trainers (and no fast engine to test)")
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tokenizer.normalizer = normalizers.Replace(" ", "▁")
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    trainer = trainers.BpeTrainer(
+        vocab_size=900, special_tokens=LLAMA_SPECIAL_TOKENS, limit_alphabet=120, show_progress=False
+    )
+    _train(tokenizer, trainer)
+    tokenizer = _with_byte_tokens_first(tokenizer)
+    data = json.loads(tokenizer.to_str())
+    data["pre_tokenizer"] = None
+    tokenizer = Tokenizer.from_str(json.dumps(data))
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", 1)]
+    )
+    return _save(tokenizer, "gemma_style_bpe")
 
 
 @functools.cache
@@ -359,6 +388,9 @@ def deepseek_llm_style_bpe() -> str:
     return _save(tokenizer, "deepseek_llm_style_bpe")
 
 
+# SentencePiece-style BPE (no pre-tokenizer, byte fallback): with Prepend and merges across
+# '▁' (characters that stay joined to the next unit), and without either.
+SENTENCEPIECE_FAMILIES = {"llama_style_bpe": llama_style_bpe, "gemma_style_bpe": gemma_style_bpe}
 BYTE_LEVEL_FAMILIES = {
     "refact_style_bpe": refact_style_bpe,
     "command_r_style_bpe": command_r_style_bpe,

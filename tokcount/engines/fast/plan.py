@@ -181,7 +181,9 @@ class BpeModel:
     # SentencePiece-style BPE (bpe.sentencepiece_token_count): symbols are characters, not bytes
     sentencepiece: bool = False
     char_ids: np.ndarray = field(default_factory=lambda: NO_CHAR_IDS)  # int32[code point]: the character's token, or -1
-    byte_token_ids: np.ndarray = field(default_factory=lambda: NO_BYTE_TOKENS)  # int64[byte]: <0xXX>, the byte fallback's token
+    byte_token_ids: np.ndarray = field(
+        default_factory=lambda: NO_BYTE_TOKENS
+    )  # int64[byte]: <0xXX>, the byte fallback's token
     meta_id: int = -1  # the token of the meta symbol (U+2581), which spaces become
 
     def as_tuple(self) -> tuple:

@@ -411,8 +411,6 @@ def sentencepiece_unit_end(buf, pos, end, sticky):
 
 @numba.njit(inline="always")
 def pretoken_end(pattern, buf, pos, end, classes, folds):
-    if pattern == PATTERN_SENTENCEPIECE or pattern == PATTERN_SENTENCEPIECE_PREPEND:
-        return sentencepiece_unit_end(buf, pos, end, classes)
     if pattern == PATTERN_GPT2:
         return gpt2_pretoken_end(buf, pos, end, classes)
     if pattern == PATTERN_O200K or pattern == PATTERN_TEKKEN:
@@ -421,6 +419,8 @@ def pretoken_end(pattern, buf, pos, end, classes, folds):
         )
     if pattern == PATTERN_CL100K_TIKTOKEN:
         return llama3_pretoken_end(buf, pos, end, classes, folds, UNBOUNDED_DIGITS, True)
+    if pattern == PATTERN_SENTENCEPIECE or pattern == PATTERN_SENTENCEPIECE_PREPEND:
+        return sentencepiece_unit_end(buf, pos, end, classes)
     return llama3_pretoken_end(buf, pos, end, classes, folds, 3 if pattern == PATTERN_LLAMA3 else 1, False)
 
 
