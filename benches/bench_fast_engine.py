@@ -27,7 +27,7 @@ from tokcount.tokenizer import load_tokenizer_spec  # noqa: E402
 
 CORPUS = tokenizer_fixtures.SHARED_TOKENIZERS.parent / "corpus" / "bench.jsonl.zst"
 SLICE_BYTES = int(os.environ.get("TOKCOUNT_BENCH_BYTES", 8 << 20))
-TOKENIZERS = ["gpt2", "gpt-neox-20b", "llama3", "bytelevel_bpe"]
+TOKENIZERS = ["gpt2", "gpt-neox-20b", "llama3", "bytelevel_bpe", "llama2", "phi-3", "gemma-4"]
 
 
 @pytest.fixture(scope="module")

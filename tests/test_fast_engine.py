@@ -134,7 +134,18 @@ LOCAL = {
     **fixtures.BYTE_LEVEL_FAMILIES,
     **fixtures.SENTENCEPIECE_FAMILIES,
 }
-SHARED = ("gpt2", "gpt-neox-20b", "llama3", "refact", "command-r", "qwen35", "deepseek-llm", "llama2", "gemma-4")
+SHARED = (
+    "gpt2",
+    "gpt-neox-20b",
+    "llama3",
+    "refact",
+    "command-r",
+    "qwen35",
+    "deepseek-llm",
+    "llama2",
+    "gemma-4",
+    "phi-3",
+)
 ALL_NAMES = list(LOCAL) + list(SHARED)
 # The tokenizers standing for each pre-tokenizer shape in the every-code-point tests.
 NEW_FAMILIES = list(fixtures.BYTE_LEVEL_FAMILIES)
@@ -206,7 +217,7 @@ def test_supported_tokenizers(name):
     "name, reason",
     [
         ("wordpiece", "WordPiece"),
-        ("phi-3", "rstrip"),
+        ("bert-bge", "WordPiece"),
     ],
 )
 def test_unsupported_tokenizers_say_why(name, reason):
@@ -218,6 +229,67 @@ def test_unsupported_tokenizers_say_why(name, reason):
     assert not supported and reason in why
     with pytest.raises(ValueError, match="does not support"):
         FastCounter(spec)
+
+
+@pytest.mark.parametrize(
+    "flag, value, reason",
+    [
+        ("lstrip", True, "lstrip"),
+        ("single_word", True, "single_word"),
+        ("rstrip", True, "rstrip and is matched after normalizing"),
+    ],
+)
+def test_added_token_options_not_handled_say_so(flag, value, reason):
+    def edit(config):
+        config["added_tokens"].append(
+            {
+                "id": len(config["model"]["vocab"]),
+                "content": "<|turn|>",
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": False,
+                "normalized": flag == "rstrip",
+                "special": False,
+                flag: value,
+            }
+        )
+
+    supported, why = fast_support(load_tokenizer_spec(_variant(f"added_{flag}", edit)))
+    assert not supported and reason in why, why
+
+
+def test_rstrip_refused_where_stripped_whitespace_could_start_another_token():
+    def edit(config):
+        next_id = len(config["model"]["vocab"])
+        for offset, (content, rstrip) in enumerate([("<|turn|>", True), ("  ", False)]):
+            config["added_tokens"].append(
+                {
+                    "id": next_id + offset,
+                    "content": content,
+                    "single_word": False,
+                    "lstrip": False,
+                    "rstrip": rstrip,
+                    "normalized": False,
+                    "special": True,
+                }
+            )
+
+    supported, why = fast_support(load_tokenizer_spec(_variant("rstrip_and_space_token", edit)))
+    assert not supported and "starts with whitespace" in why, why
+
+
+def test_rstrip_strips_what_tokenizers_strips_for_every_code_point():
+    """Each code point after an rstrip token, then a letter: the fast count equals tokenizers'
+    for every scalar value (Rust's whitespace, not the regex engine's \\s nor Python's)."""
+    from tokcount.engines.fast.codepoints import stripped_by_added_tokens
+
+    stripped = stripped_by_added_tokens()
+    assert stripped[0x3000] and stripped[0x85] and not stripped[0x1C]  # Python's isspace says yes to U+001C
+    scalars = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    texts = ["<|end|>" + chr(c) + "a" for c in scalars[::97]] + [
+        "<|end|>" + chr(c) + "a" for c in np.flatnonzero(stripped).tolist()
+    ]
+    assert_same_counts("phi3_style_bpe", texts, False)
 
 
 def test_other_regex_is_unsupported():
@@ -442,8 +514,12 @@ def test_edge_texts(name):
         assert_same_counts(name, texts, flag)
 
 
-SENTENCEPIECE_NAMES = [*fixtures.SENTENCEPIECE_FAMILIES, "llama2", "gemma-4"]
-SENTENCEPIECE_PIECES = (" ", "  ", "\u2581", " \u2581", "a", "ab", ">", "<", "</", "\n", "\t", "中文", "é", "🙂", "x ")
+SENTENCEPIECE_NAMES = [*fixtures.SENTENCEPIECE_FAMILIES, "llama2", "gemma-4", "phi-3"]
+# U+3000, U+00A0, U+0085 and U+2028 are whitespace an rstrip token strips, U+001C is not.
+SENTENCEPIECE_PIECES = (
+    *(" ", "  ", "\u2581", " \u2581", "a", "ab", ">", "<", "</", "\n", "\t", "中文", "é", "🙂", "x "),
+    *("\u3000", "\u00a0", "\x85", "\u2028", "\x1c", "\r\n "),
+)
 
 
 @pytest.mark.parametrize("name", SENTENCEPIECE_NAMES)

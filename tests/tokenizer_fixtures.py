@@ -148,6 +148,33 @@ def llama_style_bpe() -> str:
     return _save(tokenizer, "llama_style_bpe")
 
 
+@functools.cache
+def phi3_style_bpe() -> str:
+    """Phi-3 style: Llama-2's model with chat tokens whose ``rstrip`` drops the whitespace after
+    them ("</s>" not special, "<|end|>" special), beside one without it."""
+    data = json.loads(Path(llama_style_bpe()).read_text())
+    for token in data["added_tokens"]:
+        if token["content"] == "</s>":
+            token["rstrip"] = True
+    next_id = max(data["model"]["vocab"].values()) + 1
+    for offset, (content, rstrip) in enumerate([("<|end|>", True), ("<|user|>", True), ("<|endoftext|>", False)]):
+        data["added_tokens"].append(
+            {
+                "id": next_id + offset,
+                "content": content,
+                "single_word": False,
+                "lstrip": False,
+                "rstrip": rstrip,
+                "normalized": False,
+                "special": True,
+            }
+        )
+    path = _cache_dir() / "phi3_style_bpe" / "tokenizer.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
 def _with_byte_tokens_first(tokenizer: Tokenizer) -> Tokenizer:
     """As in Llama's tokenizer.json, the byte tokens sit in the model vocab at ids 3..258, not as
     added tokens (so the text "<0x41>" is not matched as a token); merges refer to strings and
@@ -389,8 +416,12 @@ def deepseek_llm_style_bpe() -> str:
 
 
 # SentencePiece-style BPE (no pre-tokenizer, byte fallback): with Prepend and merges across
-# '▁' (characters that stay joined to the next unit), and without either.
-SENTENCEPIECE_FAMILIES = {"llama_style_bpe": llama_style_bpe, "gemma_style_bpe": gemma_style_bpe}
+# '▁' (characters that stay joined to the next unit), without either, and with rstrip tokens.
+SENTENCEPIECE_FAMILIES = {
+    "llama_style_bpe": llama_style_bpe,
+    "gemma_style_bpe": gemma_style_bpe,
+    "phi3_style_bpe": phi3_style_bpe,
+}
 BYTE_LEVEL_FAMILIES = {
     "refact_style_bpe": refact_style_bpe,
     "command_r_style_bpe": command_r_style_bpe,

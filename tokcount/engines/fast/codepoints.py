@@ -328,3 +328,52 @@ def _nfc_safe_table() -> np.ndarray:
     if normalizers.NFC().normalize_str(text) != text:
         raise RuntimeError("tokenizers' NFC changes a text made only of NFC-safe code points")
     return safe
+
+
+_STRIP_PROBE = {
+    "version": "1.0",
+    "added_tokens": [
+        {
+            "id": 1,
+            "content": "<x>",
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": True,
+            "normalized": False,
+            "special": True,
+        }
+    ],
+    "normalizer": None,
+    "pre_tokenizer": None,
+    "post_processor": None,
+    "decoder": None,
+    "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "<x>": 1}, "unk_token": "[UNK]"},
+}
+
+
+@functools.lru_cache(maxsize=1)
+def stripped_by_added_tokens() -> np.ndarray:
+    """uint8[0x110000]: 1 for a code point that an added token with ``rstrip`` removes after
+    itself (tokenizers strips Rust's ``char::is_whitespace``, not the regex engine's ``\\s``).
+
+    Asked of tokenizers itself: in "<x>c<x>c..." with an rstrip "<x>" and a one-word-per-gap
+    model, each c that survives is a gap of its own ([UNK] at its offset); the others were
+    stripped. ~1 s, then kept in the engine plan of the tokenizer that needs it."""
+    import json
+
+    scalars = _scalar_values()
+    probe = tokenizers.Tokenizer.from_str(json.dumps(_STRIP_PROBE))
+    text = "".join("<x>" + chr(c) for c in scalars.tolist())
+    encoding = probe.encode(text, add_special_tokens=False)
+    ids = np.array(encoding.ids, dtype=np.int64)
+    begins = np.array([begin for begin, _ in encoding.offsets], dtype=np.int64)
+    survivors = begins[ids == 0]
+    if np.any(survivors % 4 != 3) or np.count_nonzero(ids == 1) != scalars.shape[0]:
+        raise RuntimeError("tokenizers' rstrip probe did not split as expected")
+    kept = np.zeros(scalars.shape[0], dtype=bool)
+    kept[survivors // 4] = True
+    stripped = np.zeros(CODE_POINTS, dtype=np.uint8)
+    stripped[scalars[~kept]] = 1
+    if not stripped[ord(" ")] or stripped[ord("x")]:
+        raise RuntimeError("tokenizers' rstrip probe: ' ' is not stripped, or 'x' is")
+    return stripped

@@ -5,7 +5,8 @@ Text arrives as UTF-8 bytes (valid: Python encoded it). The pipeline per documen
 `tokenizers` runs in ``encode``, restricted to what counting needs:
 
 1. added tokens: leftmost-longest literal matches, first of the non-normalized set over the
-   whole text, then of the normalized set inside each gap (each match is one token);
+   whole text, then of the normalized set inside each gap (each match is one token; one with
+   rstrip drops the whitespace after it);
 2. pre-tokenization of each remaining piece with a hand-written matcher of the GPT-2 or the
    Llama-3 regex, or a sequence of simple splits (code point classes come from tables derived
    from the regex engine);
@@ -40,9 +41,11 @@ from .cache import (
 from .pretokenize import (
     PATTERN_SENTENCEPIECE_PREPEND,
     PATTERN_SPLIT_SEQUENCE,
+    added_token_index,
     next_added_token,
     pretoken_end,
     sequence_cuts,
+    stripped_end,
 )
 from .primitives import prefetch_row
 
@@ -66,6 +69,7 @@ def count_documents(
     program,
     unnormalized_tokens,
     normalized_tokens,
+    strip,
     cache,
     model,
     pretokens_only,
@@ -80,6 +84,8 @@ def count_documents(
     first_end, first_mask, second_mask, uniform, lone_bytes) of the added tokens matched on the original and
     on the normalized text (for text that was normalized here, the caller passes an empty first
     set: tokenizers matches it only before normalizing).
+    `strip`: (rstrip flag per unnormalized pattern, or none at all; stripped[code point]): an
+    added token with rstrip also takes the whitespace after it, which then counts for nothing.
     `cache`: (slots, arena, meta, max_key_length, hot): PretokenCache.as_tuple().
     `model`: (byte_ids, byte_pair_ranks, merges, merge_ids, id_bits, rank_bits, scan_ok, ignore_merges,
     vocab_filter, vocab_slots, vocab_keys, vocab_starts, vocab_lengths, sentencepiece, char_ids,
@@ -91,6 +97,7 @@ def count_documents(
         unnormalized_tokens
     )
     n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform, n_lone = normalized_tokens
+    strip_right, stripped = strip
     slots, arena, meta, max_key_length, hot = cache
     hot_mask = np.uint64(hot.shape[0] - 1)
     workspace = np.empty((6, 3 * 64 + 1), dtype=np.int64)
@@ -240,6 +247,12 @@ def count_documents(
                 total += 1
                 meta[META_ADDED_TOKENS] += 1
                 pos = outer_match + outer_length
+                if strip_right.shape[0] > 0:
+                    k = added_token_index(
+                        buf, outer_match, outer_length, u_patterns, u_starts, u_lengths, u_first_begin, u_first_end
+                    )
+                    if strip_right[k]:
+                        pos = stripped_end(buf, pos, end, stripped)
         counts[d] += total
     hits += count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace)
     meta[META_HITS] += hits + hot_hits

@@ -98,6 +98,8 @@ class FastCounter:
         # The plan's NFC is the tokenizer's whole normalizer (alone or a one-step Sequence).
         self._normalizer = normalizers.NFC() if self.plan.nfc else None
         self._no_literals = LiteralSet.of([]).as_tuple()
+        self._strip = (self.plan.unnormalized.strip_right, self.plan.stripped)
+        self._no_strip = (np.zeros(0, dtype=np.uint8), np.zeros(1, dtype=np.uint8))
         self._counters = {
             "documents": 0,
             "bytes": 0,
@@ -197,7 +199,7 @@ class FastCounter:
                         renormalized.append((d, normalized))
 
         documents = np.flatnonzero(fast)
-        self._run(buf, starts, ends, documents, counts, self.plan.unnormalized.as_tuple(), pretokens_only)
+        self._run(buf, starts, ends, documents, counts, self.plan.unnormalized.as_tuple(), self._strip, pretokens_only)
         if renormalized:
             indices = np.array([d for d, _ in renormalized], dtype=np.int64)
             sub_counts, unencodable_after = self._count_normalized([text for _, text in renormalized], pretokens_only)
@@ -236,10 +238,10 @@ class FastCounter:
         if self.plan.has_unencodable_bytes and not pretokens_only:
             unencodable = pretokenize.documents_with_bytes(buf, starts, ends, self.plan.unencodable_bytes)
             documents = np.delete(documents, unencodable)
-        self._run(buf, starts, ends, documents, counts, self._no_literals, pretokens_only)
+        self._run(buf, starts, ends, documents, counts, self._no_literals, self._no_strip, pretokens_only)
         return counts, unencodable
 
-    def _run(self, buf, starts, ends, documents, counts, unnormalized, pretokens_only: bool) -> None:
+    def _run(self, buf, starts, ends, documents, counts, unnormalized, strip, pretokens_only: bool) -> None:
         if documents.shape[0] == 0:
             return
         self._counters["pretokens"] += int(
@@ -255,6 +257,7 @@ class FastCounter:
                 self._program,
                 unnormalized,
                 self.plan.normalized.as_tuple(),
+                strip,
                 self.cache.as_tuple(),
                 self.plan.model.as_tuple(),
                 pretokens_only,

@@ -32,6 +32,7 @@ from .codepoints import (
     TEKKEN_PATTERN,
     isolated_digit_members,
     regex_members,
+    stripped_by_added_tokens,
 )
 
 PLANS_KEPT = 8  # on disk, least recently used first out (Llama-3's is 11 MB)
@@ -99,10 +100,13 @@ class LiteralSet:
     second_mask: np.ndarray  # uint8[b1]: groups whose first byte b1 may follow
     uniform: np.ndarray  # 1 for a pattern repeating one byte
     lone_bytes: tuple  # (first byte all patterns share or -1, second byte all share or -1)
+    # uint8[pattern]: 1 for an added token with rstrip; empty when no token has it
+    strip_right: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint8))
 
     @classmethod
-    def of(cls, contents: list[bytes]) -> LiteralSet:
+    def of(cls, contents: list[bytes], rstrip: frozenset[bytes] = frozenset()) -> LiteralSet:
         unique = sorted(set(contents), key=lambda c: (c[0], -len(c), c))
+        strip_right = np.array([content in rstrip for content in unique], dtype=np.uint8)
         lengths = np.array([len(c) for c in unique], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if unique else np.zeros(0, np.int64)
         patterns = np.frombuffer(b"".join(unique), dtype=np.uint8).copy() if unique else np.zeros(0, np.uint8)
@@ -137,6 +141,7 @@ class LiteralSet:
             second_mask,
             uniform,
             (lone_first, lone_second),
+            strip_right if rstrip else np.zeros(0, dtype=np.uint8),
         )
 
     def as_tuple(self) -> tuple:
@@ -158,6 +163,7 @@ class LiteralSet:
 
 
 NO_CHAR_IDS = np.full(1, -1, dtype=np.int32)
+NOTHING_STRIPPED = np.zeros(1, dtype=np.uint8)
 NO_BYTE_TOKENS = np.full(256, -1, dtype=np.int64)
 
 
@@ -238,6 +244,9 @@ class EnginePlan:
     # For the SentencePiece patterns, the classes the unit splitter reads (its sticky characters:
     # pretokenize.sentencepiece_unit_end), which are the tokenizer's, not a Unicode table.
     sticky: np.ndarray | None = None
+    # uint8[code point]: what an added token's rstrip takes after it (the unnormalized set's
+    # LiteralSet.strip_right says which tokens have it); one zero element when none has it.
+    stripped: np.ndarray = field(default_factory=lambda: NOTHING_STRIPPED)
 
     @property
     def has_unencodable_bytes(self) -> bool:
@@ -301,7 +310,7 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
         _check_sequence_on_probes(sequence, tokenizer)
     if getattr(tokenizer, "encode_special_tokens", False):
         raise Unsupported("encode_special_tokens is on (special tokens are not split off)")
-    unnormalized, normalized = _added_token_sets(config, tokenizer)
+    unnormalized, normalized, stripped = _added_token_sets(config, tokenizer)
     post_tokens = _post_processor_tokens(tokenizer)
     bpe, unencodable = _bpe_model(model)
     normalizer_name = "NFC normalizer" if nfc else "no normalizer"
@@ -311,7 +320,17 @@ def _build_engine_plan(spec: TokenizerSpec) -> EnginePlan:
         listed = ", ".join(f"0x{b:02X}" for b in missing.tolist())
         description += f"; texts with a byte that has no token ({listed}) are counted by tokenizers"
     return EnginePlan(
-        description, pattern, class_table, sequence, nfc, unnormalized, normalized, post_tokens, bpe, unencodable
+        description,
+        pattern,
+        class_table,
+        sequence,
+        nfc,
+        unnormalized,
+        normalized,
+        post_tokens,
+        bpe,
+        unencodable,
+        stripped=stripped,
     )
 
 
@@ -355,7 +374,7 @@ def _sentencepiece_plan(spec: TokenizerSpec, config: dict, model: dict) -> Engin
     tokenizer = build_tokenizer(spec)
     if getattr(tokenizer, "encode_special_tokens", False):
         raise Unsupported("encode_special_tokens is on (special tokens are not split off)")
-    unnormalized, normalized = _added_token_sets(config, tokenizer)
+    unnormalized, normalized, stripped = _added_token_sets(config, tokenizer)
     if not normalized.empty:
         raise Unsupported("added tokens matched after SentencePiece's normalizer (normalized=true)")
     merges, merge_ids, id_bits, rank_bits, results = _merge_tables(model)
@@ -404,6 +423,7 @@ def _sentencepiece_plan(spec: TokenizerSpec, config: dict, model: dict) -> Engin
         bpe_model,
         np.zeros(256, dtype=np.uint8),
         sticky,
+        stripped,
     )
 
 
@@ -564,17 +584,22 @@ def _normalizer_is_nfc(normalizer: dict | None) -> bool:
     raise Unsupported(f"normalizer {kinds} changes text (only NFC is handled)")
 
 
-def _added_token_sets(config: dict, tokenizer: Tokenizer) -> tuple[LiteralSet, LiteralSet]:
+def _added_token_sets(config: dict, tokenizer: Tokenizer) -> tuple[LiteralSet, LiteralSet, np.ndarray]:
+    """The added tokens matched on the original text and on the normalized text, and what an
+    rstrip token strips (uint8[code point], one zero element when no token has rstrip)."""
     unnormalized: list[bytes] = []
     normalized: list[bytes] = []
+    rstrip: set[bytes] = set()
     for token in config.get("added_tokens") or []:
         content = token.get("content", "")
         if not content:
             continue  # tokenizers ignores empty added tokens
-        for flag in ("lstrip", "rstrip", "single_word"):
+        for flag in ("lstrip", "single_word"):
             if token.get(flag):
                 raise Unsupported(f"added token {content!r} has {flag}")
         if token.get("normalized", True):
+            if token.get("rstrip"):
+                raise Unsupported(f"added token {content!r} has rstrip and is matched after normalizing")
             normalizer = tokenizer.normalizer
             matched = normalizer.normalize_str(content) if normalizer is not None else content
             if not matched:
@@ -582,7 +607,19 @@ def _added_token_sets(config: dict, tokenizer: Tokenizer) -> tuple[LiteralSet, L
             normalized.append(matched.encode("utf-8"))
         else:
             unnormalized.append(content.encode("utf-8"))
-    return LiteralSet.of(unnormalized), LiteralSet.of(normalized)
+            if token.get("rstrip"):
+                rstrip.add(content.encode("utf-8"))
+    stripped = NOTHING_STRIPPED
+    if rstrip:
+        stripped = stripped_by_added_tokens()
+        for content in unnormalized + normalized:
+            first = ord(content.decode("utf-8")[0])
+            if first < stripped.shape[0] and stripped[first]:
+                # An rstrip token's whitespace could hold the start of this one's match.
+                raise Unsupported(
+                    f"added token {content.decode('utf-8')!r} starts with whitespace an rstrip token strips"
+                )
+    return LiteralSet.of(unnormalized, frozenset(rstrip)), LiteralSet.of(normalized), stripped
 
 
 def _post_processor_tokens(tokenizer: Tokenizer) -> int:

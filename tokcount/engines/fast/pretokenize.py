@@ -570,6 +570,35 @@ def next_added_token(
     return end, 0
 
 
+@numba.njit(cache=True)  # not inlined: called once per rstrip token matched, and count_documents is big
+def added_token_index(buf, q, length, patterns, pattern_starts, pattern_lengths, first_begin, first_end):
+    """Which pattern matched buf[q:q + length] (next_added_token's match), for its flags."""
+    for k in range(first_begin[buf[q]], first_end[buf[q]]):
+        if pattern_lengths[k] != length:
+            continue
+        start = pattern_starts[k]
+        same = True
+        for i in range(1, length):
+            if buf[q + i] != patterns[start + i]:
+                same = False
+                break
+        if same:
+            return k
+    return np.int64(-1)
+
+
+@numba.njit(cache=True)
+def stripped_end(buf, pos, end, stripped):
+    """End of the run of code points at `pos` that an added token's rstrip removes
+    (`stripped[code point]` is 1: tokenizers' own whitespace, codepoints.stripped_by_added_tokens)."""
+    while pos < end:
+        cp, width = decode_utf8(buf, pos)
+        if cp >= stripped.shape[0] or stripped[cp] == 0:
+            break
+        pos += width
+    return pos
+
+
 @numba.njit(cache=True)
 def documents_with_added_token(
     buf,
