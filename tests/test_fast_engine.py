@@ -241,18 +241,8 @@ def test_unsupported_tokenizers_say_why(name, reason):
 )
 def test_added_token_options_not_handled_say_so(flag, value, reason):
     def edit(config):
-        config["added_tokens"].append(
-            {
-                "id": len(config["model"]["vocab"]),
-                "content": "<|turn|>",
-                "single_word": False,
-                "lstrip": False,
-                "rstrip": False,
-                "normalized": flag == "rstrip",
-                "special": False,
-                flag: value,
-            }
-        )
+        token = fixtures.added_token(len(config["model"]["vocab"]), "<|turn|>", normalized=flag == "rstrip")
+        config["added_tokens"].append({**token, flag: value})
 
     supported, why = fast_support(load_tokenizer_spec(_variant(f"added_{flag}", edit)))
     assert not supported and reason in why, why
@@ -262,17 +252,7 @@ def test_rstrip_refused_where_stripped_whitespace_could_start_another_token():
     def edit(config):
         next_id = len(config["model"]["vocab"])
         for offset, (content, rstrip) in enumerate([("<|turn|>", True), ("  ", False)]):
-            config["added_tokens"].append(
-                {
-                    "id": next_id + offset,
-                    "content": content,
-                    "single_word": False,
-                    "lstrip": False,
-                    "rstrip": rstrip,
-                    "normalized": False,
-                    "special": True,
-                }
-            )
+            config["added_tokens"].append(fixtures.added_token(next_id + offset, content, rstrip=rstrip))
 
     supported, why = fast_support(load_tokenizer_spec(_variant("rstrip_and_space_token", edit)))
     assert not supported and "starts with whitespace" in why, why

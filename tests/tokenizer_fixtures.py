@@ -148,6 +148,13 @@ def llama_style_bpe() -> str:
     return _save(tokenizer, "llama_style_bpe")
 
 
+def added_token(token_id: int, content: str, **flags) -> dict:
+    """An added token as tokenizer.json holds it: special, matched before normalizing, no
+    stripping, unless `flags` say otherwise."""
+    token = {"id": token_id, "content": content, "single_word": False, "lstrip": False, "rstrip": False}
+    return {**token, "normalized": False, "special": True, **flags}
+
+
 @functools.cache
 def phi3_style_bpe() -> str:
     """Phi-3 style: Llama-2's model with chat tokens whose ``rstrip`` drops the whitespace after
@@ -158,17 +165,7 @@ def phi3_style_bpe() -> str:
             token["rstrip"] = True
     next_id = max(data["model"]["vocab"].values()) + 1
     for offset, (content, rstrip) in enumerate([("<|end|>", True), ("<|user|>", True), ("<|endoftext|>", False)]):
-        data["added_tokens"].append(
-            {
-                "id": next_id + offset,
-                "content": content,
-                "single_word": False,
-                "lstrip": False,
-                "rstrip": rstrip,
-                "normalized": False,
-                "special": True,
-            }
-        )
+        data["added_tokens"].append(added_token(next_id + offset, content, rstrip=rstrip))
     path = _cache_dir() / "phi3_style_bpe" / "tokenizer.json"
     path.parent.mkdir()
     path.write_text(json.dumps(data))

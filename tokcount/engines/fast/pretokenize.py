@@ -442,6 +442,15 @@ def pretoken_boundaries(pattern, buf, classes, folds):
 
 
 @numba.njit(inline="always")
+def pattern_rest_matches(buf, q, patterns, start, length):
+    """Whether buf[q + 1:q + length] is the pattern's bytes after its first (already compared)."""
+    for i in range(1, length):
+        if buf[q + i] != patterns[start + i]:
+            return False
+    return True
+
+
+@numba.njit(inline="always")
 def first_added_token_at(buf, q, end, patterns, pattern_starts, pattern_lengths, first_begin, first_end, uniform):
     """Length of the longest pattern matching at q, or 0. Patterns are sorted by first byte,
     then by decreasing length, so the first full match is the longest. A pattern that repeats
@@ -462,13 +471,7 @@ def first_added_token_at(buf, q, end, patterns, pattern_starts, pattern_lengths,
             if run >= length:
                 return length
             continue
-        start = pattern_starts[k]
-        same = True
-        for i in range(1, length):
-            if buf[q + i] != patterns[start + i]:
-                same = False
-                break
-        if same:
+        if pattern_rest_matches(buf, q, patterns, pattern_starts[k], length):
             return length
     return np.int64(0)
 
@@ -576,13 +579,7 @@ def added_token_index(buf, q, length, patterns, pattern_starts, pattern_lengths,
     for k in range(first_begin[buf[q]], first_end[buf[q]]):
         if pattern_lengths[k] != length:
             continue
-        start = pattern_starts[k]
-        same = True
-        for i in range(1, length):
-            if buf[q + i] != patterns[start + i]:
-                same = False
-                break
-        if same:
+        if pattern_rest_matches(buf, q, patterns, pattern_starts[k], length):
             return k
     return np.int64(-1)
 
