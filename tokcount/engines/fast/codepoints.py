@@ -32,6 +32,7 @@ missing or unreadable.
 from __future__ import annotations
 
 import functools
+import json
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,8 +360,6 @@ def stripped_by_added_tokens() -> np.ndarray:
     Asked of tokenizers itself: in "<x>c<x>c..." with an rstrip "<x>" and a one-word-per-gap
     model, each c that survives is a gap of its own ([UNK] at its offset); the others were
     stripped. ~1 s, then kept in the engine plan of the tokenizer that needs it."""
-    import json
-
     scalars = _scalar_values()
     probe = tokenizers.Tokenizer.from_str(json.dumps(_STRIP_PROBE))
     text = "".join("<x>" + chr(c) for c in scalars.tolist())

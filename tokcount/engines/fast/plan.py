@@ -106,7 +106,7 @@ class LiteralSet:
     @classmethod
     def of(cls, contents: list[bytes], rstrip: frozenset[bytes] = frozenset()) -> LiteralSet:
         unique = sorted(set(contents), key=lambda c: (c[0], -len(c), c))
-        strip_right = np.array([content in rstrip for content in unique], dtype=np.uint8)
+        strip_right = np.array([content in rstrip for content in unique] if rstrip else [], dtype=np.uint8)
         lengths = np.array([len(c) for c in unique], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if unique else np.zeros(0, np.int64)
         patterns = np.frombuffer(b"".join(unique), dtype=np.uint8).copy() if unique else np.zeros(0, np.uint8)
@@ -141,7 +141,7 @@ class LiteralSet:
             second_mask,
             uniform,
             (lone_first, lone_second),
-            strip_right if rstrip else np.zeros(0, dtype=np.uint8),
+            strip_right,
         )
 
     def as_tuple(self) -> tuple:
