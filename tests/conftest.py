@@ -8,7 +8,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # the test-side writers (idx_writ
 
 @pytest.fixture(autouse=True, scope="session")
 def _compiled_kernels(_private_cache_directory):
-    """Compile the fast engine's kernels once, first, as a first real run would (about a minute):
+    """Compile the fast engine's kernels once, first, as a first real run would (about two minutes):
     afterwards no test depends on being the one that paid for it, or printed the status line."""
     try:
         import tokenizer_fixtures

@@ -1066,8 +1066,21 @@ def test_other_split_sequences_are_unsupported(pre_tokenizer, request):
         ["\\p{L}+", "\\s?\\p{P}+", "\\p{N}"],
         ["[\r\n]", "\\s+$", {"type": "Digits", "individual_digits": False}],
         ["[\u3000-\u303f]", "\\s?[\u3000-\u303f]+", "[^a-z]+"],  # U+3000 is \s and a member
+        ["[\r\n]", "\\p{N}{1,3}", "\\p{L}{1,2}"],  # bounded runs, cut by the step before
+        # DeepSeek-V3's words regex after other cuts, and spelt with \r and \n escaped
+        ["\\s+$", "\\s?\\p{P}+", fixtures.DEEPSEEK_V3_SPLITS[2]],
+        ["[0-9]+", fixtures.DEEPSEEK_V3_SPLITS[2].replace("\r", "\\r").replace("\n", "\\n")],
+        ["\\s+$", "\\p{L}+"],  # Oniguruma's $ matches before a line feed inside a piece too
     ],
-    ids=["properties", "digit-runs", "space-members"],
+    ids=[
+        "properties",
+        "digit-runs",
+        "space-members",
+        "bounded-runs",
+        "v3-words-after-cuts",
+        "v3-words-escaped",
+        "end-of-line",
+    ],
 )
 def test_split_sequences_of_the_simple_shapes_split_like_tokenizers(steps, request):
     """Other sequences made of the same step shapes are counted too, and split as tokenizers does."""
@@ -1083,11 +1096,31 @@ def test_split_sequences_of_the_simple_shapes_split_like_tokenizers(steps, reque
     assert supported and f"sequence of {len(steps)} splits" in why, why
     plan = engine_plan(spec)
     texts = boundary_texts(8) + ["\u3000\u3000a\u3000 \u3001x  ", "12 345\n\n 6  ", "  "]
+    texts += ["a \n\n b\n", " \n", "\n \n x", "x \r\n \n\ty", "\n\n", "a\n", "a \r \n\r"]
     assert plan.sequence is not None
     assert_same_boundaries(
         Tokenizer.from_file(path).pre_tokenizer, plan.pattern, plan.sequence.members, texts, plan.sequence.program
     )
     assert_same_counts_for(path, texts)
+
+
+def test_deepseek_v3_splits_like_tokenizers_on_random_texts():
+    """DeepSeek-V3's three splits against its pre-tokenizer on 20,000 texts drawn from pieces that
+    exercise each alternative of its words regex (ASCII punctuation before ASCII letters, marks,
+    digit runs past 3, CJK and kana, Unicode whitespace, lone control characters)."""
+    from tokcount.engines.fast import engine_plan
+
+    path = tokenizer_path("deepseek_v3_style_bpe")
+    plan = engine_plan(load_tokenizer_spec(path))
+    assert plan.sequence is not None
+    pieces = ["a", "Z", "é", "e\u0301", "\u0301", "中", "文", "の", "カ", "ー", "한", "1", "23", "4567", "١٢", "²"]
+    pieces += [" ", "  ", "\t", "\n", "\r\n", " \n ", "\u3000", "\x85", ".", ",", "'s", "$", "++", "¿", "-", "_"]
+    pieces += ["(", ")", "\\", "`", "~", "½", "\x01", "\u200b", "🙂", "ǅ", "x.com", "。", "\U000e0001"]
+    rng = np.random.default_rng(11)
+    texts = ["".join(rng.choice(pieces, size=rng.integers(1, 20)).tolist()) for _ in range(20000)]
+    assert_same_boundaries(
+        Tokenizer.from_file(path).pre_tokenizer, plan.pattern, plan.sequence.members, texts, plan.sequence.program
+    )
 
 
 def assert_same_counts_for(path: str, texts: list[str]) -> None:

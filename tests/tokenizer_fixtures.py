@@ -412,6 +412,33 @@ def deepseek_llm_style_bpe() -> str:
     return _save(tokenizer, "deepseek_llm_style_bpe")
 
 
+# DeepSeek-V3 / R1: three Splits (digit runs of up to 3, CJK runs, then its words regex) and
+# ByteLevel(use_regex=false), as its tokenizer.json declares them.
+DEEPSEEK_V3_SPLITS = (
+    "\\p{N}{1,3}",
+    "[一-龥\u3040-ゟ゠-ヿ]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+)
+
+
+@functools.cache
+def deepseek_v3_style_bpe() -> str:
+    """DeepSeek-V3: Split(\\p{N}{1,3}), Split([CJK]+), Split(words), ByteLevel(use_regex=false);
+    a BOS added by the post-processor."""
+    sequence = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(regex), "isolated") for regex in DEEPSEEK_V3_SPLITS]
+        + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False)]
+    )
+    tokenizer = _byte_level_family(sequence, ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<｜begin▁of▁sentence｜> $A",
+        pair="<｜begin▁of▁sentence｜> $A <｜begin▁of▁sentence｜> $B:1",
+        special_tokens=[("<｜begin▁of▁sentence｜>", tokenizer.token_to_id("<｜begin▁of▁sentence｜>"))],
+    )
+    return _save(tokenizer, "deepseek_v3_style_bpe")
+
+
 # SentencePiece-style BPE (no pre-tokenizer, byte fallback): with Prepend and merges across
 # '▁' (characters that stay joined to the next unit), without either, and with rstrip tokens.
 SENTENCEPIECE_FAMILIES = {
@@ -425,6 +452,7 @@ BYTE_LEVEL_FAMILIES = {
     "qwen2_style_bpe": qwen2_style_bpe,
     "qwen35_style_bpe": qwen35_style_bpe,
     "deepseek_llm_style_bpe": deepseek_llm_style_bpe,
+    "deepseek_v3_style_bpe": deepseek_v3_style_bpe,
     "o200k_style_bpe": o200k_style_bpe,
     "cl100k_tiktoken_style_bpe": cl100k_tiktoken_style_bpe,
     "tekken_style_bpe": tekken_style_bpe,

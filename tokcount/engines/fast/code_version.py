@@ -24,7 +24,7 @@ def engine_code_version() -> str:
 
 def kernels_compiled() -> bool:
     """Whether numba's cache already holds the main counting kernel for this code (a first run
-    compiles it: about a minute on one core, which a user must be told about)."""
+    compiles it: about two minutes on one core, which a user must be told about)."""
     cache = PACKAGE / "__pycache__"
     try:
         current = (cache / STAMP).read_text() == engine_code_version()
@@ -34,7 +34,7 @@ def kernels_compiled() -> bool:
 
 
 COMPILING_MESSAGE = (
-    "compiling the fast engine's kernels: once per install (or upgrade), about a minute on one core; "
+    "compiling the fast engine's kernels: once per install (or upgrade), about two minutes on one core; "
     "later runs start at once"
 )
 

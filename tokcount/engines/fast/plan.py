@@ -219,10 +219,10 @@ class SplitSequence:
     """A pre-tokenizer Sequence of simple splits, as pretokenize.sequence_cuts takes it."""
 
     members: np.ndarray  # uint8[0x110000]: a bit per class (SEQUENCE_SPACE_BIT is \s)
-    program: np.ndarray  # int64[steps, 2]: (pretokenize.STEP_*, class bit)
+    program: np.ndarray  # int64[steps, 3]: (pretokenize.STEP_*, class bit(s), limit of a bounded run)
 
 
-NO_PROGRAM = np.zeros((0, 2), dtype=np.int64)
+NO_PROGRAM = np.zeros((0, 3), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -497,14 +497,23 @@ SEQUENCE_STEP_SHAPES = (
     (re.compile(_CLASS + r"\+"), pretokenize.STEP_RUN),
     (re.compile(r"\\s\?" + _CLASS + r"\+"), pretokenize.STEP_SPACE_RUN),
     (re.compile(r"\\s\+\$"), pretokenize.STEP_TRAILING_SPACE),
+    (re.compile(_CLASS + r"\{1,([1-9])\}"), pretokenize.STEP_BOUNDED_RUN),
 )
+# DeepSeek-V3's (and R1's) last Split, as its tokenizer.json spells it (\r and \n as the
+# characters themselves; the escaped spelling means the same to the regex engine).
+DEEPSEEK_V3_WORDS = (
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+"
+    "| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"
+)
+DEEPSEEK_V3_CLASSES = (r"\p{L}", r"\p{M}", r"\p{P}", r"\p{S}")
 DIGITS_CLASS = "Digits"  # the class of Digits: Rust's char::is_numeric, read off Digits itself
 
 
 def split_sequence(pre_tokenizer: dict | None) -> SplitSequence | None:
     r"""The steps of Sequence([Split(regex, Isolated) or Digits, ..., ByteLevel(use_regex=false)])
     when every regex has one of the SEQUENCE_STEP_SHAPES (DeepSeek-LLM: [\r\n], \s?[letters]+,
-    \s?[punctuation]+, \s+$, [CJK]+, then Digits(individual_digits=true)); else None. Which code
+    \s?[punctuation]+, \s+$, [CJK]+, then Digits(individual_digits=true); DeepSeek-V3: \p{N}{1,3},
+    [CJK]+, then its words regex, DEEPSEEK_V3_WORDS); else None. Which code
     points each class holds is asked of tokenizers' own regex engine (or of Digits), one pass
     over every code point per class."""
     if not pre_tokenizer or pre_tokenizer.get("type") != "Sequence":
@@ -515,29 +524,37 @@ def split_sequence(pre_tokenizer: dict | None) -> SplitSequence | None:
         last.get("type") == "ByteLevel" and not last.get("add_prefix_space", True) and not last.get("use_regex", True)
     ):
         return None
-    steps: list[tuple[int, str]] = []
+    steps: list[tuple[int, tuple[str, ...], int]] = []  # (STEP_*, its classes, limit)
     for part in parts[:-1]:
         if part.get("type") == "Digits":
             individual = bool(part.get("individual_digits", False))
-            steps.append((pretokenize.STEP_ISOLATE if individual else pretokenize.STEP_RUN, DIGITS_CLASS))
+            steps.append((pretokenize.STEP_ISOLATE if individual else pretokenize.STEP_RUN, (DIGITS_CLASS,), 0))
             continue
         regex = (part.get("pattern") or {}).get("Regex")
         if part.get("type") != "Split" or part.get("behavior") != "Isolated" or part.get("invert") or regex is None:
             return None
+        if regex.replace("\\r", "\r").replace("\\n", "\n") == DEEPSEEK_V3_WORDS:
+            steps.append((pretokenize.STEP_DEEPSEEK_V3_WORDS, DEEPSEEK_V3_CLASSES, 0))
+            continue
         for shape, kind in SEQUENCE_STEP_SHAPES:
             matched = shape.fullmatch(regex)
             if matched:
-                steps.append((kind, matched.group(1) if matched.groups() else ""))
+                groups = matched.groups()
+                steps.append((kind, groups[:1], int(groups[1]) if len(groups) > 1 else 0))
                 break
         else:
             return None
-    classes = sorted({cls for _, cls in steps if cls})
+    classes = sorted({cls for _, step_classes, _ in steps for cls in step_classes})
     if not steps or len(classes) > 7:  # a bit each, beside the one of \s
         return None
     bit_of = {cls: 2 << i for i, cls in enumerate(classes)}
+
+    def packed_bits(step_classes: tuple[str, ...]) -> int:  # a byte per class, in the step's order
+        return sum(bit_of[cls] << (8 * i) for i, cls in enumerate(step_classes))
+
     return SplitSequence(
         _sequence_members(tuple(classes)),
-        np.array([(kind, bit_of.get(cls, 0)) for kind, cls in steps], dtype=np.int64).reshape(-1, 2),
+        np.array([(kind, packed_bits(cls), limit) for kind, cls, limit in steps], dtype=np.int64).reshape(-1, 3),
     )
 
 
@@ -556,6 +573,7 @@ SEQUENCE_PROBES = (
     "中文字符串，日本語のテキスト 한국어 텍스트 ١٢٣ ४५६ ๗๘  ",
     "a  \t b\x0b\x0c\x85\xa0\u1680\u2000\u2028\u2029\u202f\u205f end   ",
     "'s 've x'll ǅ ǈ Ⰰ Ꙁ 𐐀𐑏 𞤀 ⅰⅱ ½ ¹ 𝟘 🙂 \U00010000 ",
+    "x.com/a?b=1234567&c=$d ¿Qué? \u0301a e\u0301\u0301 \x01\x02z 1st 2\u00b2 ..abc  .\n\n\r ++\n",
 )
 
 
