@@ -11,6 +11,7 @@ import numba
 import numpy as np
 
 from .bpe import hash_bytes, pack_short_key, same_bytes, word_token_count
+from .primitives import borrowed
 
 # meta[] slots of the pre-token cache
 META_ENTRIES = 0
@@ -242,6 +243,7 @@ HOT_SLOTS = 1 << 13
 def count_pending(buf, pending, n_pending, counts, slots, arena, meta, max_key_length, model, workspace):
     """Adds each pending pre-token's count to its document's; returns how many were cache hits
     by now (a pre-token missed twice within one batch is counted and inserted once)."""
+    workspace = borrowed(workspace)  # BPE's inlined helpers take it per word: no atomic counts
     hits = 0
     for k in range(n_pending):
         start = pending[0, k]

@@ -48,7 +48,7 @@ from .pretokenize import (
     sequence_cuts,
     stripped_end,
 )
-from .primitives import prefetch_row
+from .primitives import borrowed, prefetch_row
 
 # Cache misses are counted in batches of this many: BPE back to back keeps the merge tables in
 # the CPU caches, where BPE interleaved with pre-tokenizing found them evicted (half again slower).
@@ -94,12 +94,19 @@ def count_documents(
     `pretokens_only`: count each pre-token as 1 (tests compare the splitting with tokenizers'
     pre-tokenizer under a one-token-per-word model).
     """
-    (u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform, u_lone) = (
+    # Every array a per-pre-token helper takes, as a view without reference counts (see
+    # primitives.borrowed; the caller holds them all for the whole call).
+    buf, starts, ends, documents, counts, classes, folds, program, model = borrowed(
+        (buf, starts, ends, documents, counts, classes, folds, program, model)
+    )
+    (u_patterns, u_starts, u_lengths, u_first_begin, u_first_end, u_pair, u_single, u_uniform, u_lone) = borrowed(
         unnormalized_tokens
     )
-    n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform, n_lone = normalized_tokens
-    strip_right, stripped = strip
-    slots, arena, meta, max_key_length, hot = cache
+    n_patterns, n_starts, n_lengths, n_first_begin, n_first_end, n_pair, n_single, n_uniform, n_lone = borrowed(
+        normalized_tokens
+    )
+    strip_right, stripped = borrowed(strip)
+    slots, arena, meta, max_key_length, hot = borrowed(cache)
     hot_mask = np.uint64(hot.shape[0] - 1)
     workspace = np.empty((6, 3 * 64 + 1), dtype=np.int64)
     pending = np.empty((3, PENDING_MISSES), dtype=np.int64)  # rows: start, end, document
