@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tokenizer_fixtures as fixtures
 from idx_writer import patch, write_mmidx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,3 +342,39 @@ def test_tables_never_cut_a_number(columns):
         assert f"{train[key]:,}" in proc.stdout, (key, columns)
     if columns:
         assert max(map(len, proc.stdout.splitlines())) <= int(columns)
+
+
+NUMBA_EXTENSIONS_PROBE = """
+import sys
+from tokcount.engines.fast import FastCounter
+from tokcount.tokenizer import load_tokenizer_spec
+if sys.argv[1] == "command":
+    from tokcount.cli import main
+    main(["scan", sys.argv[3], "--tokenizer", sys.argv[2], "--engine", "fast", "--no-cache", "--json"])
+else:
+    FastCounter(load_tokenizer_spec(sys.argv[2])).count(["numba loads its extensions on a first call"])
+print("awkward" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_the_command_skips_numba_extensions_and_a_library_caller_keeps_them(tmp_path):
+    # awkward registers a numba extension (0.13-0.2 s to import): the command's own process
+    # never needs it, but a program using tokcount as a library may need numba's extensions.
+    pytest.importorskip("awkward")
+    if not fixtures.TRAINABLE:
+        pytest.skip("tokenizers 1.x: no fast engine (its tables need 0.2x's components)")
+    tokenizer = fixtures.bytelevel_bpe()
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "hello world"}\n', encoding="utf-8")
+    seen = {}
+    for mode in ("command", "library"):
+        proc = subprocess.run(
+            [sys.executable, "-c", NUMBA_EXTENSIONS_PROBE, mode, tokenizer, str(data)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+        assert proc.returncode == 0, proc.stderr
+        seen[mode] = proc.stderr.strip().splitlines()[-1]
+    assert seen == {"command": "False", "library": "True"}

@@ -513,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     _Stopped.signal_name = None
     _install_stop_handlers()
+    from .engines.warmup import own_this_process  # the command's own process: see there
+
+    own_this_process()
     try:
         if args.command == "scan":
             return _run_scan(args)
