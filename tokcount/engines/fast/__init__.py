@@ -25,9 +25,13 @@ modules it imports (numba issue 1833), so compiled kernels are dropped whenever 
 this package changes (code_version).
 """
 
+from ..warmup import quiet_numba_start
 from .code_version import drop_stale_compiled_kernels
 
 drop_stale_compiled_kernels()  # before any kernel module loads its cached machine code
+# Before numba's first call here (the plan's table builders run before any kernel), which is
+# when numba loads every installed extension: see there.
+quiet_numba_start()
 
 from .counter import FastCounter, PretokenCache  # noqa: E402
 from .plan import EnginePlan, Unsupported, checked_byte_level_alphabet, engine_plan, fast_support  # noqa: E402
