@@ -249,6 +249,13 @@ QWEN35_REGEX = (
 )
 
 
+def _bos_first(tokenizer: Tokenizer, bos: str) -> processors.TemplateProcessing:
+    """The post-processor of the BOS-first families: `bos` before each sequence."""
+    return processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tokenizer.token_to_id(bos))]
+    )
+
+
 def _byte_level_family(pre_tokenizer, special_tokens: list[str], normalizer=None) -> Tokenizer:
     if not TRAINABLE:
         import pytest
@@ -308,11 +315,7 @@ def command_r_style_bpe() -> str:
         normalizer=normalizers.NFC(),
     )
     tokenizer.add_tokens([AddedToken("<|START_OF_TURN_TOKEN|>", normalized=True, special=False)])
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<BOS_TOKEN> $A",
-        pair="<BOS_TOKEN> $A <BOS_TOKEN> $B:1",
-        special_tokens=[("<BOS_TOKEN>", tokenizer.token_to_id("<BOS_TOKEN>"))],
-    )
+    tokenizer.post_processor = _bos_first(tokenizer, "<BOS_TOKEN>")
     return _save(tokenizer, "command_r_style_bpe")
 
 
@@ -404,11 +407,7 @@ def deepseek_llm_style_bpe() -> str:
         ]
     )
     tokenizer = _byte_level_family(sequence, ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"])
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<｜begin▁of▁sentence｜> $A",
-        pair="<｜begin▁of▁sentence｜> $A <｜begin▁of▁sentence｜> $B:1",
-        special_tokens=[("<｜begin▁of▁sentence｜>", tokenizer.token_to_id("<｜begin▁of▁sentence｜>"))],
-    )
+    tokenizer.post_processor = _bos_first(tokenizer, "<｜begin▁of▁sentence｜>")
     return _save(tokenizer, "deepseek_llm_style_bpe")
 
 
@@ -431,11 +430,7 @@ def deepseek_v3_style_bpe() -> str:
         + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False, trim_offsets=False)]
     )
     tokenizer = _byte_level_family(sequence, ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"])
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="<｜begin▁of▁sentence｜> $A",
-        pair="<｜begin▁of▁sentence｜> $A <｜begin▁of▁sentence｜> $B:1",
-        special_tokens=[("<｜begin▁of▁sentence｜>", tokenizer.token_to_id("<｜begin▁of▁sentence｜>"))],
-    )
+    tokenizer.post_processor = _bos_first(tokenizer, "<｜begin▁of▁sentence｜>")
     return _save(tokenizer, "deepseek_v3_style_bpe")
 
 
